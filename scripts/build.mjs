@@ -1,0 +1,11 @@
+// Compiles src/ to dist/ and copies the SQL files next to the modules that read them.
+import { execFileSync } from "node:child_process";
+import { cpSync, rmSync } from "node:fs";
+
+rmSync("dist", { recursive: true, force: true });
+execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], {
+  stdio: "inherit",
+});
+for (const dir of ["db/migrations", "db/queries"]) {
+  cpSync(`src/${dir}`, `dist/${dir}`, { recursive: true });
+}

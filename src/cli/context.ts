@@ -1,0 +1,61 @@
+import { Rota } from "../client.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../db/embedded.js";
+import { RotaError } from "../errors.js";
+
+/** Options every command accepts (see main.ts). */
+export interface GlobalOptions {
+  databaseUrl?: string;
+  schema?: string;
+}
+
+/** The URL from --database-url, else DATABASE_URL, else none. */
+export function databaseUrlFrom(options: GlobalOptions): string | undefined {
+  const url = options.databaseUrl ?? process.env.DATABASE_URL;
+  return url === undefined || url === "" ? undefined : url;
+}
+
+/** A Rota for commands that need an existing database (migrate, doctor, worker). */
+export function rotaFor(options: GlobalOptions): Rota {
+  const url = databaseUrlFrom(options);
+  if (url === undefined) {
+    throw new RotaError(
+      "INVALID_DATABASE_URL",
+      "No database URL: pass --database-url postgres://… or set DATABASE_URL. (`rota dev` starts an embedded PostgreSQL when none is given.)",
+      { details: { field: "databaseUrl" } },
+    );
+  }
+  return new Rota({ connection: url, schema: options.schema });
+}
+
+/**
+ * The database URL to use, starting the embedded PostgreSQL when none is
+ * given. The returned `embedded` must be stopped by the caller, last.
+ */
+export async function urlOrEmbedded(
+  options: GlobalOptions,
+  log: (line: string) => void,
+): Promise<{ url: string; embedded: EmbeddedPostgres | null }> {
+  const url = databaseUrlFrom(options);
+  if (url !== undefined) return { url, embedded: null };
+  log("no database URL given: starting the embedded PostgreSQL (data in .rota/pgdata)");
+  const embedded = await startEmbeddedPostgres();
+  log(`embedded PostgreSQL listening on 127.0.0.1:${embedded.port}`);
+  return { url: embedded.url, embedded };
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (received) {
+        process.stderr.write(`rota: second ${signal}, exiting now\n`);
+        process.exit(130);
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}

@@ -1,0 +1,38 @@
+import type { Command } from "commander";
+import { Rota } from "../client.js";
+import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
+import { logLine } from "./output.js";
+
+export function registerDev(program: Command): void {
+  program
+    .command("dev")
+    .description(
+      "run rota locally: PostgreSQL (embedded when no URL is given), migrations, then wait for Ctrl-C",
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const stop = untilSignal();
+      const { url, embedded } = await urlOrEmbedded(globals, logLine);
+      const rota = new Rota({ connection: url, schema: globals.schema });
+      try {
+        const applied = await rota.migrate((m) =>
+          logLine(`applied migration ${String(m.version).padStart(4, "0")}_${m.name}`),
+        );
+        const status = await rota.schemaStatus();
+        logLine(
+          `schema "${rota.schema}" at version ${status.version}${applied.length ? ` (${applied.length} applied now)` : ""}`,
+        );
+        logLine(
+          `rota dev is running on ${embedded ? embedded.url : "the given database"}; Ctrl-C stops it`,
+        );
+        const signal = await stop;
+        logLine(`received ${signal}: stopping`);
+      } finally {
+        await rota.close();
+        if (embedded) {
+          await embedded.stop();
+          logLine("embedded PostgreSQL stopped");
+        }
+      }
+    });
+}

@@ -1,0 +1,40 @@
+import { Command, CommanderError } from "commander";
+import { registerDev } from "./dev.js";
+import { registerDoctor } from "./doctor.js";
+import { registerMigrate } from "./migrate.js";
+import { reportFailure } from "./output.js";
+
+export function buildProgram(): Command {
+  const program = new Command("rota")
+    .description("rota: a durable job queue and recurring-job scheduler on PostgreSQL")
+    .option("--database-url <url>", "PostgreSQL URL (default: $DATABASE_URL)")
+    .option("--schema <name>", "schema holding rota's tables", "rota")
+    .showHelpAfterError()
+    .exitOverride();
+  registerMigrate(program);
+  registerDoctor(program);
+  registerDev(program);
+  // Every subcommand shares the parent's error handling.
+  for (const command of program.commands) command.showHelpAfterError().exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const json = argv.includes("--json");
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp();
+      process.exitCode = 2;
+      return;
+    }
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version requests exit 0; usage errors already printed with help.
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    reportFailure(error, json);
+  }
+}

@@ -1,0 +1,96 @@
+import { RotaError } from "./errors.js";
+
+export const DEFAULT_SCHEMA = "rota";
+
+/**
+ * Schema names become part of SQL text (a schema cannot be a bind parameter),
+ * so only plain lower-case identifiers are accepted and they are always quoted
+ * on the way in. Anything else is refused before it reaches the database.
+ */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function validateSchemaName(schema: unknown): string {
+  if (typeof schema !== "string" || !SCHEMA_NAME.test(schema)) {
+    throw new RotaError(
+      "INVALID_SCHEMA_NAME",
+      `Invalid schema name ${JSON.stringify(schema)}: use 1-63 characters of lower-case letters, digits and underscores, not starting with a digit (for example "rota" or "rota_tenant_1").`,
+      { details: { field: "schema", value: schema } },
+    );
+  }
+  if (schema.startsWith("pg_")) {
+    throw new RotaError(
+      "INVALID_SCHEMA_NAME",
+      `Invalid schema name "${schema}": names starting with "pg_" are reserved by PostgreSQL.`,
+      { details: { field: "schema", value: schema } },
+    );
+  }
+  return schema;
+}
+
+/** Checks that a connection string is a postgres:// URL and says which part is wrong if not. */
+export function validateDatabaseUrl(url: unknown): string {
+  const hint = "expected a URL like postgres://user:password@host:5432/database (or postgresql://)";
+  if (typeof url !== "string" || url.trim() === "") {
+    throw new RotaError("INVALID_DATABASE_URL", `Invalid database URL: it is empty; ${hint}.`, {
+      details: { field: "databaseUrl" },
+    });
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new RotaError(
+      "INVALID_DATABASE_URL",
+      `Invalid database URL ${JSON.stringify(redactUrl(url))}: it is not a URL; ${hint}.`,
+      { cause, details: { field: "databaseUrl" } },
+    );
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    throw new RotaError(
+      "INVALID_DATABASE_URL",
+      `Invalid database URL: the scheme is "${parsed.protocol}"; ${hint}.`,
+      { details: { field: "databaseUrl", protocol: parsed.protocol } },
+    );
+  }
+  if (parsed.port !== "" && !/^\d+$/.test(parsed.port)) {
+    throw new RotaError("INVALID_DATABASE_URL", `Invalid database URL: bad port; ${hint}.`, {
+      details: { field: "databaseUrl" },
+    });
+  }
+  return url;
+}
+
+/** The URL without its password, safe to print. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ":***@");
+  }
+}
+
+/** A whole number of milliseconds, at least `min`, for duration options. */
+export function validateMillis(field: string, value: unknown, min = 0): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `Option ${field} must be a whole number of milliseconds >= ${min}, got ${JSON.stringify(value)}.`,
+      { details: { field, value } },
+    );
+  }
+  return value;
+}
+
+/** A whole number at least `min`, for counts such as concurrency. */
+export function validateCount(field: string, value: unknown, min = 1): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `Option ${field} must be a whole number >= ${min}, got ${JSON.stringify(value)}.`,
+      { details: { field, value } },
+    );
+  }
+  return value;
+}

@@ -1,0 +1,119 @@
+import pg from "pg";
+import { DEFAULT_SCHEMA, redactUrl, validateDatabaseUrl, validateSchemaName } from "../config.js";
+import { RotaError } from "../errors.js";
+import type { NamedQuery } from "./sql.js";
+
+/**
+ * Anything that can run a statement: rota's pool, or a client the caller holds
+ * (inside the caller's own transaction, so enqueue commits or rolls back with it).
+ */
+export interface Executor {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    config: pg.QueryConfig,
+  ): Promise<pg.QueryResult<R>>;
+}
+
+export interface DatabaseOptions {
+  /** A postgres:// URL, or an existing pool (which rota then never ends). */
+  connection: string | pg.Pool;
+  /** Schema that holds rota's tables; default "rota". */
+  schema?: string;
+  /** Pool size when rota creates the pool; default 10. */
+  poolSize?: number;
+  /** Name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+/** The one seam between rota and node-postgres. */
+export class Database {
+  readonly schema: string;
+  readonly pool: pg.Pool;
+  /** Connection settings, so a component can open its own dedicated client (LISTEN). */
+  readonly clientConfig: pg.ClientConfig;
+  private readonly ownsPool: boolean;
+  private ended = false;
+
+  constructor(options: DatabaseOptions) {
+    this.schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
+    if (typeof options.connection === "string") {
+      const url = validateDatabaseUrl(options.connection);
+      this.clientConfig = {
+        connectionString: url,
+        application_name: options.applicationName ?? "rota",
+      };
+      this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
+      this.ownsPool = true;
+    } else {
+      this.pool = options.connection;
+      this.clientConfig = { ...(options.connection.options as pg.ClientConfig) };
+      this.ownsPool = false;
+    }
+    // An idle client that dies (database restart) must not crash the process;
+    // the pool drops it and the next checkout reconnects.
+    this.pool.on("error", () => {});
+  }
+
+  /** Runs a named query on the pool, or on the caller's executor when given. */
+  run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    query: NamedQuery,
+    values: unknown[] = [],
+    executor: Executor = this.pool,
+  ): Promise<pg.QueryResult<R>> {
+    return executor.query<R>({ name: query.name, text: query.text, values });
+  }
+
+  /** Runs `fn` in a transaction on one pooled client: commit on success, roll back on throw. */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      await client.query("begin");
+      const result = await fn(client);
+      await client.query("commit");
+      return result;
+    } catch (error) {
+      await client.query("rollback").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A pooled client, with connection failures turned into an actionable error. */
+  async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (cause) {
+      throw unreachable(this.clientConfig, cause);
+    }
+  }
+
+  /** A new dedicated client outside the pool (for LISTEN), already connected. */
+  async dedicatedClient(): Promise<pg.Client> {
+    const client = new pg.Client(this.clientConfig);
+    client.on("error", () => {});
+    try {
+      await client.connect();
+    } catch (cause) {
+      throw unreachable(this.clientConfig, cause);
+    }
+    return client;
+  }
+
+  async close(): Promise<void> {
+    if (this.ended || !this.ownsPool) return;
+    this.ended = true;
+    await this.pool.end();
+  }
+}
+
+export function unreachable(config: pg.ClientConfig, cause: unknown): RotaError {
+  const target = config.connectionString
+    ? redactUrl(config.connectionString)
+    : `${config.host ?? "localhost"}:${config.port ?? 5432}`;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new RotaError(
+    "DATABASE_UNREACHABLE",
+    `Cannot connect to PostgreSQL at ${target}: ${reason}. Check that the server is running and the URL (--database-url or DATABASE_URL) is right; without a URL, \`rota dev\` starts an embedded PostgreSQL.`,
+    { cause, details: { target } },
+  );
+}

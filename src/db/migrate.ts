@@ -1,0 +1,160 @@
+import { readdirSync, readFileSync } from "node:fs";
+import type pg from "pg";
+import { RotaError } from "../errors.js";
+import type { Database } from "./database.js";
+import { bindSchema } from "./sql.js";
+
+/**
+ * Forward-only, numbered SQL migrations (`migrations/0001_name.sql`).
+ *
+ * Each migration runs in its own transaction that first takes a
+ * transaction-scoped advisory lock keyed on the schema name. Concurrent
+ * migrators therefore queue behind each other, and each re-reads the applied
+ * version after getting the lock, so five `rota migrate` processes started at
+ * once apply every file exactly once and all succeed. Transaction-scoped
+ * locks (not session locks) keep this safe behind PgBouncer in transaction mode.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+export function loadMigrations(): Migration[] {
+  const dir = new URL("./migrations/", import.meta.url);
+  const migrations = readdirSync(dir)
+    .filter((file) => file.endsWith(".sql"))
+    .map((file) => {
+      const match = FILE.exec(file);
+      if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
+      return {
+        version: Number(match[1]),
+        name: match[2] as string,
+        sql: readFileSync(new URL(file, dir), "utf8"),
+      };
+    })
+    .sort((a, b) => a.version - b.version);
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new Error(`migrations must be numbered 0001, 0002, … without gaps (${migration.name})`);
+    }
+  });
+  return migrations;
+}
+
+const migrations = loadMigrations();
+export const LATEST_SCHEMA_VERSION = migrations.length;
+
+export interface SchemaStatus {
+  schema: string;
+  /** 0 when the schema or its migrations table does not exist yet. */
+  version: number;
+  latest: number;
+  pending: { version: number; name: string }[];
+}
+
+export async function schemaStatus(db: Database): Promise<SchemaStatus> {
+  const client = await db.connect();
+  try {
+    const version = await readVersion(client, db.schema);
+    return {
+      schema: db.schema,
+      version,
+      latest: LATEST_SCHEMA_VERSION,
+      pending: migrations
+        .filter((m) => m.version > version)
+        .map(({ version: v, name }) => ({ version: v, name })),
+    };
+  } finally {
+    client.release();
+  }
+}
+
+/** Throws unless the schema is exactly at the version this code knows. */
+export async function assertSchemaCurrent(db: Database): Promise<void> {
+  const status = await schemaStatus(db);
+  refuseNewerSchema(db.schema, status.version);
+  if (status.version < LATEST_SCHEMA_VERSION) {
+    throw new RotaError(
+      "SCHEMA_NOT_MIGRATED",
+      `Schema "${db.schema}" is at version ${status.version} but this rota needs ${LATEST_SCHEMA_VERSION}. Run \`rota migrate\` (or call rota.migrate()).`,
+      { details: { schema: db.schema, version: status.version, latest: LATEST_SCHEMA_VERSION } },
+    );
+  }
+}
+
+export interface MigrateProgress {
+  version: number;
+  name: string;
+}
+
+/** Applies every pending migration; returns the ones this call applied. */
+export async function migrate(
+  db: Database,
+  onApplied: (migration: MigrateProgress) => void = () => {},
+): Promise<MigrateProgress[]> {
+  const applied: MigrateProgress[] = [];
+  for (;;) {
+    const next = await db.transaction(async (client) => {
+      await client.query("select pg_advisory_xact_lock(hashtext($1), 7340)", [
+        `rota.migrate:${db.schema}`,
+      ]);
+      await client.query(bindSchema("create schema if not exists {{schema}}", db.schema));
+      await client.query(
+        bindSchema(
+          `create table if not exists {{schema}}.migrations (
+             version integer primary key,
+             name text not null,
+             applied_at timestamptz not null default now()
+           )`,
+          db.schema,
+        ),
+      );
+      const version = await readVersion(client, db.schema);
+      refuseNewerSchema(db.schema, version);
+      const migration = migrations.find((m) => m.version === version + 1);
+      if (!migration) return null;
+      try {
+        await client.query(bindSchema(migration.sql, db.schema));
+      } catch (cause) {
+        throw new RotaError(
+          "MIGRATION_FAILED",
+          `Migration ${String(migration.version).padStart(4, "0")}_${migration.name} failed and was rolled back: ${(cause as Error).message}`,
+          { cause, details: { version: migration.version, name: migration.name } },
+        );
+      }
+      await client.query(
+        bindSchema("insert into {{schema}}.migrations (version, name) values ($1, $2)", db.schema),
+        [migration.version, migration.name],
+      );
+      return { version: migration.version, name: migration.name };
+    });
+    if (!next) return applied;
+    applied.push(next);
+    onApplied(next);
+  }
+}
+
+async function readVersion(client: pg.PoolClient, schema: string): Promise<number> {
+  const exists = await client.query<{ exists: boolean }>(
+    "select to_regclass($1) is not null as exists",
+    [`"${schema}".migrations`],
+  );
+  if (!exists.rows[0]?.exists) return 0;
+  const result = await client.query<{ version: number | null }>(
+    bindSchema("select max(version) as version from {{schema}}.migrations", schema),
+  );
+  return result.rows[0]?.version ?? 0;
+}
+
+function refuseNewerSchema(schema: string, version: number): void {
+  if (version > LATEST_SCHEMA_VERSION) {
+    throw new RotaError(
+      "SCHEMA_TOO_NEW",
+      `Schema "${schema}" is at version ${version}, newer than the ${LATEST_SCHEMA_VERSION} this rota knows: a newer rota has migrated it. Upgrade this process's rota package; it refuses to run against a schema it does not understand.`,
+      { details: { schema, version, latest: LATEST_SCHEMA_VERSION } },
+    );
+  }
+}

@@ -1,0 +1,14 @@
+-- The clock seam (see migrations/0001_clock.sql).
+
+-- name: Now
+select {{schema}}.clock_now() as now;
+
+-- name: ShiftBy
+-- clock_now() is STABLE, so it would not see this row change in the same
+-- statement: callers read the new time with Now afterwards.
+-- $1: milliseconds to add to the schema's clock offset (negative moves it back).
+update {{schema}}.clock
+set offset_by = offset_by + make_interval(secs => $1::double precision / 1000);
+
+-- name: Reset
+update {{schema}}.clock set offset_by = interval '0';

@@ -1,0 +1,71 @@
+/**
+ * Every failure rota reports on purpose is a RotaError with a stable `code`.
+ * Callers branch on `code`, never on message text; messages are for people and
+ * say what to do next.
+ */
+export const errorCodes = {
+  // configuration and input
+  INVALID_OPTION: "an option has a value rota cannot use",
+  INVALID_SCHEMA_NAME: "the schema name is not a plain SQL identifier",
+  INVALID_DATABASE_URL: "the database URL cannot be parsed as a postgres:// URL",
+  INVALID_QUEUE_NAME: "the queue name is empty, too long or has unsupported characters",
+  INVALID_TASK_NAME: "the task name is empty, too long or has unsupported characters",
+  UNKNOWN_TASK: "no task with that name is registered",
+  INVALID_PAYLOAD: "the payload is not JSON-serializable or fails the task's schema",
+  PAYLOAD_TOO_LARGE: "the payload is larger than the configured limit",
+  INVALID_RUN_AT: "the run time or delay is invalid",
+  INVALID_MAX_ATTEMPTS: "max attempts must be a whole number of at least 1",
+  INVALID_PRIORITY: "priority must be a whole number",
+  // database and schema
+  DATABASE_UNREACHABLE: "rota cannot connect to PostgreSQL",
+  SCHEMA_NOT_MIGRATED: "the rota schema is missing or behind the code",
+  SCHEMA_TOO_NEW: "the database schema is newer than this version of rota",
+  MIGRATION_FAILED: "a migration failed and was rolled back",
+  EMBEDDED_POSTGRES_FAILED: "the embedded PostgreSQL could not be started",
+  // jobs
+  JOB_NOT_FOUND: "no job with that id exists",
+  // lifecycle
+  SHUTTING_DOWN: "the component is stopping and accepts no new work",
+} as const;
+
+export type RotaErrorCode = keyof typeof errorCodes;
+
+export interface RotaErrorOptions {
+  cause?: unknown;
+  /** Structured facts about the failure (the field, the value, the limit). */
+  details?: Record<string, unknown>;
+}
+
+export class RotaError extends Error {
+  override readonly name = "RotaError";
+  readonly code: RotaErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: RotaErrorCode, message: string, options: RotaErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isRotaError(error: unknown, code?: RotaErrorCode): error is RotaError {
+  return error instanceof RotaError && (code === undefined || error.code === code);
+}
+
+/** A readable one-line description of anything thrown, for logs and stored errors. */
+export function describeThrown(thrown: unknown): { message: string; stack: string | null } {
+  if (thrown instanceof Error) {
+    return { message: thrown.message || thrown.name, stack: thrown.stack ?? null };
+  }
+  if (typeof thrown === "string") return { message: thrown, stack: null };
+  try {
+    const json = JSON.stringify(thrown);
+    return { message: `non-Error thrown: ${json ?? String(thrown)}`, stack: null };
+  } catch {
+    return { message: `non-Error thrown: ${String(thrown)}`, stack: null };
+  }
+}

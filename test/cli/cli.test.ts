@@ -1,0 +1,118 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
+import { runCli } from "../helpers/cli.js";
+import { databaseUrl, dropSchema, uniqueSchema } from "../helpers/database.js";
+
+const schema = uniqueSchema("cli");
+afterAll(() => dropSchema(databaseUrl(), schema));
+
+describe("rota CLI", () => {
+  it("--help lists the commands and exits 0", async () => {
+    const result = await runCli(["--help"]);
+    expect(result.code).toBe(0);
+    for (const command of ["migrate", "doctor", "dev"]) expect(result.stdout).toContain(command);
+  });
+
+  it("an unknown command prints help and exits non-zero", async () => {
+    const result = await runCli(["frobnicate"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("unknown command");
+    expect(result.stderr).toContain("Usage: rota");
+  });
+
+  it("a bad option prints the command's help and exits non-zero", async () => {
+    const result = await runCli(["doctor", "--bogus"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("unknown option '--bogus'");
+    expect(result.stderr).toContain("Usage: rota doctor");
+  });
+
+  it("a bad schema name is refused with a clear error and nothing is created", async () => {
+    const result = await runCli([
+      "migrate",
+      "--schema",
+      "x; drop table y",
+      "--database-url",
+      databaseUrl(),
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("INVALID_SCHEMA_NAME");
+    expect(result.stderr).toMatch(/lower-case letters/);
+  });
+
+  it("a bad database URL is refused with a clear error", async () => {
+    const notUrl = await runCli(["migrate", "--database-url", "not a url"]);
+    expect(notUrl.code).toBe(1);
+    expect(notUrl.stderr).toContain("INVALID_DATABASE_URL");
+    const wrongScheme = await runCli(["migrate", "--database-url", "mysql://root@localhost/db"]);
+    expect(wrongScheme.code).toBe(1);
+    expect(wrongScheme.stderr).toMatch(/scheme is "mysql:"/);
+    const unreachable = await runCli([
+      "migrate",
+      "--database-url",
+      "postgres://root:secret@127.0.0.1:1/x",
+    ]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toContain("DATABASE_UNREACHABLE");
+    expect(unreachable.stderr).not.toContain("secret");
+  });
+
+  it("no database URL at all is an actionable error", async () => {
+    const result = await runCli(["migrate"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/--database-url/);
+  });
+
+  it("doctor --json prints one JSON object and fails while migrations are pending", async () => {
+    const before = await runCli([
+      "doctor",
+      "--json",
+      "--schema",
+      schema,
+      "--database-url",
+      databaseUrl(),
+    ]);
+    expect(before.code).toBe(1);
+    const report = JSON.parse(before.stdout);
+    expect(report).toMatchObject({ ok: false, reachable: true, schema_version: 0 });
+    expect(report.postgres_version).toMatch(/^\d+/);
+    expect(report.pending_migrations).toHaveLength(LATEST_SCHEMA_VERSION);
+
+    expect(
+      (await runCli(["migrate", "--schema", schema, "--database-url", databaseUrl()])).code,
+    ).toBe(0);
+
+    const after = await runCli([
+      "doctor",
+      "--json",
+      "--schema",
+      schema,
+      "--database-url",
+      databaseUrl(),
+    ]);
+    expect(after.code).toBe(0);
+    expect(JSON.parse(after.stdout)).toMatchObject({
+      ok: true,
+      schema_version: LATEST_SCHEMA_VERSION,
+      pending_migrations: [],
+    });
+  });
+
+  it("doctor --json reports an unreachable database as not ok", async () => {
+    const result = await runCli([
+      "doctor",
+      "--json",
+      "--database-url",
+      "postgres://root@127.0.0.1:1/x",
+    ]);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({
+      ok: false,
+      reachable: false,
+      postgres_version: null,
+      schema_version: null,
+    });
+    expect(report.problems[0].code).toBe("DATABASE_UNREACHABLE");
+  });
+});

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { redactUrl, validateDatabaseUrl, validateSchemaName } from "../src/config.js";
+import { RotaError } from "../src/errors.js";
+
+describe("validateSchemaName", () => {
+  it.each(["rota", "rota_2", "_x", "a".repeat(63)])("accepts %s", (name) => {
+    expect(validateSchemaName(name)).toBe(name);
+  });
+  it.each(["", "Rota", "1rota", "ro-ta", 'x"; drop schema rota; --', "a".repeat(64), "pg_rota", 5])(
+    "refuses %s with INVALID_SCHEMA_NAME",
+    (name) => {
+      const error = (() => {
+        try {
+          validateSchemaName(name);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(RotaError);
+      expect((error as RotaError).code).toBe("INVALID_SCHEMA_NAME");
+    },
+  );
+});
+
+describe("validateDatabaseUrl", () => {
+  it("accepts postgres:// and postgresql:// URLs", () => {
+    expect(validateDatabaseUrl("postgres://u@h:5432/d")).toBe("postgres://u@h:5432/d");
+    expect(validateDatabaseUrl("postgresql://h/d")).toBe("postgresql://h/d");
+  });
+  it.each(["", "localhost:5432", "http://x/y", "postgres://h:port/d"])("refuses %j", (url) => {
+    expect(() => validateDatabaseUrl(url)).toThrow(
+      expect.objectContaining({ code: "INVALID_DATABASE_URL" }),
+    );
+  });
+  it("never prints the password", () => {
+    expect(redactUrl("postgres://u:hunter2@h/d")).toBe("postgres://u:***@h/d");
+    try {
+      validateDatabaseUrl("mysql://u:hunter2@h/d");
+    } catch (e) {
+      expect((e as Error).message).not.toContain("hunter2");
+    }
+  });
+});

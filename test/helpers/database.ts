@@ -1,0 +1,60 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { inject } from "vitest";
+import { Rota } from "../../src/client.js";
+
+/** The suite's database URL: DATABASE_URL, or the embedded server global setup started. */
+export function databaseUrl(): string {
+  return inject("databaseUrl");
+}
+
+/** A fresh schema name, unique per call, so test files can run in parallel. */
+export function uniqueSchema(prefix = "t"): string {
+  return `${prefix}_${randomBytes(5).toString("hex")}`;
+}
+
+export interface TestSchema {
+  rota: Rota;
+  schema: string;
+  url: string;
+  /** Drops the schema and ends the pool. */
+  drop(): Promise<void>;
+}
+
+/** A migrated schema of its own for one test file (or one test). */
+export async function migratedSchema(options: { migrate?: boolean } = {}): Promise<TestSchema> {
+  const url = databaseUrl();
+  const schema = uniqueSchema();
+  const rota = new Rota({ connection: url, schema });
+  if (options.migrate !== false) await rota.migrate();
+  return {
+    rota,
+    schema,
+    url,
+    drop: async () => {
+      await rota.close();
+      await dropSchema(url, schema);
+    },
+  };
+}
+
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists ${pg.escapeIdentifier(schema)} cascade`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A plain client for assertions made behind rota's back. */
+export async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(databaseUrl());
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
