@@ -1,7 +1,28 @@
 import type pg from "pg";
 import { DatabaseClock } from "./clock.js";
+import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
+import { RotaEvents } from "./events.js";
+import {
+  type EnqueueResult,
+  Enqueuer,
+  type EnqueueSpec,
+  type TransactionOption,
+} from "./queue/enqueue.js";
+import {
+  type CancelResult,
+  cancelJob,
+  getJob,
+  type JobRecord,
+  type ReplayFilter,
+  replayFailedJobs,
+} from "./queue/job-admin.js";
+import { DEFAULT_PAYLOAD_LIMIT_BYTES, type EnqueueOptions } from "./queue/job-options.js";
+import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
+import { pruneFinishedJobs, type RetentionOptions } from "./queue/retention.js";
+import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
+import { Worker, type WorkerOptions } from "./worker/worker.js";
 
 export interface RotaOptions {
   /** A postgres:// URL, or an existing pg.Pool (rota will not end a pool it did not create). */
@@ -10,6 +31,10 @@ export interface RotaOptions {
   schema?: string;
   /** Pool size when rota creates the pool; default 10. */
   poolSize?: number;
+  /** Registered tasks: enqueue by name then refuses unknown names and checks payload schemas. */
+  tasks?: TaskList;
+  /** Largest payload accepted, in bytes of JSON; default 1 MiB. */
+  payloadLimitBytes?: number;
 }
 
 /**
@@ -20,10 +45,21 @@ export class Rota {
   readonly db: Database;
   /** The database clock for this schema (read, and shift in tests). */
   readonly clock: DatabaseClock;
+  /** Job lifecycle events from this process (see RotaEventMap). */
+  readonly events = new RotaEvents();
+  private readonly tasks: Map<string, TaskDefinition>;
+  private readonly enqueuer: Enqueuer;
+  private readonly workers = new Set<Worker>();
 
   constructor(options: RotaOptions) {
     this.db = new Database(options);
     this.clock = new DatabaseClock(this.db);
+    this.tasks = normalizeTasks(options.tasks ?? []);
+    const limit = validateCount(
+      "payloadLimitBytes",
+      options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES,
+    );
+    this.enqueuer = new Enqueuer(this.db, this.events, this.tasks, limit);
   }
 
   get schema(): string {
@@ -40,8 +76,64 @@ export class Rota {
     return schemaStatus(this.db);
   }
 
-  /** Ends the pool if rota created it. */
+  /**
+   * Enqueues one job. With `client`, the insert runs on that client, inside
+   * the caller's transaction: the job exists if and only if it commits.
+   */
+  enqueue<Input>(
+    // biome-ignore lint/suspicious/noExplicitAny: any task definition's output type
+    task: string | TaskDefinition<Input, any>,
+    payload?: Input,
+    options?: EnqueueOptions & TransactionOption,
+  ): Promise<EnqueueResult> {
+    return this.enqueuer.enqueue(task, payload, options);
+  }
+
+  /** Enqueues many jobs in one statement (all or nothing). */
+  enqueueMany(jobs: readonly EnqueueSpec[], options?: TransactionOption): Promise<EnqueueResult[]> {
+    return this.enqueuer.enqueueMany(jobs, options);
+  }
+
+  /** A worker over this database; call start() to begin. stop() is graceful. */
+  worker(options: WorkerOptions): Worker {
+    const worker = new Worker(this.db, this.events, {
+      ...options,
+      tasks: options.tasks ?? [...this.tasks.values()],
+    });
+    this.workers.add(worker);
+    return worker;
+  }
+
+  getJob(id: string | number): Promise<JobRecord | null> {
+    return getJob(this.db, id);
+  }
+
+  /** Cancels a queued job, or asks a running one to stop (its signal is aborted). */
+  cancel(
+    id: string | number,
+    options?: { client?: TransactionOption["client"] },
+  ): Promise<CancelResult> {
+    return cancelJob(this.db, this.events, id, options);
+  }
+
+  /** Puts failed jobs back in their queues (by queue, task, time range or ids); returns their ids. */
+  replayFailed(filter?: ReplayFilter): Promise<string[]> {
+    return replayFailedJobs(this.db, filter);
+  }
+
+  /** Makes jobs whose lease expired claimable again (the orchestrator and workers call this). */
+  rescueExpired(options?: { limit?: number }): Promise<RescueResult> {
+    return rescueExpiredJobs(this.db, this.events, options);
+  }
+
+  /** Deletes finished jobs past their retention; returns how many. */
+  prune(options?: RetentionOptions): Promise<number> {
+    return pruneFinishedJobs(this.db, options);
+  }
+
+  /** Stops this instance's workers (gracefully), then ends the pool if rota created it. */
   async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.stop()));
     await this.db.close();
   }
 }

@@ -7,13 +7,15 @@ export const DEFAULT_SCHEMA = "rota";
  * so only plain lower-case identifiers are accepted and they are always quoted
  * on the way in. Anything else is refused before it reaches the database.
  */
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+// At most 50 characters, so that NOTIFY channels named after the schema stay
+// within PostgreSQL's 63-byte identifier limit.
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
 
 export function validateSchemaName(schema: unknown): string {
   if (typeof schema !== "string" || !SCHEMA_NAME.test(schema)) {
     throw new RotaError(
       "INVALID_SCHEMA_NAME",
-      `Invalid schema name ${JSON.stringify(schema)}: use 1-63 characters of lower-case letters, digits and underscores, not starting with a digit (for example "rota" or "rota_tenant_1").`,
+      `Invalid schema name ${JSON.stringify(schema)}: use 1-50 characters of lower-case letters, digits and underscores, not starting with a digit (for example "rota" or "rota_tenant_1").`,
       { details: { field: "schema", value: schema } },
     );
   }

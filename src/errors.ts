@@ -24,6 +24,9 @@ export const errorCodes = {
   EMBEDDED_POSTGRES_FAILED: "the embedded PostgreSQL could not be started",
   // jobs
   JOB_NOT_FOUND: "no job with that id exists",
+  JOB_CANCELLED: "the job was cancelled while it ran",
+  JOB_TIMEOUT: "the job ran longer than its timeout",
+  LEASE_LOST: "the worker lost the job's lease (it was rescued and may run elsewhere)",
   // lifecycle
   SHUTTING_DOWN: "the component is stopping and accepts no new work",
 } as const;

@@ -3,6 +3,7 @@ import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
 import { registerMigrate } from "./migrate.js";
 import { reportFailure } from "./output.js";
+import { registerWorker } from "./worker.js";
 
 export function buildProgram(): Command {
   const program = new Command("rota")
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerDoctor(program);
   registerDev(program);
+  registerWorker(program);
   // Every subcommand shares the parent's error handling.
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;

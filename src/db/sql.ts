@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { escapeIdentifier } from "pg";
+import { escapeIdentifier, escapeLiteral } from "pg";
 
 /**
  * rota's SQL lives in .sql files: migrations in ./migrations, and one file per
@@ -8,8 +8,9 @@ import { escapeIdentifier } from "pg";
  *   -- name: ClaimJobs
  *   select ... from {{schema}}.jobs ...
  *
- * `{{schema}}` is the only template token. It is replaced by the validated,
- * quoted schema name; every value goes in as a bind parameter.
+ * `{{schema}}` is replaced by the validated, quoted schema name (and
+ * `{{channel:NAME}}` by a NOTIFY channel of that schema); every value goes in
+ * as a bind parameter.
  */
 const NAME_LINE = /^--\s*name:\s*([A-Za-z][A-Za-z0-9]*)\s*$/;
 
@@ -38,8 +39,21 @@ export function parseNamedQueries(source: string, file: string): Map<string, str
   return queries;
 }
 
+/**
+ * `{{schema}}` becomes the quoted schema name; `{{channel:NAME}}` the string
+ * literal of that schema's NOTIFY channel NAME (see channelName).
+ */
 export function bindSchema(sql: string, schema: string): string {
-  return sql.replaceAll("{{schema}}", escapeIdentifier(schema));
+  return sql
+    .replaceAll("{{schema}}", escapeIdentifier(schema))
+    .replace(/\{\{channel:([a-z_]+)\}\}/g, (_, name: string) =>
+      escapeLiteral(channelName(schema, name)),
+    );
+}
+
+/** NOTIFY channel names are identifiers (at most 63 bytes): rota_<name>_<schema>. */
+export function channelName(schema: string, name: string): string {
+  return `rota_${name}_${schema}`;
 }
 
 export interface NamedQuery {

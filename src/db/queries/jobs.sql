@@ -1,0 +1,284 @@
+-- Every statement that reads or writes {{schema}}.jobs.
+-- Due-checks read the clock once per statement: (select {{schema}}.clock_now()).
+
+-- name: Insert
+-- Inserts a list of jobs in one statement (enqueue and enqueueMany, and the
+-- grouped single enqueues). Arrays are parallel, one element per job.
+-- Ids are drawn up front so each result row maps back to its input by `ord`.
+-- conflict: 'keep' leaves an existing queued job with the same unique key
+-- alone and returns it; 'replace' overwrites its payload, run time and
+-- options while it has not started.
+with input as (
+  select i.*, nextval(pg_get_serial_sequence('{{schema}}.jobs', 'id')) as new_id
+  from unnest(
+    $1::text[], $2::text[], $3::text[], $4::int[], $5::double precision[],
+    $6::timestamptz[], $7::int[], $8::text[], $9::int[], $10::text[], $11::text[]
+  ) with ordinality as i(queue, task, payload, priority, delay_ms,
+                         run_at, max_attempts, backoff, timeout_ms, unique_key, conflict, ord)
+),
+planned as (
+  select input.*, due.run_at as due_at,
+         case when due.run_at > clock.now then 'scheduled' else 'available' end as initial_state
+  from input
+  cross join (select {{schema}}.clock_now() as now) as clock
+  cross join lateral (
+    select coalesce(input.run_at,
+                    clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as run_at
+  ) as due
+),
+kept as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, unique_key)
+  overriding system value
+  select new_id, queue, task, payload::jsonb, initial_state, priority, due_at,
+         max_attempts, backoff::jsonb, timeout_ms, unique_key
+  from planned
+  where conflict is distinct from 'replace'
+  order by ord
+  on conflict (unique_key) where unique_key is not null and state in ('scheduled', 'available')
+  do nothing
+  returning id, queue, state
+),
+replaced as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, unique_key)
+  overriding system value
+  select new_id, queue, task, payload::jsonb, initial_state, priority, due_at,
+         max_attempts, backoff::jsonb, timeout_ms, unique_key
+  from planned
+  where conflict = 'replace'
+  order by ord
+  on conflict (unique_key) where unique_key is not null and state in ('scheduled', 'available')
+  do update set payload = excluded.payload, run_at = excluded.run_at, state = excluded.state,
+                priority = excluded.priority, max_attempts = excluded.max_attempts,
+                backoff = excluded.backoff, timeout_ms = excluded.timeout_ms,
+                queue = excluded.queue, task = excluded.task
+  returning id, queue, state, unique_key, (xmax = 0) as inserted
+),
+notified as (
+  select {{schema}}.notify_jobs(array_agg(woken.queue)) as done
+  from (select queue, state from kept union all select queue, state from replaced) as woken
+  where woken.state = 'available'
+)
+select p.ord,
+       coalesce(k.id, r.id, existing.id)::text as id,
+       coalesce(k.state, r.state, existing.state) as state,
+       coalesce(k.id is not null, r.inserted, false) as inserted,
+       r.id is not null and not r.inserted as replaced
+from planned as p
+cross join notified
+left join kept as k on k.id = p.new_id
+left join replaced as r on p.conflict = 'replace' and r.unique_key = p.unique_key
+left join lateral (
+  select j.id, j.state from {{schema}}.jobs as j
+  where k.id is null and r.id is null and j.unique_key = p.unique_key
+    and j.state in ('scheduled', 'available')
+  limit 1
+) as existing on true
+order by p.ord;
+
+-- name: QueuedByUniqueKey
+-- A queued job with this unique key (after a 'keep' conflict with a job that
+-- another transaction committed during the insert).
+select id::text, state from {{schema}}.jobs
+where unique_key = $1 and state in ('scheduled', 'available');
+
+-- name: Claim
+-- Takes up to $3 due jobs of the given queues and tasks, highest priority
+-- first, skipping rows other workers hold, and leases them to worker $4 for
+-- $5 ms. The attempt is counted here, so a worker that dies mid-job has used it.
+with next as (
+  select id from {{schema}}.jobs
+  where state in ('scheduled', 'available')
+    and queue = any($1::text[])
+    and task = any($2::text[])
+    and run_at <= (select {{schema}}.clock_now())
+  order by priority desc, run_at, id
+  limit $3
+  for update skip locked
+)
+update {{schema}}.jobs as j
+set state = 'running',
+    attempts = j.attempts + 1,
+    lease_holder = $4,
+    lease_expires_at = clock.now + make_interval(secs => $5::double precision / 1000),
+    started_at = clock.now
+from next, (select {{schema}}.clock_now() as now) as clock
+where j.id = next.id
+returning j.id::text, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
+          j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
+          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at;
+
+-- name: NextDue
+-- Milliseconds until the next queued job of these queues and tasks is due,
+-- by the database clock (null: none queued).
+select extract(epoch from (min(run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
+from {{schema}}.jobs
+where state in ('scheduled', 'available') and queue = any($1::text[]) and task = any($2::text[]);
+
+-- name: CompleteByDelete
+-- Success with no retention: the row leaves at once. Fenced: only the lease
+-- holder's current attempt counts; a job rescued meanwhile is left alone.
+delete from {{schema}}.jobs as j
+using unnest($1::bigint[], $2::int[]) as done(id, attempt)
+where j.id = done.id and j.attempts = done.attempt and j.lease_holder = $3 and j.state = 'running'
+returning j.id::text;
+
+-- name: CompleteByKeep
+-- Success with a retention: the row stays as 'succeeded' until pruned.
+update {{schema}}.jobs as j
+set state = 'succeeded', finished_at = (select {{schema}}.clock_now()),
+    lease_holder = null, lease_expires_at = null
+from unnest($1::bigint[], $2::int[]) as done(id, attempt)
+where j.id = done.id and j.attempts = done.attempt and j.lease_holder = $3 and j.state = 'running'
+returning j.id::text;
+
+-- name: Fail
+-- Records failed attempts, fenced like completion. Per job: retry_ms null
+-- means no retry is left ('failed', the dead-letter state); cancelled means
+-- the job was cancelled while running.
+with clock as (select {{schema}}.clock_now() as now)
+update {{schema}}.jobs as j
+set state = case when f.cancelled then 'cancelled'
+                 when f.retry_ms is null then 'failed'
+                 when f.retry_ms > 0 then 'scheduled'
+                 else 'available' end,
+    run_at = case when f.retry_ms is null or f.cancelled then j.run_at
+                  else clock.now + make_interval(secs => f.retry_ms / 1000.0) end,
+    finished_at = case when f.retry_ms is null or f.cancelled then clock.now end,
+    last_error = f.error::jsonb,
+    lease_holder = null,
+    lease_expires_at = null
+from clock, unnest($1::bigint[], $2::int[], $3::text[], $4::double precision[], $5::boolean[])
+  as f(id, attempt, error, retry_ms, cancelled)
+where j.id = f.id and j.attempts = f.attempt and j.lease_holder = $6 and j.state = 'running'
+returning j.id::text, j.state, j.run_at;
+
+-- name: Heartbeat
+-- Extends the leases a worker still holds; rows missing from the result were
+-- taken from it (rescued). Also reports cancellation requests.
+update {{schema}}.jobs
+set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $3::double precision / 1000)
+where id = any($1::bigint[]) and lease_holder = $2 and state = 'running'
+returning id::text, cancel_requested_at is not null as cancel_requested;
+
+-- name: ExtendLease
+update {{schema}}.jobs
+set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000)
+where id = $1 and attempts = $2 and lease_holder = $3 and state = 'running'
+returning lease_expires_at;
+
+-- name: ReleaseUnstarted
+-- Hands claimed-but-never-started jobs back at once (graceful stop): the
+-- attempt counted by Claim is returned too.
+with released as (
+  update {{schema}}.jobs
+  set state = 'available', attempts = attempts - 1, lease_holder = null,
+      lease_expires_at = null, started_at = null
+  where id = any($1::bigint[]) and lease_holder = $2 and state = 'running'
+  returning id, queue
+)
+select released.id::text, released.queue, notified.done
+from released
+cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from released) as notified;
+
+-- name: Rescue
+-- Makes jobs whose lease expired (the worker crashed, hung or lost the
+-- database) claimable again, or 'failed' when that was the last attempt.
+with clock as (select {{schema}}.clock_now() as now),
+expired as (
+  select id from {{schema}}.jobs
+  where state = 'running' and lease_expires_at < (select now from clock)
+  order by lease_expires_at
+  limit $1
+  for update skip locked
+),
+rescued as (
+  update {{schema}}.jobs as j
+  set state = case when j.cancel_requested_at is not null then 'cancelled'
+                   when j.attempts >= j.max_attempts then 'failed'
+                   else 'available' end,
+      run_at = clock.now,
+      finished_at = case when j.cancel_requested_at is not null or j.attempts >= j.max_attempts
+                         then clock.now end,
+      last_error = jsonb_build_object(
+        'message', 'lease expired: worker ' || coalesce(j.lease_holder, '?') ||
+                   ' stopped renewing it (crashed, hung, or lost the database)',
+        'attempt', j.attempts, 'at', clock.now, 'rescued', true),
+      lease_holder = null,
+      lease_expires_at = null
+  from expired, clock
+  where j.id = expired.id
+  returning j.id, j.queue, j.task, j.state, j.attempts
+)
+select rescued.id::text, rescued.queue, rescued.task, rescued.state, rescued.attempts, notified.done
+from rescued
+cross join (
+  select {{schema}}.notify_jobs(array_agg(queue) filter (where state = 'available')) as done
+  from rescued
+) as notified;
+
+-- name: Cancel
+-- A queued job is cancelled at once; a running one is asked to stop (its
+-- worker hears it on the cancel channel, or at its next heartbeat).
+with target as (
+  select id, state from {{schema}}.jobs where id = $1 for update
+),
+changed as (
+  update {{schema}}.jobs as j
+  set state = case when t.state = 'running' then j.state else 'cancelled' end,
+      finished_at = case when t.state = 'running' then j.finished_at
+                         else (select {{schema}}.clock_now()) end,
+      cancel_requested_at = case when t.state = 'running' then (select {{schema}}.clock_now())
+                                 else j.cancel_requested_at end
+  from target as t
+  where j.id = t.id and t.state in ('scheduled', 'available', 'running')
+  returning j.id, j.state, t.state as previous_state
+),
+notified as (
+  select pg_notify({{channel:cancel}}, id::text) from changed where previous_state = 'running'
+)
+select t.id::text, coalesce(c.state, t.state) as state, c.previous_state,
+       (select count(*) from notified) as notified
+from target as t
+left join changed as c on c.id = t.id;
+
+-- name: Replay
+-- Puts failed jobs back in their queue with a fresh set of attempts. Filters
+-- are optional (null: any). A failed job whose unique key is queued again
+-- meanwhile is left failed.
+with replayed as (
+  update {{schema}}.jobs as j
+  set state = 'available', attempts = 0, run_at = (select {{schema}}.clock_now()),
+      finished_at = null, started_at = null
+  where j.state = 'failed'
+    and ($1::text is null or j.queue = $1)
+    and ($2::text is null or j.task = $2)
+    and ($3::timestamptz is null or j.finished_at >= $3)
+    and ($4::timestamptz is null or j.finished_at < $4)
+    and ($5::bigint[] is null or j.id = any($5))
+    and (j.unique_key is null or not exists (
+      select 1 from {{schema}}.jobs as twin
+      where twin.unique_key = j.unique_key and twin.state in ('scheduled', 'available')))
+  returning j.id, j.queue
+)
+select replayed.id::text, notified.done
+from replayed
+cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
+
+-- name: Prune
+-- Deletes up to $3 finished jobs in states $1 that finished more than $2 ms ago.
+with doomed as (
+  select id from {{schema}}.jobs
+  where state = any($1::text[])
+    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
+  limit $3
+  for update skip locked
+)
+delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
+
+-- name: Get
+select id::text, queue, task, payload, state, priority, run_at, attempts, max_attempts,
+       backoff, timeout_ms, lease_holder, lease_expires_at, cancel_requested_at, unique_key,
+       last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at
+from {{schema}}.jobs where id = $1;

@@ -1,0 +1,70 @@
+import { EventEmitter } from "node:events";
+
+/**
+ * One typed event map for the whole library, named area:thing:phase.
+ * Emitting is cheap when nobody listens: callers check `wants(name)` before
+ * building a payload on hot paths.
+ */
+export interface JobRef {
+  id: string;
+  queue: string;
+  task: string;
+}
+
+export interface RotaEventMap {
+  "job:enqueued": { id: string; queue: string; task: string; state: string; inserted: boolean };
+  "job:run:start": JobRef & { attempt: number; workerId: string };
+  "job:run:success": JobRef & { attempt: number; durationMs: number };
+  /** A failed attempt that will be retried at `retryAt`. */
+  "job:run:retry": JobRef & { attempt: number; error: string; retryAt: Date };
+  /** The last attempt failed: the job is now in the dead-letter state 'failed'. */
+  "job:failed": JobRef & { attempt: number; error: string };
+  "job:cancelled": { id: string; previousState: string | null };
+  "job:rescued": JobRef & { attempt: number; state: string };
+  /** A completion or failure was not recorded: the job was rescued from this worker meanwhile. */
+  "job:fenced": { id: string; attempt: number; workerId: string };
+  "job:lease:lost": { id: string; workerId: string };
+  "worker:error": { workerId: string; error: unknown; during: string };
+  "worker:listen:lost": { workerId: string; error: unknown };
+}
+
+export type RotaEventName = keyof RotaEventMap;
+
+export class RotaEvents {
+  private readonly emitter = new EventEmitter({ captureRejections: false });
+
+  constructor() {
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<E extends RotaEventName>(event: E, listener: (payload: RotaEventMap[E]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  once<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): () => void {
+    this.emitter.once(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  off<E extends RotaEventName>(event: E, listener: (payload: RotaEventMap[E]) => void): void {
+    this.emitter.off(event, listener);
+  }
+
+  wants(event: RotaEventName): boolean {
+    return this.emitter.listenerCount(event) > 0;
+  }
+
+  /** A listener that throws must not break the job pipeline; its error is dropped. */
+  emit<E extends RotaEventName>(event: E, payload: RotaEventMap[E]): void {
+    if (this.emitter.listenerCount(event) === 0) return;
+    try {
+      this.emitter.emit(event, payload);
+    } catch {
+      // listeners are the caller's code; rota's own state is already recorded
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import type { Database, Executor } from "../db/database.js";
+import { RotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { jobQueries } from "./enqueue.js";
+
+/** A job row as the API shows it. */
+export interface JobRecord {
+  id: string;
+  queue: string;
+  task: string;
+  payload: unknown;
+  state: string;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  backoff: unknown;
+  timeout_ms: number | null;
+  lease_holder: string | null;
+  lease_expires_at: Date | null;
+  cancel_requested_at: Date | null;
+  unique_key: string | null;
+  last_error: { message: string; stack?: string | null; attempt?: number } | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  schedule_id: string | null;
+  target_key: string | null;
+  occurrence_at: Date | null;
+}
+
+function jobId(id: unknown): string {
+  const text = typeof id === "number" || typeof id === "bigint" ? String(id) : id;
+  if (typeof text !== "string" || !/^\d{1,19}$/.test(text)) {
+    throw new RotaError(
+      "JOB_NOT_FOUND",
+      `${JSON.stringify(id)} is not a job id (job ids are positive integers).`,
+      {
+        details: { id },
+      },
+    );
+  }
+  return text;
+}
+
+export async function getJob(db: Database, id: string | number): Promise<JobRecord | null> {
+  const result = await db.run<JobRecord>(jobQueries(db.schema).Get, [jobId(id)]);
+  return result.rows[0] ?? null;
+}
+
+export interface CancelResult {
+  id: string;
+  /** 'cancelled' for a queued job; 'running' when the running job was asked to stop. */
+  state: string;
+  previousState: string | null;
+}
+
+/**
+ * Cancels a job. A queued one is cancelled at once; a running one has its
+ * handler's signal aborted (through NOTIFY, or at the next heartbeat) and is
+ * recorded 'cancelled' when the handler returns. A finished job is left as is.
+ */
+export async function cancelJob(
+  db: Database,
+  events: RotaEvents,
+  id: string | number,
+  options: { client?: Executor } = {},
+): Promise<CancelResult> {
+  const result = await db.run<{ id: string; state: string; previous_state: string | null }>(
+    jobQueries(db.schema).Cancel,
+    [jobId(id)],
+    options.client,
+  );
+  const row = result.rows[0];
+  if (!row) throw new RotaError("JOB_NOT_FOUND", `No job with id ${id}.`, { details: { id } });
+  if (row.previous_state !== null && row.previous_state !== "running") {
+    events.emit("job:cancelled", { id: row.id, previousState: row.previous_state });
+  }
+  return { id: row.id, state: row.state, previousState: row.previous_state };
+}
+
+export interface ReplayFilter {
+  queue?: string;
+  task?: string;
+  /** Failed at or after this time. */
+  from?: Date;
+  /** Failed before this time. */
+  to?: Date;
+  ids?: (string | number)[];
+}
+
+/** Puts failed (dead-lettered) jobs back in their queues with fresh attempts; returns their ids. */
+export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}): Promise<string[]> {
+  for (const key of ["from", "to"] as const) {
+    const value = filter[key];
+    if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime()))) {
+      throw new RotaError("INVALID_OPTION", `replay filter ${key} must be a valid Date.`, {
+        details: { field: key },
+      });
+    }
+  }
+  const result = await db.run<{ id: string }>(jobQueries(db.schema).Replay, [
+    filter.queue ?? null,
+    filter.task ?? null,
+    filter.from ?? null,
+    filter.to ?? null,
+    filter.ids ? filter.ids.map(jobId) : null,
+  ]);
+  return result.rows.map((row) => row.id);
+}

@@ -1,0 +1,230 @@
+import { RotaError } from "../errors.js";
+import { type BackoffPolicy, validateBackoff } from "./backoff.js";
+
+/** Options for one enqueued job. */
+export interface EnqueueOptions {
+  /** Queue name; default the task's queue, else "default". */
+  queue?: string;
+  /** When to run: a Date, or use `delayMs`. Default now (the database's clock). */
+  runAt?: Date;
+  /** Milliseconds from now (the database's clock). */
+  delayMs?: number;
+  /** Higher runs first; default 0. */
+  priority?: number;
+  /** Attempts before the job is left in 'failed'; default the task's, else 25. */
+  maxAttempts?: number;
+  backoff?: BackoffPolicy;
+  /** The handler's signal aborts after this long and the attempt fails. */
+  timeoutMs?: number;
+  /** At most one queued (not yet started) job per key. */
+  uniqueKey?: string;
+  /**
+   * What a second enqueue with a queued job's unique key does: "keep" the
+   * existing job (default), or "replace" its payload, run time and options
+   * while it has not started (coalescing).
+   */
+  onConflict?: "keep" | "replace";
+}
+
+export const DEFAULT_QUEUE = "default";
+export const DEFAULT_MAX_ATTEMPTS = 25;
+export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
+
+const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+const TASK_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
+const INT32_MAX = 2_147_483_647;
+
+export function validateQueueName(queue: unknown, field = "queue"): string {
+  if (typeof queue !== "string" || !NAME.test(queue)) {
+    throw new RotaError(
+      "INVALID_QUEUE_NAME",
+      `Invalid ${field} ${JSON.stringify(queue)}: use 1-128 characters of letters, digits, "_", ".", ":" or "-".`,
+      { details: { field, value: queue } },
+    );
+  }
+  return queue;
+}
+
+export function validateTaskName(task: unknown): string {
+  if (typeof task !== "string" || !TASK_NAME.test(task)) {
+    throw new RotaError(
+      "INVALID_TASK_NAME",
+      `Invalid task name ${JSON.stringify(task)}: use 1-128 characters of letters, digits, "_", ".", ":", "/" or "-".`,
+      { details: { field: "task", value: task } },
+    );
+  }
+  return task;
+}
+
+/** The payload as JSON text, refusing what JSON cannot carry and what is too large. */
+export function serializePayload(task: string, payload: unknown, limitBytes: number): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload === undefined ? {} : payload, rejectUnserializable);
+  } catch (cause) {
+    throw new RotaError(
+      "INVALID_PAYLOAD",
+      `Payload for task "${task}" is not JSON-serializable: ${(cause as Error).message}.`,
+      { cause, details: { task } },
+    );
+  }
+  if (text === undefined) {
+    throw new RotaError(
+      "INVALID_PAYLOAD",
+      `Payload for task "${task}" is not JSON-serializable (got ${typeof payload}).`,
+      { details: { task } },
+    );
+  }
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > limitBytes) {
+    throw new RotaError(
+      "PAYLOAD_TOO_LARGE",
+      `Payload for task "${task}" is ${bytes} bytes, over the ${limitBytes}-byte limit: store large data elsewhere and enqueue a reference, or raise payloadLimitBytes.`,
+      { details: { task, bytes, limitBytes } },
+    );
+  }
+  return text;
+}
+
+// JSON.stringify silently drops functions and symbols and turns NaN into
+// null; a job must run with the payload the caller meant, so these are refused.
+function rejectUnserializable(key: string, value: unknown): unknown {
+  const where = key === "" ? "the payload" : `"${key}"`;
+  if (typeof value === "function" || typeof value === "symbol") {
+    throw new Error(`${where} is a ${typeof value}`);
+  }
+  if (typeof value === "bigint") throw new Error(`${where} is a bigint (send it as a string)`);
+  if (typeof value === "number" && !Number.isFinite(value)) throw new Error(`${where} is ${value}`);
+  return value;
+}
+
+export interface NormalizedJob {
+  queue: string;
+  task: string;
+  payload: string;
+  priority: number;
+  delayMs: number | null;
+  runAt: Date | null;
+  maxAttempts: number;
+  backoff: string | null;
+  timeoutMs: number | null;
+  uniqueKey: string | null;
+  conflict: "keep" | "replace";
+}
+
+export interface JobDefaults {
+  queue?: string;
+  maxAttempts?: number;
+  backoff?: BackoffPolicy;
+  timeoutMs?: number;
+}
+
+/** Checks every option of one job; throws a RotaError naming the field. */
+export function normalizeJob(
+  task: string,
+  payloadJson: string,
+  options: EnqueueOptions,
+  defaults: JobDefaults,
+): NormalizedJob {
+  if (typeof options !== "object" || options === null) {
+    throw new RotaError("INVALID_OPTION", "Enqueue options must be an object.", {
+      details: { field: "options" },
+    });
+  }
+  const queue = validateQueueName(options.queue ?? defaults.queue ?? DEFAULT_QUEUE);
+  if (options.runAt !== undefined && options.delayMs !== undefined) {
+    throw new RotaError("INVALID_RUN_AT", "Give runAt or delayMs, not both.", {
+      details: { field: "runAt" },
+    });
+  }
+  if (
+    options.runAt !== undefined &&
+    (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime()))
+  ) {
+    throw new RotaError(
+      "INVALID_RUN_AT",
+      `runAt must be a valid Date, got ${String(options.runAt)}.`,
+      {
+        details: { field: "runAt" },
+      },
+    );
+  }
+  if (
+    options.delayMs !== undefined &&
+    (typeof options.delayMs !== "number" ||
+      !Number.isFinite(options.delayMs) ||
+      options.delayMs < 0)
+  ) {
+    throw new RotaError(
+      "INVALID_RUN_AT",
+      `delayMs must be a number of milliseconds >= 0, got ${String(options.delayMs)}.`,
+      { details: { field: "delayMs", value: options.delayMs } },
+    );
+  }
+  const priority = options.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > INT32_MAX) {
+    throw new RotaError(
+      "INVALID_PRIORITY",
+      `priority must be a whole number, got ${String(priority)}.`,
+      {
+        details: { field: "priority", value: priority },
+      },
+    );
+  }
+  const maxAttempts = options.maxAttempts ?? defaults.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > INT32_MAX) {
+    throw new RotaError(
+      "INVALID_MAX_ATTEMPTS",
+      `maxAttempts must be a whole number of at least 1, got ${String(maxAttempts)}.`,
+      { details: { field: "maxAttempts", value: maxAttempts } },
+    );
+  }
+  const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? null;
+  if (
+    timeoutMs !== null &&
+    (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > INT32_MAX)
+  ) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `timeoutMs must be a whole number of milliseconds >= 1, got ${String(timeoutMs)}.`,
+      { details: { field: "timeoutMs", value: timeoutMs } },
+    );
+  }
+  const backoffPolicy = options.backoff ?? defaults.backoff;
+  const uniqueKey = options.uniqueKey ?? null;
+  if (
+    uniqueKey !== null &&
+    (typeof uniqueKey !== "string" || uniqueKey === "" || uniqueKey.length > 512)
+  ) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      "uniqueKey must be a non-empty string of at most 512 characters.",
+      {
+        details: { field: "uniqueKey" },
+      },
+    );
+  }
+  const conflict = options.onConflict ?? "keep";
+  if (conflict !== "keep" && conflict !== "replace") {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `onConflict must be "keep" or "replace", got ${String(conflict)}.`,
+      {
+        details: { field: "onConflict", value: conflict },
+      },
+    );
+  }
+  return {
+    queue,
+    task,
+    payload: payloadJson,
+    priority,
+    delayMs: options.delayMs ?? null,
+    runAt: options.runAt ?? null,
+    maxAttempts,
+    backoff: backoffPolicy === undefined ? null : JSON.stringify(validateBackoff(backoffPolicy)),
+    timeoutMs,
+    uniqueKey,
+    conflict,
+  };
+}

@@ -1,0 +1,62 @@
+import { validateMillis } from "../config.js";
+import type { Database } from "../db/database.js";
+import { jobQueries } from "./enqueue.js";
+
+/**
+ * How long finished jobs stay in the jobs table. Succeeded jobs leave at once
+ * by default (the worker deletes them on completion); failed jobs stay, as the
+ * dead-letter queue, until pruned.
+ */
+export interface RetentionOptions {
+  /** Keep succeeded jobs this long; 0 (default) deletes them on completion. */
+  succeededMs?: number;
+  /** Keep failed jobs this long; default 14 days. */
+  failedMs?: number;
+  /** Keep cancelled (and skipped, superseded, missed) jobs this long; default 1 day. */
+  cancelledMs?: number;
+}
+
+export const DEFAULT_RETENTION = {
+  succeededMs: 0,
+  failedMs: 14 * 24 * 3_600_000,
+  cancelledMs: 24 * 3_600_000,
+} as const;
+
+export function resolveRetention(options: RetentionOptions = {}): Required<RetentionOptions> {
+  return {
+    succeededMs: validateMillis(
+      "retention.succeededMs",
+      options.succeededMs ?? DEFAULT_RETENTION.succeededMs,
+    ),
+    failedMs: validateMillis("retention.failedMs", options.failedMs ?? DEFAULT_RETENTION.failedMs),
+    cancelledMs: validateMillis(
+      "retention.cancelledMs",
+      options.cancelledMs ?? DEFAULT_RETENTION.cancelledMs,
+    ),
+  };
+}
+
+/** Deletes finished jobs past their retention, in bounded batches; returns how many. */
+export async function pruneFinishedJobs(
+  db: Database,
+  options: RetentionOptions & { batchSize?: number; maxBatches?: number } = {},
+): Promise<number> {
+  const retention = resolveRetention(options);
+  const q = jobQueries(db.schema);
+  const batchSize = options.batchSize ?? 5_000;
+  const maxBatches = options.maxBatches ?? 20;
+  const classes: [string[], number][] = [
+    [["succeeded"], retention.succeededMs],
+    [["failed"], retention.failedMs],
+    [["cancelled", "skipped", "superseded", "missed"], retention.cancelledMs],
+  ];
+  let deleted = 0;
+  for (const [states, keepMs] of classes) {
+    for (let batch = 0; batch < maxBatches; batch++) {
+      const result = await db.run(q.Prune, [states, keepMs, batchSize]);
+      deleted += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < batchSize) break;
+    }
+  }
+  return deleted;
+}

@@ -1,0 +1,91 @@
+import type pg from "pg";
+import type { Database } from "../db/database.js";
+import { channelName } from "../db/sql.js";
+
+export interface ListenerHandlers {
+  /** A job became available in `queue` ("*": any queue, e.g. after a clock shift). */
+  onJobs(queue: string): void;
+  /** A running job was asked to stop. */
+  onCancel(jobId: string): void;
+  /** The connection was lost (reconnecting) or came back. */
+  onStatus(listening: boolean, error?: unknown): void;
+}
+
+/**
+ * One dedicated connection that LISTENs for rota's wake-ups. When it drops
+ * (database restart, network), it reconnects with backoff; meanwhile the
+ * worker polls faster, so nothing waits on a notification that never comes.
+ */
+export class Listener {
+  private client: pg.Client | null = null;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly handlers: ListenerHandlers,
+  ) {}
+
+  get listening(): boolean {
+    return this.client !== null;
+  }
+
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = null;
+    if (client) await client.end().catch(() => {});
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const jobs = channelName(this.db.schema, "jobs");
+    const cancel = channelName(this.db.schema, "cancel");
+    let client: pg.Client | null = null;
+    try {
+      client = await this.db.dedicatedClient();
+      client.on("notification", (message) => {
+        if (message.channel === jobs) this.handlers.onJobs(message.payload ?? "*");
+        else if (message.channel === cancel && message.payload)
+          this.handlers.onCancel(message.payload);
+      });
+      const lost = (error?: unknown) => {
+        if (this.client !== client) return;
+        this.client = null;
+        client?.end().catch(() => {});
+        this.handlers.onStatus(false, error);
+        this.scheduleReconnect();
+      };
+      client.on("error", lost);
+      client.on("end", () => lost(new Error("LISTEN connection ended")));
+      await client.query(`listen "${jobs}"; listen "${cancel}"`);
+      if (this.stopped) {
+        await client.end();
+        return;
+      }
+      this.client = client;
+      this.attempt = 0;
+      this.handlers.onStatus(true);
+    } catch (error) {
+      await client?.end().catch(() => {});
+      this.handlers.onStatus(false, error);
+      this.scheduleReconnect();
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.retryTimer) return;
+    const delay = Math.min(30_000, 250 * 2 ** this.attempt++);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connect();
+    }, delay);
+    this.retryTimer.unref();
+  }
+}

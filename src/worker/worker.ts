@@ -1,0 +1,605 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { validateCount, validateMillis } from "../config.js";
+import type { Database } from "../db/database.js";
+import { describeThrown, RotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { type BackoffPolicy, backoffDelay } from "../queue/backoff.js";
+import { jobQueries } from "../queue/enqueue.js";
+import { DEFAULT_QUEUE, validateQueueName } from "../queue/job-options.js";
+import { rescueExpiredJobs } from "../queue/rescue.js";
+import { type RetentionOptions, resolveRetention } from "../queue/retention.js";
+import { normalizeTasks, type TaskDefinition, type TaskList, validatePayload } from "../task.js";
+import { Completer } from "./completer.js";
+import {
+  childLogger,
+  consoleLogger,
+  type JobContext,
+  type JobInfo,
+  type Logger,
+} from "./job-context.js";
+import { Listener } from "./listener.js";
+
+/**
+ * The worker: claims jobs, runs their handlers, records the outcome.
+ *
+ *   claim (batch, SKIP LOCKED) ─▶ local buffer ─▶ run (≤ concurrency) ─▶ completer (batched)
+ *        ▲ woken by NOTIFY, or by a poll timer          │ heartbeat renews every held lease
+ *
+ * Claiming: one claim statement in flight at a time. It tops the buffer up to
+ * `concurrency + prefetch` jobs when the buffer runs low, when a NOTIFY for one
+ * of its queues arrives, or when the poll timer fires. An empty claim asks the
+ * database when the next queued job is due and sleeps until then (at most
+ * `pollIntervalMs`); while LISTEN is down it polls every `fallbackPollMs`.
+ *
+ * Leases: every claimed job (buffered, running, or waiting for its outcome to
+ * be written) is renewed every `heartbeatMs`. A job missing from the renewal
+ * was rescued from this worker: its handler's signal is aborted and its
+ * outcome is refused by the completion fence.
+ *
+ * Stopping: stop claiming, hand buffered jobs back at once, let running jobs
+ * finish for `gracefulStopMs`, then abort their signals; jobs still running
+ * after that are recorded as failed attempts so they are retried elsewhere.
+ */
+export interface WorkerOptions {
+  /** Task definitions, or a map of task name to handler (or definition). */
+  tasks: TaskList;
+  /** Queues to serve; default the tasks' queues, or ["default"]. */
+  queues?: string[];
+  /** Handlers running at once; default 10. */
+  concurrency?: number;
+  /** Extra jobs claimed ahead and held in the local buffer; default = concurrency. */
+  prefetch?: number;
+  /** Lease length; a job whose worker stops heartbeating is rescued after this. Default 30 s. */
+  leaseMs?: number;
+  /** Default leaseMs / 3. */
+  heartbeatMs?: number;
+  /** Longest sleep between polls while LISTEN works; default 2 s. */
+  pollIntervalMs?: number;
+  /** Poll interval while LISTEN is unavailable; default 250 ms. */
+  fallbackPollMs?: number;
+  /** Use LISTEN/NOTIFY wake-ups; default true. */
+  listen?: boolean;
+  /** How long stop() lets running jobs finish before aborting them; default 10 s. */
+  gracefulStopMs?: number;
+  /** Also rescue expired leases (of any worker) every this many ms; 0 disables. Default leaseMs. */
+  rescueIntervalMs?: number;
+  retention?: Pick<RetentionOptions, "succeededMs">;
+  /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */
+  handleSignals?: boolean;
+  workerId?: string;
+  logger?: Logger;
+}
+
+interface ClaimedRow {
+  id: string;
+  queue: string;
+  task: string;
+  payload: unknown;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  backoff: BackoffPolicy | null;
+  timeout_ms: number | null;
+  created_at: Date;
+  unique_key: string | null;
+  schedule_id: string | null;
+  target_key: string | null;
+  occurrence_at: Date | null;
+}
+
+interface Running {
+  row: ClaimedRow;
+  controller: AbortController;
+  /** Set once the outcome was handed to the completer (a timeout may do it early). */
+  settled: boolean;
+  done: Promise<void>;
+}
+
+export class Worker {
+  readonly id: string;
+  private readonly tasks: Map<string, TaskDefinition>;
+  private readonly queues: string[];
+  private readonly taskNames: string[];
+  private readonly concurrency: number;
+  private readonly capacity: number;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly fallbackPollMs: number;
+  private readonly gracefulStopMs: number;
+  private readonly rescueIntervalMs: number;
+  private readonly useListen: boolean;
+  private readonly handleSignals: boolean;
+  private readonly logger: Logger;
+  private readonly q;
+  private readonly completer: Completer;
+  private readonly listener: Listener | null;
+
+  private buffer: ClaimedRow[] = [];
+  private readonly running = new Map<string, Running>();
+  /** Ids whose outcome is with the completer, not yet written. */
+  private readonly completing = new Set<string>();
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private rescueTimer: NodeJS.Timeout | null = null;
+  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private stopPromise: Promise<void> | null = null;
+  private readonly onSignal = () => void this.stop();
+
+  constructor(
+    private readonly db: Database,
+    private readonly events: RotaEvents,
+    options: WorkerOptions,
+  ) {
+    if (!options || typeof options !== "object" || !options.tasks) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        "worker() needs { tasks }: task definitions or a map of name to handler.",
+        {
+          details: { field: "tasks" },
+        },
+      );
+    }
+    this.tasks = normalizeTasks(options.tasks);
+    if (this.tasks.size === 0) {
+      throw new RotaError("INVALID_OPTION", "worker() was given no tasks.", {
+        details: { field: "tasks" },
+      });
+    }
+    this.taskNames = [...this.tasks.keys()];
+    const taskQueues = [...new Set([...this.tasks.values()].map((t) => t.queue ?? DEFAULT_QUEUE))];
+    this.queues = (options.queues ?? taskQueues).map((q) => validateQueueName(q, "queues"));
+    if (this.queues.length === 0) {
+      throw new RotaError("INVALID_OPTION", "worker() needs at least one queue.", {
+        details: { field: "queues" },
+      });
+    }
+    this.concurrency = validateCount("concurrency", options.concurrency ?? 10);
+    this.capacity =
+      this.concurrency + validateCount("prefetch", options.prefetch ?? this.concurrency, 0);
+    this.leaseMs = validateMillis("leaseMs", options.leaseMs ?? 30_000, 100);
+    this.heartbeatMs = validateMillis(
+      "heartbeatMs",
+      options.heartbeatMs ?? Math.floor(this.leaseMs / 3),
+      10,
+    );
+    if (this.heartbeatMs >= this.leaseMs) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        "heartbeatMs must be shorter than leaseMs (a third of it is usual).",
+        {
+          details: { field: "heartbeatMs" },
+        },
+      );
+    }
+    this.pollIntervalMs = validateMillis("pollIntervalMs", options.pollIntervalMs ?? 2_000, 1);
+    this.fallbackPollMs = validateMillis("fallbackPollMs", options.fallbackPollMs ?? 250, 1);
+    this.gracefulStopMs = validateMillis("gracefulStopMs", options.gracefulStopMs ?? 10_000);
+    this.rescueIntervalMs = validateMillis(
+      "rescueIntervalMs",
+      options.rescueIntervalMs ?? this.leaseMs,
+    );
+    this.useListen = options.listen ?? true;
+    this.handleSignals = options.handleSignals ?? false;
+    const retention = resolveRetention(options.retention);
+    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    this.logger = childLogger(options.logger ?? consoleLogger, { worker: this.id });
+    this.q = jobQueries(db.schema);
+    this.completer = new Completer(
+      db,
+      events,
+      this.id,
+      retention.succeededMs > 0,
+      (ids) => {
+        for (const id of ids) this.completing.delete(id);
+        this.fill();
+      },
+      (error) => this.reportError("completion", error),
+    );
+    this.listener = this.useListen
+      ? new Listener(db, {
+          onJobs: (queue) => {
+            if (queue === "*" || this.queues.includes(queue)) this.fill();
+          },
+          onCancel: (jobId) => this.abortJob(jobId, "JOB_CANCELLED", "the job was cancelled"),
+          onStatus: (listening, error) => {
+            if (!listening && this.state === "running") {
+              this.events.emit("worker:listen:lost", { workerId: this.id, error });
+              this.schedulePoll(this.fallbackPollMs);
+            }
+            if (listening) this.fill();
+          },
+        })
+      : null;
+  }
+
+  /** Jobs currently held: claimed and buffered, running, or being recorded. */
+  get held(): number {
+    return this.buffer.length + this.running.size + this.completing.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "new")
+      throw new RotaError("INVALID_OPTION", "A worker can be started once.");
+    this.state = "running";
+    if (this.handleSignals) {
+      process.once("SIGINT", this.onSignal);
+      process.once("SIGTERM", this.onSignal);
+    }
+    if (this.listener) await this.listener.start();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    this.heartbeatTimer.unref();
+    if (this.rescueIntervalMs > 0) {
+      this.rescueTimer = setInterval(() => void this.rescue(), this.rescueIntervalMs);
+      this.rescueTimer.unref();
+    }
+    this.fill();
+  }
+
+  /** Graceful stop; resolves when every held job is finished or handed back. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  /** Ask for a claim now (tests and embedders; NOTIFY does this on its own). */
+  wake(): void {
+    this.fill();
+  }
+
+  // ── claiming ────────────────────────────────────────────────────────────
+
+  private fill(): void {
+    if (this.state !== "running") return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = this.claimLoop().finally(() => {
+      this.claiming = null;
+    });
+  }
+
+  private async claimLoop(): Promise<void> {
+    do {
+      this.claimAgain = false;
+      // Top up only when the buffer is running low, so claims come in batches.
+      const room = this.capacity - this.held;
+      if (room <= 0 || this.buffer.length > this.concurrency / 2 || this.state !== "running")
+        return;
+      let rows: ClaimedRow[];
+      try {
+        const result = await this.db.run<ClaimedRow>(this.q.Claim, [
+          this.queues,
+          this.taskNames,
+          room,
+          this.id,
+          this.leaseMs,
+        ]);
+        rows = result.rows;
+      } catch (error) {
+        this.reportError("claim", error);
+        this.schedulePoll(Math.max(this.fallbackPollMs, 1_000));
+        return;
+      }
+      if (this.state !== "running") {
+        // stop() began while the claim was in flight: these never start.
+        this.buffer.push(...rows);
+        return;
+      }
+      this.buffer.push(...rows);
+      this.dispatch();
+      if (rows.length === room) this.claimAgain = true;
+      else if (rows.length === 0) await this.sleepUntilNextDue();
+      else this.schedulePoll(this.idlePollMs());
+    } while (this.claimAgain);
+  }
+
+  private idlePollMs(): number {
+    return this.listener?.listening ? this.pollIntervalMs : this.fallbackPollMs;
+  }
+
+  private async sleepUntilNextDue(): Promise<void> {
+    let wait = this.idlePollMs();
+    try {
+      const result = await this.db.run<{ due_in_ms: number | null }>(this.q.NextDue, [
+        this.queues,
+        this.taskNames,
+      ]);
+      const dueIn = result.rows[0]?.due_in_ms;
+      if (dueIn !== null && dueIn !== undefined)
+        wait = Math.max(0, Math.min(wait, Math.ceil(Number(dueIn))));
+    } catch (error) {
+      this.reportError("poll", error);
+    }
+    if (wait === 0) this.claimAgain = true;
+    else this.schedulePoll(wait);
+  }
+
+  private schedulePoll(ms: number): void {
+    if (this.state !== "running") return;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      this.fill();
+    }, ms);
+    this.pollTimer.unref();
+  }
+
+  // ── running ─────────────────────────────────────────────────────────────
+
+  private dispatch(): void {
+    while (
+      this.running.size < this.concurrency &&
+      this.buffer.length > 0 &&
+      this.state === "running"
+    ) {
+      this.run(this.buffer.shift() as ClaimedRow);
+    }
+    if (this.buffer.length <= this.concurrency / 2) this.fill();
+  }
+
+  private run(row: ClaimedRow): void {
+    const controller = new AbortController();
+    const entry: Running = { row, controller, settled: false, done: Promise.resolve() };
+    this.running.set(row.id, entry);
+    entry.done = this.execute(entry).finally(() => {
+      this.running.delete(row.id);
+      this.dispatch();
+    });
+  }
+
+  private async execute(entry: Running): Promise<void> {
+    const { row, controller } = entry;
+    const task = this.tasks.get(row.task) as TaskDefinition;
+    const started = performance.now();
+    this.events.emit("job:run:start", {
+      id: row.id,
+      queue: row.queue,
+      task: row.task,
+      attempt: row.attempts,
+      workerId: this.id,
+    });
+    let timeout: NodeJS.Timeout | null = null;
+    let timedOut: Promise<never> | null = null;
+    const timeoutMs = row.timeout_ms ?? task.timeoutMs ?? null;
+    if (timeoutMs !== null) {
+      timedOut = new Promise<never>((_, reject) => {
+        timeout = setTimeout(() => {
+          const reason = new RotaError(
+            "JOB_TIMEOUT",
+            `Job ${row.id} (${row.task}) timed out after ${timeoutMs} ms.`,
+          );
+          controller.abort(reason);
+          reject(reason);
+        }, timeoutMs);
+      });
+      timedOut.catch(() => {});
+    }
+    try {
+      const payload = await validatePayload(task, row.payload).catch((error: unknown) => {
+        // A payload that fails its schema will fail every attempt: no retry.
+        throw Object.assign(error as object, { noRetry: true });
+      });
+      const context = this.contextFor(row, controller.signal);
+      const handling = Promise.resolve().then(() => task.handler(payload, context));
+      try {
+        // On timeout the attempt is recorded at once ...
+        await (timedOut ? Promise.race([handling, timedOut]) : handling);
+        this.settle(entry, null, performance.now() - started);
+      } catch (error) {
+        this.settle(entry, error, performance.now() - started);
+      }
+      // ... but the slot stays taken until the handler really returns, so
+      // no more than `concurrency` handlers ever run at once.
+      await handling.catch(() => {});
+    } catch (error) {
+      this.settle(entry, error, performance.now() - started);
+    } finally {
+      if (timeout) clearTimeout(timeout);
+    }
+  }
+
+  private contextFor(row: ClaimedRow, signal: AbortSignal): JobContext {
+    const job: JobInfo = {
+      id: row.id,
+      queue: row.queue,
+      task: row.task,
+      priority: row.priority,
+      runAt: row.run_at,
+      createdAt: row.created_at,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      uniqueKey: row.unique_key,
+      scheduleId: row.schedule_id,
+      targetKey: row.target_key,
+      occurrenceAt: row.occurrence_at,
+    };
+    return {
+      job,
+      attempt: row.attempts,
+      signal,
+      logger: childLogger(this.logger, { job: row.id, task: row.task, attempt: row.attempts }),
+      extendLease: async (ms = this.leaseMs) => {
+        const result = await this.db.run(this.q.ExtendLease, [row.id, row.attempts, this.id, ms]);
+        if (result.rowCount === 0) {
+          throw new RotaError(
+            "LEASE_LOST",
+            `Job ${row.id} is no longer leased to this worker (it was rescued).`,
+          );
+        }
+      },
+    };
+  }
+
+  /** Hands one attempt's outcome to the completer, once. */
+  private settle(entry: Running, error: unknown, durationMs: number): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    const { row, controller } = entry;
+    this.completing.add(row.id);
+    const ref = { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts };
+    if (error === null) {
+      this.completer.succeed({ id: row.id, attempt: row.attempts, event: { ...ref, durationMs } });
+      return;
+    }
+    const reason = controller.signal.aborted ? controller.signal.reason : null;
+    const cancelled = reason instanceof RotaError && reason.code === "JOB_CANCELLED";
+    const described = describeThrown(error);
+    const noRetry =
+      typeof error === "object" &&
+      error !== null &&
+      (error as { noRetry?: boolean }).noRetry === true;
+    let retryMs: number | null = null;
+    if (!cancelled && !noRetry && row.attempts < row.max_attempts) {
+      const task = this.tasks.get(row.task);
+      retryMs = task?.retryDelay
+        ? task.retryDelay(row.attempts, error)
+        : backoffDelay(row.backoff, row.attempts);
+      if (!Number.isFinite(retryMs) || retryMs < 0)
+        retryMs = backoffDelay(row.backoff, row.attempts);
+    }
+    this.completer.fail({
+      id: row.id,
+      attempt: row.attempts,
+      error: JSON.stringify({
+        message: described.message,
+        stack: described.stack,
+        attempt: row.attempts,
+        at: new Date().toISOString(),
+        worker: this.id,
+      }),
+      retryMs,
+      cancelled,
+      event: cancelled
+        ? { name: "job:cancelled", payload: { id: row.id, previousState: "running" } }
+        : retryMs === null
+          ? { name: "job:failed", payload: { ...ref, error: described.message } }
+          : {
+              name: "job:run:retry",
+              payload: {
+                ...ref,
+                error: described.message,
+                retryAt: new Date(Date.now() + retryMs),
+              },
+            },
+    });
+    // Wake up for the retry even if no NOTIFY comes (delayed rows notify nobody).
+    if (retryMs !== null && retryMs < this.pollIntervalMs) this.schedulePoll(retryMs);
+  }
+
+  private abortJob(
+    jobId: string,
+    code: "JOB_CANCELLED" | "LEASE_LOST" | "SHUTTING_DOWN",
+    why: string,
+  ): void {
+    const entry = this.running.get(jobId);
+    if (!entry || entry.controller.signal.aborted) return;
+    entry.controller.abort(new RotaError(code, `Job ${jobId}: ${why}.`));
+  }
+
+  // ── leases ──────────────────────────────────────────────────────────────
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.buffer.map((r) => r.id), ...[...this.running.keys()], ...this.completing];
+    if (ids.length === 0) return;
+    try {
+      const result = await this.db.run<{ id: string; cancel_requested: boolean }>(
+        this.q.Heartbeat,
+        [ids, this.id, this.leaseMs],
+      );
+      const kept = new Set<string>();
+      for (const row of result.rows) {
+        kept.add(row.id);
+        if (row.cancel_requested) this.abortJob(row.id, "JOB_CANCELLED", "the job was cancelled");
+      }
+      for (const id of ids) {
+        if (kept.has(id) || this.completing.has(id)) continue;
+        // Rescued from this worker: stop its handler; the fence refuses its outcome.
+        this.events.emit("job:lease:lost", { id, workerId: this.id });
+        this.abortJob(id, "LEASE_LOST", "its lease expired and it was rescued");
+        this.buffer = this.buffer.filter((r) => r.id !== id);
+      }
+    } catch (error) {
+      this.reportError("heartbeat", error);
+    }
+  }
+
+  private async rescue(): Promise<void> {
+    try {
+      const rescued = await rescueExpiredJobs(this.db, this.events);
+      if (rescued.retried > 0) this.fill();
+    } catch (error) {
+      this.reportError("rescue", error);
+    }
+  }
+
+  // ── stopping ────────────────────────────────────────────────────────────
+
+  private async shutdown(): Promise<void> {
+    if (this.state === "new") {
+      this.state = "stopped";
+      return;
+    }
+    this.state = "stopping";
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.rescueTimer) clearInterval(this.rescueTimer);
+    await this.listener?.stop();
+    await this.claiming;
+
+    // Buffered jobs never started: hand them back at once for others to run.
+    await this.releaseBuffered();
+
+    const allDone = () => Promise.all([...this.running.values()].map((r) => r.done));
+    if (this.running.size > 0) {
+      const graceful = await Promise.race([
+        allDone().then(() => true),
+        delay(this.gracefulStopMs).then(() => false),
+      ]);
+      if (!graceful) {
+        for (const id of this.running.keys())
+          this.abortJob(id, "SHUTTING_DOWN", "the worker is stopping");
+        await Promise.race([allDone(), delay(1_000)]);
+        for (const entry of this.running.values()) {
+          // Still running after its signal was aborted: record the attempt as
+          // failed so the job is retried elsewhere instead of waiting for rescue.
+          this.settle(
+            entry,
+            new RotaError("SHUTTING_DOWN", "The worker stopped before the job finished."),
+            0,
+          );
+        }
+      }
+    }
+    await this.completer.drain();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.state = "stopped";
+  }
+
+  private async releaseBuffered(): Promise<void> {
+    const ids = this.buffer.map((r) => r.id);
+    this.buffer = [];
+    if (ids.length === 0) return;
+    try {
+      await this.db.run(this.q.ReleaseUnstarted, [ids, this.id]);
+    } catch (error) {
+      // Not fatal: their leases expire and they are rescued.
+      this.reportError("release", error);
+    }
+  }
+
+  private reportError(during: string, error: unknown): void {
+    this.events.emit("worker:error", { workerId: this.id, error, during });
+    this.logger.warn(`worker ${during} failed: ${describeThrown(error).message}`);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

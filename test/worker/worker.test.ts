@@ -1,0 +1,385 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import type { Rota } from "../../src/client.js";
+import { isRotaError } from "../../src/errors.js";
+import { defineTask } from "../../src/task.js";
+import type { JobContext } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/worker/job-context.js";
+import type { Worker, WorkerOptions } from "../../src/worker/worker.js";
+import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
+import { deferred, events, nextEvent } from "../helpers/events.js";
+
+let t: TestSchema;
+let rota: Rota;
+const workers: Worker[] = [];
+beforeAll(async () => {
+  t = await migratedSchema();
+  rota = t.rota;
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+afterAll(() => t.drop());
+
+/** A worker on its own queue so tests in this file do not take each other's jobs. */
+async function startWorker(options: WorkerOptions): Promise<Worker> {
+  const worker = rota.worker({ logger: silentLogger, ...options });
+  workers.push(worker);
+  await worker.start();
+  return worker;
+}
+
+describe("worker", () => {
+  it("runs an enqueued job and deletes it on success", async () => {
+    const seen: unknown[] = [];
+    await startWorker({
+      queues: ["basic"],
+      tasks: { hello: async (payload) => void seen.push(payload) },
+    });
+    const done = nextEvent(rota.events, "job:run:success", (e) => e.task === "hello");
+    const { id } = await rota.enqueue("hello", { name: "rota" }, { queue: "basic" });
+    expect((await done).id).toBe(id);
+    expect(seen).toEqual([{ name: "rota" }]);
+    await expect.poll(() => rota.getJob(id)).toBeNull();
+  });
+
+  it("with a retention, a succeeded job stays as 'succeeded' until pruned", async () => {
+    await startWorker({
+      queues: ["kept"],
+      tasks: { keep: async () => {} },
+      retention: { succeededMs: 3_600_000 },
+    });
+    const { id } = await rota.enqueue("keep", {}, { queue: "kept" });
+    await expect.poll(async () => (await rota.getJob(id))?.state).toBe("succeeded");
+    expect(await rota.prune({ succeededMs: 3_600_000 })).toBe(0);
+    await rota.clock.shift(2 * 3_600_000);
+    try {
+      expect(await rota.prune({ succeededMs: 3_600_000 })).toBeGreaterThanOrEqual(1);
+      expect(await rota.getJob(id)).toBeNull();
+    } finally {
+      await rota.clock.reset();
+    }
+  });
+
+  it("passes a context: job, attempt, signal, logger, extendLease", async () => {
+    let context: JobContext | undefined;
+    await startWorker({
+      queues: ["ctx"],
+      tasks: {
+        ctx: async (_payload, ctx) => {
+          context = ctx;
+          await ctx.extendLease(60_000);
+        },
+      },
+    });
+    const { id } = await rota.enqueue("ctx", {}, { queue: "ctx", priority: 3 });
+    await nextEvent(rota.events, "job:run:success", (e) => e.id === id);
+    expect(context?.job).toMatchObject({ id, queue: "ctx", task: "ctx", priority: 3, attempt: 1 });
+    expect(context?.attempt).toBe(1);
+    expect(context?.signal.aborted).toBe(false);
+    expect(typeof context?.logger.info).toBe("function");
+  });
+
+  it("runs higher priority first", async () => {
+    const order: number[] = [];
+    await rota.enqueueMany(
+      [1, 5, 3].map((priority) => ({
+        task: "prio",
+        payload: { priority },
+        options: { queue: "prio", priority },
+      })),
+    );
+    const done = events(rota.events, "job:run:success", 3, (e) => e.task === "prio");
+    await startWorker({
+      queues: ["prio"],
+      concurrency: 1,
+      prefetch: 0,
+      tasks: { prio: async (p: { priority: number }) => void order.push(p.priority) },
+    });
+    await done;
+    expect(order).toEqual([5, 3, 1]);
+  });
+
+  it("retries with the job's backoff, then leaves it 'failed' with its error and stack", async () => {
+    let calls = 0;
+    await startWorker({
+      queues: ["retry"],
+      tasks: {
+        flaky: async () => {
+          calls++;
+          throw new Error(`boom ${calls}`);
+        },
+      },
+    });
+    const retries = events(rota.events, "job:run:retry", 2, (e) => e.task === "flaky");
+    const failed = nextEvent(rota.events, "job:failed", (e) => e.task === "flaky");
+    const { id } = await rota.enqueue(
+      "flaky",
+      {},
+      { queue: "retry", maxAttempts: 3, backoff: { kind: "fixed", delayMs: 50 } },
+    );
+    const seen = await retries;
+    expect(seen.map((e) => e.attempt)).toEqual([1, 2]);
+    await failed;
+    const job = await rota.getJob(id);
+    expect(job?.state).toBe("failed");
+    expect(job?.attempts).toBe(3);
+    expect(job?.last_error?.message).toBe("boom 3");
+    expect(job?.last_error?.stack).toContain("boom 3");
+    expect(job?.finished_at).not.toBeNull();
+  });
+
+  it("waits the exponential backoff between attempts (by the database clock)", async () => {
+    await startWorker({
+      queues: ["backoff"],
+      tasks: {
+        slowRetry: async () => {
+          throw new Error("no");
+        },
+      },
+    });
+    const first = nextEvent(rota.events, "job:run:retry", (e) => e.task === "slowRetry");
+    // Outcome events fire once the outcome is written.
+    const { id } = await rota.enqueue(
+      "slowRetry",
+      {},
+      {
+        queue: "backoff",
+        maxAttempts: 2,
+        backoff: { kind: "exponential", baseMs: 600_000, jitter: false },
+      },
+    );
+    await first;
+    const waiting = await rota.getJob(id);
+    expect(waiting?.state).toBe("scheduled");
+    const now = await rota.clock.now();
+    const wait = (waiting?.run_at.getTime() ?? 0) - now.getTime();
+    expect(wait).toBeGreaterThan(590_000);
+    expect(wait).toBeLessThanOrEqual(600_000);
+    // Ten minutes later (by the shifted clock) the second attempt runs and fails for good.
+    const failed = nextEvent(rota.events, "job:failed", (e) => e.id === id);
+    await rota.clock.shift(600_000);
+    try {
+      expect((await failed).attempt).toBe(2);
+    } finally {
+      await rota.clock.reset();
+    }
+  });
+
+  it("a task's retryDelay function overrides the stored backoff", async () => {
+    const asked: number[] = [];
+    const task = defineTask({
+      name: "customRetry",
+      queue: "custom",
+      maxAttempts: 3,
+      retryDelay: (attempt) => {
+        asked.push(attempt);
+        return 10;
+      },
+      handler: async () => {
+        throw new Error("again");
+      },
+    });
+    await startWorker({ tasks: [task] });
+    const failed = nextEvent(rota.events, "job:failed", (e) => e.task === "customRetry");
+    await rota.enqueue(task, {});
+    await failed;
+    expect(asked).toEqual([1, 2]);
+  });
+
+  it("records a non-Error throw sensibly", async () => {
+    await startWorker({
+      queues: ["odd"],
+      tasks: {
+        throwsString: async () => {
+          throw "plain string";
+        },
+        throwsObject: async () => {
+          throw { reason: "object", code: 7 };
+        },
+      },
+    });
+    const failed = events(rota.events, "job:failed", 2, (e) => e.queue === "odd");
+    const a = await rota.enqueue("throwsString", {}, { queue: "odd", maxAttempts: 1 });
+    const b = await rota.enqueue("throwsObject", {}, { queue: "odd", maxAttempts: 1 });
+    await failed;
+    expect((await rota.getJob(a.id))?.last_error?.message).toBe("plain string");
+    expect((await rota.getJob(b.id))?.last_error?.message).toBe(
+      'non-Error thrown: {"reason":"object","code":7}',
+    );
+  });
+
+  it("validates the payload again before the handler and passes the schema's output", async () => {
+    const received: unknown[] = [];
+    const task = defineTask({
+      name: "typedRun",
+      queue: "typed",
+      schema: z.object({ n: z.coerce.number() }),
+      handler: async (payload) => void received.push(payload),
+    });
+    await startWorker({ tasks: [task] });
+    const ok = await rota.enqueue(task, { n: "5" as unknown as number });
+    await nextEvent(rota.events, "job:run:success", (e) => e.id === ok.id);
+    expect(received).toEqual([{ n: 5 }]);
+    // A row that no longer matches the schema (written behind rota's back) fails at once, no retries.
+    const failed = nextEvent(rota.events, "job:failed", (e) => e.task === "typedRun");
+    const sneaky = await withClient(async (c) => {
+      const r = await c.query(
+        `insert into "${t.schema}".jobs (queue, task, payload, run_at) values ('typed', 'typedRun', '{"n":"abc"}', now()) returning id::text`,
+      );
+      await c.query(`select pg_notify('rota_jobs_${t.schema}', 'typed')`);
+      return r.rows[0].id as string;
+    });
+    expect((await failed).id).toBe(sneaky);
+    expect((await failed).attempt).toBe(1);
+    expect((await rota.getJob(sneaky))?.last_error?.message).toContain("does not match its schema");
+  });
+
+  it("a timeout aborts the signal and fails the attempt", async () => {
+    let reason: unknown;
+    await startWorker({
+      queues: ["timeout"],
+      tasks: {
+        slow: (_p, ctx) =>
+          new Promise<void>((resolve) => {
+            ctx.signal.addEventListener("abort", () => {
+              reason = ctx.signal.reason;
+              resolve();
+            });
+          }),
+      },
+    });
+    const { id } = await rota.enqueue(
+      "slow",
+      {},
+      { queue: "timeout", timeoutMs: 100, maxAttempts: 1 },
+    );
+    await nextEvent(rota.events, "job:failed", (e) => e.id === id);
+    expect(isRotaError(reason, "JOB_TIMEOUT")).toBe(true);
+    expect((await rota.getJob(id))?.last_error?.message).toMatch(/timed out after 100 ms/);
+  });
+
+  it("cancel reaches a running handler through its signal; the job ends 'cancelled'", async () => {
+    const started = deferred();
+    let reason: unknown;
+    await startWorker({
+      queues: ["cancel"],
+      tasks: {
+        longJob: (_p, ctx) =>
+          new Promise<void>((_resolve, reject) => {
+            started.resolve();
+            ctx.signal.addEventListener("abort", () => {
+              reason = ctx.signal.reason;
+              reject(ctx.signal.reason);
+            });
+          }),
+      },
+    });
+    const { id } = await rota.enqueue("longJob", {}, { queue: "cancel" });
+    await started.promise;
+    const cancelled = nextEvent(rota.events, "job:cancelled", (e) => e.id === id);
+    expect(await rota.cancel(id)).toMatchObject({ id, state: "running", previousState: "running" });
+    await cancelled;
+    expect(isRotaError(reason, "JOB_CANCELLED")).toBe(true);
+    await expect.poll(async () => (await rota.getJob(id))?.state).toBe("cancelled");
+  });
+
+  it("cancel of a queued job takes effect at once; of a finished job changes nothing", async () => {
+    const { id } = await rota.enqueue("neverRuns", {}, { queue: "nobody" });
+    expect(await rota.cancel(id)).toMatchObject({ state: "cancelled", previousState: "available" });
+    expect(await rota.cancel(id)).toMatchObject({ state: "cancelled", previousState: null });
+    await expect(rota.cancel("999999999")).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
+    await expect(rota.cancel("abc")).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
+  });
+
+  it("replays failed jobs in bulk by queue and task", async () => {
+    let fail = true;
+    await startWorker({
+      queues: ["replay"],
+      tasks: {
+        sometimes: async () => {
+          if (fail) throw new Error("down");
+        },
+      },
+    });
+    const failedAll = events(rota.events, "job:failed", 3, (e) => e.task === "sometimes");
+    const jobs = await rota.enqueueMany(
+      [1, 2, 3].map((i) => ({
+        task: "sometimes",
+        payload: { i },
+        options: { queue: "replay", maxAttempts: 1 },
+      })),
+    );
+    await failedAll;
+    fail = false;
+    const succeeded = events(rota.events, "job:run:success", 3, (e) => e.task === "sometimes");
+    const replayed = await rota.replayFailed({ queue: "replay", task: "sometimes" });
+    expect(replayed.sort()).toEqual(jobs.map((j) => j.id).sort());
+    await succeeded;
+    expect(await rota.replayFailed({ queue: "replay" })).toEqual([]);
+  });
+
+  it("graceful stop lets running jobs finish and hands buffered jobs back at once", async () => {
+    const release = deferred();
+    const started: string[] = [];
+    const worker = await startWorker({
+      queues: ["drain"],
+      concurrency: 2,
+      prefetch: 4,
+      tasks: {
+        hold: async (_p, ctx) => {
+          started.push(ctx.job.id);
+          await release.promise;
+        },
+      },
+    });
+    const allStarted = events(rota.events, "job:run:start", 2, (e) => e.task === "hold");
+    await rota.enqueueMany(
+      Array.from({ length: 6 }, () => ({ task: "hold", payload: {}, options: { queue: "drain" } })),
+    );
+    await allStarted;
+    await expect.poll(() => worker.held).toBe(6);
+
+    const stopping = worker.stop();
+    // The 4 buffered jobs go back to the queue at once, their attempt undone.
+    await expect
+      .poll(async () =>
+        withClient(
+          async (c) =>
+            (
+              await c.query(
+                `select count(*)::int as n from "${t.schema}".jobs where queue = 'drain' and state = 'available' and attempts = 0`,
+              )
+            ).rows[0].n,
+        ),
+      )
+      .toBe(4);
+    release.resolve();
+    await stopping;
+    expect(started).toHaveLength(2);
+    const left = await withClient(
+      async (c) =>
+        (
+          await c.query(
+            `select state, count(*)::int as n from "${t.schema}".jobs where queue = 'drain' group by state`,
+          )
+        ).rows,
+    );
+    expect(left).toEqual([{ state: "available", n: 4 }]);
+  });
+
+  it("refuses bad worker options with a code naming the field", () => {
+    expect(() => rota.worker({ tasks: {} })).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTION" }),
+    );
+    expect(() => rota.worker({ tasks: { a: async () => {} }, concurrency: 0 })).toThrow(
+      /concurrency/,
+    );
+    expect(() => rota.worker({ tasks: { a: async () => {} }, queues: ["bad queue"] })).toThrow(
+      expect.objectContaining({ code: "INVALID_QUEUE_NAME" }),
+    );
+    expect(() =>
+      rota.worker({ tasks: { a: async () => {} }, leaseMs: 1000, heartbeatMs: 1000 }),
+    ).toThrow(/heartbeatMs/);
+  });
+});
