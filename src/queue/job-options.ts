@@ -75,6 +75,13 @@ export function serializePayload(task: string, payload: unknown, limitBytes: num
       { details: { task } },
     );
   }
+  if (text.includes("\\u0000")) {
+    throw new RotaError(
+      "INVALID_PAYLOAD",
+      `Payload for task "${task}" contains a NUL character (\\u0000), which PostgreSQL's jsonb cannot store: strip it or base64-encode binary data.`,
+      { details: { task } },
+    );
+  }
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > limitBytes) {
     throw new RotaError(

@@ -94,6 +94,29 @@ describe("enqueue", () => {
     }
   });
 
+  it("in a group of concurrent enqueues, a row the database refuses fails only its own call", async () => {
+    // A constraint rota's validation does not know about, so the row reaches the database.
+    await withClient((c) =>
+      c.query(`alter table "${t.schema}".jobs add constraint no_poison check (payload->>'poison' is null)`),
+    );
+    try {
+      const calls = Array.from({ length: 20 }, (_, i) =>
+        t.rota.enqueue("grouped", i === 7 ? { i, poison: true } : { i }, { queue: "grouped" }),
+      );
+      const outcomes = await Promise.allSettled(calls);
+      const rejected = outcomes.flatMap((o, i) => (o.status === "rejected" ? [i] : []));
+      expect(rejected).toEqual([7]);
+      const stored = await withClient(async (c) =>
+        (await c.query(`select payload->>'i' as i from "${t.schema}".jobs where queue = 'grouped'`)).rows
+          .map((r) => Number(r.i))
+          .sort((a, b) => a - b),
+      );
+      expect(stored).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7));
+    } finally {
+      await withClient((c) => c.query(`alter table "${t.schema}".jobs drop constraint no_poison`));
+    }
+  });
+
   it("a unique key keeps the queued job by default", async () => {
     const first = await t.rota.enqueue("sync", { v: 1 }, { uniqueKey: "sync:42" });
     const second = await t.rota.enqueue("sync", { v: 2 }, { uniqueKey: "sync:42" });
@@ -146,6 +169,7 @@ describe("bad input is refused with a code and nothing is written", () => {
     ["function in payload", () => t.rota.enqueue("x", { f: () => 1 }), "INVALID_PAYLOAD"],
     ["bigint in payload", () => t.rota.enqueue("x", { n: 1n }), "INVALID_PAYLOAD"],
     ["NaN in payload", () => t.rota.enqueue("x", { n: Number.NaN }), "INVALID_PAYLOAD"],
+    ["NUL character in payload", () => t.rota.enqueue("x", { s: "a\u0000b" }), "INVALID_PAYLOAD"],
     [
       "circular payload",
       () => {

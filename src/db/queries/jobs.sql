@@ -9,7 +9,7 @@
 -- alone and returns it; 'replace' overwrites its payload, run time and
 -- options while it has not started.
 with input as (
-  select i.*, nextval(pg_get_serial_sequence('{{schema}}.jobs', 'id')) as new_id
+  select i.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from unnest(
     $1::text[], $2::text[], $3::text[], $4::int[], $5::double precision[],
     $6::timestamptz[], $7::int[], $8::text[], $9::int[], $10::text[], $11::text[]

@@ -1,0 +1,156 @@
+// Guarantee 2: a committed job runs at least once, across worker crashes
+// (kill -9) and database restarts.
+import { chmodSync, mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Rota } from "../../src/client.js";
+import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/db/embedded.js";
+import { silentLogger } from "../../src/worker/job-context.js";
+import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
+import { migratedSchema, type TestSchema } from "../helpers/database.js";
+import { events, nextEvent } from "../helpers/events.js";
+import { createSideTable, SIDE_TASKS, sideRuns } from "../helpers/side-table.js";
+
+describe("guarantee 2: nothing lost when a worker is killed with SIGKILL mid-job", () => {
+  let t: TestSchema;
+  beforeAll(async () => {
+    t = await migratedSchema();
+    await createSideTable(t.schema);
+  });
+  afterAll(() => t.drop());
+
+  it("the killed worker's job is rescued once its lease expires, and completed by another worker", async () => {
+    const env = { ...withoutDatabaseUrl(), DATABASE_URL: t.url, ROTA_TEST_SCHEMA: t.schema };
+    const child = startCli(
+      ["worker", "--schema", t.schema, "--tasks", SIDE_TASKS, "--lease-ms", "30000"],
+      { env },
+    );
+    const exited = collect(child);
+    await waitForOutput(child, "running");
+    const { id } = await t.rota.enqueue("hang", { important: true });
+    await expect.poll(async () => (await sideRuns(t.schema)).length, { timeout: 15_000 }).toBe(1);
+    expect(await t.rota.getJob(id)).toMatchObject({ state: "running", attempts: 1 });
+
+    child.kill("SIGKILL");
+    expect((await exited).signal).toBe("SIGKILL");
+
+    // Before the lease runs out nothing is rescued; 31 s later (by the clock seam) it is.
+    expect((await t.rota.rescueExpired()).retried).toBe(0);
+    await t.rota.clock.shift(31_000);
+    expect(await t.rota.rescueExpired()).toEqual({ retried: 1, failed: 0, cancelled: 0 });
+    const rescued = await t.rota.getJob(id);
+    expect(rescued).toMatchObject({ state: "available", attempts: 1, lease_holder: null });
+    expect(rescued?.last_error?.message).toMatch(/lease expired/);
+
+    const finished = nextEvent(t.rota.events, "job:run:success", (e) => e.id === id);
+    const worker = t.rota.worker({
+      logger: silentLogger,
+      tasks: {
+        hang: async (payload: { important: boolean }) => expect(payload.important).toBe(true),
+      },
+    });
+    await worker.start();
+    try {
+      expect((await finished).attempt).toBe(2);
+      expect(await t.rota.getJob(id)).toBeNull();
+    } finally {
+      await worker.stop();
+      await t.rota.clock.reset();
+    }
+  });
+
+  it("a job whose last attempt was lost to a crash ends 'failed', not silently gone", async () => {
+    const { id } = await t.rota.enqueue(
+      "neverFinishes",
+      {},
+      { maxAttempts: 1, queue: "lastAttempt" },
+    );
+    const worker = t.rota.worker({
+      logger: silentLogger,
+      queues: ["lastAttempt"],
+      leaseMs: 60_000,
+      heartbeatMs: 50_000,
+      rescueIntervalMs: 0,
+      gracefulStopMs: 0,
+      tasks: { neverFinishes: () => new Promise(() => {}) },
+    });
+    await worker.start();
+    await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("running");
+    await t.rota.clock.shift(61_000);
+    try {
+      expect((await t.rota.rescueExpired()).failed).toBe(1);
+      expect(await t.rota.getJob(id)).toMatchObject({ state: "failed", attempts: 1 });
+    } finally {
+      await t.rota.clock.reset();
+      await worker.stop();
+    }
+  });
+});
+
+describe("guarantee 2: nothing lost across a database restart", () => {
+  let server: EmbeddedPostgres;
+  let port: number;
+  const dataDir = resolve(".rota/restart-test-pgdata");
+
+  beforeAll(async () => {
+    mkdirSync(".rota", { recursive: true });
+    chmodSync(".rota", 0o755);
+    port = await freePort();
+    server = await startEmbeddedPostgres({ dataDir, port });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("jobs enqueued before and after a restart all run; the worker reconnects on its own", async () => {
+    const rota = new Rota({ connection: server.url, schema: "restart_test" });
+    await rota.migrate();
+    await rota.db.pool.query("delete from restart_test.jobs");
+    const ran = new Set<number>();
+    const worker = rota.worker({
+      logger: silentLogger,
+      pollIntervalMs: 200,
+      fallbackPollMs: 100,
+      tasks: { counted: async (payload: { n: number }) => void ran.add(payload.n) },
+    });
+    await worker.start();
+    try {
+      const before = events(rota.events, "job:run:success", 50);
+      await rota.enqueueMany(
+        Array.from({ length: 50 }, (_, n) => ({ task: "counted", payload: { n } })),
+      );
+      await before;
+
+      await server.stop();
+      server = await startEmbeddedPostgres({ dataDir, port });
+
+      // The pool's dead connections fail once; enqueue again until the pool has reconnected.
+      const after = Array.from({ length: 50 }, (_, i) => ({
+        task: "counted",
+        payload: { n: 50 + i },
+      }));
+      await expect
+        .poll(
+          async () => {
+            try {
+              await rota.enqueueMany(after);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .toBe(true);
+      await expect.poll(() => ran.size, { timeout: 30_000 }).toBe(100);
+      expect(
+        await rota.db.pool.query("select count(*)::int as n from restart_test.jobs"),
+      ).toMatchObject({
+        rows: [{ n: 0 }],
+      });
+    } finally {
+      await worker.stop();
+      await rota.close();
+    }
+  });
+});
