@@ -1,3 +1,4 @@
+import pg from "pg";
 import type { Database, Executor } from "../db/database.js";
 import { defineQueries } from "../db/sql.js";
 import { RotaError } from "../errors.js";
@@ -201,18 +202,18 @@ export class Enqueuer {
   }
 
   private async runGroup(group: Waiting[]): Promise<void> {
+    const jobs = group.map((w) => w.job);
+    let rows: InsertRow[];
     try {
-      const results = await this.insert(
-        group.map((w) => w.job),
-        this.db.pool,
-      );
-      group.forEach((w, i) => w.resolve(results[i] as EnqueueResult));
+      rows = await this.insertStatement(jobs, this.db.pool);
     } catch (error) {
-      if (group.length === 1) {
-        (group[0] as Waiting).reject(error);
+      // Only a statement the server refused (it has a SQLSTATE, so nothing was
+      // written) is split up. A lost connection may have committed: retrying
+      // could duplicate jobs, so those calls get the error.
+      if (group.length === 1 || !isStatementError(error)) {
+        for (const w of group) w.reject(error);
         return;
       }
-      // Isolate the bad row(s): each call gets its own statement and outcome.
       await Promise.all(
         group.map((w) =>
           this.insert([w.job], this.db.pool).then(
@@ -221,10 +222,25 @@ export class Enqueuer {
           ),
         ),
       );
+      return;
     }
+    await Promise.all(
+      group.map((w, i) =>
+        this.resolveRow(w.job, rows[i] as InsertRow, this.db.pool).then(w.resolve, w.reject),
+      ),
+    );
   }
 
   private async insert(jobs: NormalizedJob[], executor: Executor): Promise<EnqueueResult[]> {
+    const rows = await this.insertStatement(jobs, executor);
+    const results: EnqueueResult[] = [];
+    for (const [index, row] of rows.entries()) {
+      results.push(await this.resolveRow(jobs[index] as NormalizedJob, row, executor));
+    }
+    return results;
+  }
+
+  private async insertStatement(jobs: NormalizedJob[], executor: Executor): Promise<InsertRow[]> {
     const result = await this.db.run<InsertRow>(
       this.q.Insert,
       [
@@ -242,38 +258,42 @@ export class Enqueuer {
       ],
       executor,
     );
-    const results: EnqueueResult[] = [];
-    for (const [index, row] of result.rows.entries()) {
-      const job = jobs[index] as NormalizedJob;
-      let { id, state } = row;
-      if (id === null && job.uniqueKey !== null) {
-        // The conflicting job was committed by another transaction during our
-        // insert, so this statement's snapshot could not see it: look again.
-        const again = await this.db.run<{ id: string; state: string }>(
-          this.q.QueuedByUniqueKey,
-          [job.uniqueKey],
-          executor,
-        );
-        id = again.rows[0]?.id ?? null;
-        state = again.rows[0]?.state ?? null;
-        if (id === null) {
-          // It started meanwhile, so the key is free: insert afresh.
-          const [retried] = await this.insert([job], executor);
-          results.push(retried as EnqueueResult);
-          continue;
-        }
-      }
-      const outcome = {
-        id: id as string,
-        state: state as string,
-        inserted: row.inserted,
-        replaced: row.replaced,
-      };
-      results.push(outcome);
-      if (this.events.wants("job:enqueued")) {
-        this.events.emit("job:enqueued", { ...outcome, queue: job.queue, task: job.task });
-      }
-    }
-    return results;
+    return result.rows;
   }
+
+  private async resolveRow(
+    job: NormalizedJob,
+    row: InsertRow,
+    executor: Executor,
+  ): Promise<EnqueueResult> {
+    let { id, state } = row;
+    if (id === null && job.uniqueKey !== null) {
+      // The conflicting job was committed by another transaction during our
+      // insert, so this statement's snapshot could not see it: look again.
+      const again = await this.db.run<{ id: string; state: string }>(
+        this.q.QueuedByUniqueKey,
+        [job.uniqueKey],
+        executor,
+      );
+      id = again.rows[0]?.id ?? null;
+      state = again.rows[0]?.state ?? null;
+      // It started meanwhile, so the key is free: insert afresh.
+      if (id === null) return (await this.insert([job], executor))[0] as EnqueueResult;
+    }
+    const outcome = {
+      id: id as string,
+      state: state as string,
+      inserted: row.inserted,
+      replaced: row.replaced,
+    };
+    if (this.events.wants("job:enqueued")) {
+      this.events.emit("job:enqueued", { ...outcome, queue: job.queue, task: job.task });
+    }
+    return outcome;
+  }
+}
+
+/** An error the server reported for the statement (so the statement wrote nothing). */
+function isStatementError(error: unknown): boolean {
+  return error instanceof pg.DatabaseError;
 }

@@ -97,7 +97,9 @@ describe("enqueue", () => {
   it("in a group of concurrent enqueues, a row the database refuses fails only its own call", async () => {
     // A constraint rota's validation does not know about, so the row reaches the database.
     await withClient((c) =>
-      c.query(`alter table "${t.schema}".jobs add constraint no_poison check (payload->>'poison' is null)`),
+      c.query(
+        `alter table "${t.schema}".jobs add constraint no_poison check (payload->>'poison' is null)`,
+      ),
     );
     try {
       const calls = Array.from({ length: 20 }, (_, i) =>
@@ -107,7 +109,9 @@ describe("enqueue", () => {
       const rejected = outcomes.flatMap((o, i) => (o.status === "rejected" ? [i] : []));
       expect(rejected).toEqual([7]);
       const stored = await withClient(async (c) =>
-        (await c.query(`select payload->>'i' as i from "${t.schema}".jobs where queue = 'grouped'`)).rows
+        (
+          await c.query(`select payload->>'i' as i from "${t.schema}".jobs where queue = 'grouped'`)
+        ).rows
           .map((r) => Number(r.i))
           .sort((a, b) => a - b),
       );
