@@ -15,6 +15,9 @@ import {
   cancelJob,
   getJob,
   type JobRecord,
+  type JobSummary,
+  type ListJobsFilter,
+  listJobs,
   type ReplayFilter,
   replayFailedJobs,
 } from "./queue/job-admin.js";
@@ -106,6 +109,11 @@ export class Rota {
 
   getJob(id: string | number): Promise<JobRecord | null> {
     return getJob(this.db, id);
+  }
+
+  /** Jobs, newest first, filtered by state, queue and task. */
+  listJobs(filter?: ListJobsFilter): Promise<JobSummary[]> {
+    return listJobs(this.db, filter);
   }
 
   /** Cancels a queued job, or asks a running one to stop (its signal is aborted). */

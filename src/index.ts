@@ -8,7 +8,13 @@ export { errorCodes, isRotaError, RotaError, type RotaErrorCode } from "./errors
 export type { RotaEventMap, RotaEventName, RotaEvents } from "./events.js";
 export { type BackoffFunction, type BackoffPolicy, backoffDelay } from "./queue/backoff.js";
 export type { EnqueueResult, EnqueueSpec } from "./queue/enqueue.js";
-export type { CancelResult, JobRecord, ReplayFilter } from "./queue/job-admin.js";
+export type {
+  CancelResult,
+  JobRecord,
+  JobSummary,
+  ListJobsFilter,
+  ReplayFilter,
+} from "./queue/job-admin.js";
 export type { EnqueueOptions } from "./queue/job-options.js";
 export type { RescueResult } from "./queue/rescue.js";
 export type { RetentionOptions } from "./queue/retention.js";

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
+import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
 import { reportFailure } from "./output.js";
 import { registerWorker } from "./worker.js";
@@ -16,8 +17,10 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerDev(program);
   registerWorker(program);
+  registerJobs(program);
   // Every subcommand shares the parent's error handling.
-  for (const command of program.commands) command.showHelpAfterError().exitOverride();
+  const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];
+  for (const command of all(program)) command.showHelpAfterError().exitOverride();
   return program;
 }
 

@@ -50,6 +50,7 @@ const queries = defineQueries("jobs", [
   "Replay",
   "Prune",
   "Get",
+  "List",
 ]);
 export const jobQueries = queries;
 

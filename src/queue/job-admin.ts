@@ -108,3 +108,63 @@ export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}):
   ]);
   return result.rows.map((row) => row.id);
 }
+
+export interface JobSummary {
+  id: string;
+  queue: string;
+  task: string;
+  state: string;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+export interface ListJobsFilter {
+  state?: string;
+  queue?: string;
+  task?: string;
+  /** Default 100, at most 10,000. */
+  limit?: number;
+}
+
+const STATES = [
+  "scheduled",
+  "available",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "skipped",
+  "superseded",
+  "missed",
+];
+
+/** Jobs, newest first. */
+export async function listJobs(db: Database, filter: ListJobsFilter = {}): Promise<JobSummary[]> {
+  if (filter.state !== undefined && !STATES.includes(filter.state)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `Unknown job state "${filter.state}": use one of ${STATES.join(", ")}.`,
+      {
+        details: { field: "state", value: filter.state },
+      },
+    );
+  }
+  const limit = filter.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new RotaError("INVALID_OPTION", "limit must be a whole number from 1 to 10000.", {
+      details: { field: "limit", value: limit },
+    });
+  }
+  const result = await db.run<JobSummary>(jobQueries(db.schema).List, [
+    filter.state ?? null,
+    filter.queue ?? null,
+    filter.task ?? null,
+    limit,
+  ]);
+  return result.rows;
+}

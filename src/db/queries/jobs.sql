@@ -282,3 +282,14 @@ select id::text, queue, task, payload, state, priority, run_at, attempts, max_at
        backoff, timeout_ms, lease_holder, lease_expires_at, cancel_requested_at, unique_key,
        last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at
 from {{schema}}.jobs where id = $1;
+
+-- name: List
+-- Newest first; every filter optional (null: any).
+select id::text, queue, task, state, priority, run_at, attempts, max_attempts,
+       last_error->>'message' as last_error, created_at, finished_at
+from {{schema}}.jobs
+where ($1::text is null or state = $1)
+  and ($2::text is null or queue = $2)
+  and ($3::text is null or task = $3)
+order by id desc
+limit $4;
