@@ -9,6 +9,8 @@ interface BenchCommandOptions {
   quick?: boolean;
   systems?: string;
   workloads?: string;
+  configs?: string;
+  jobs?: string;
 }
 
 /**
@@ -25,12 +27,14 @@ export function registerBench(program: Command): void {
       "benchmark rota against graphile-worker, pg-boss and BullMQ on one PostgreSQL (from a checkout)",
     )
     .option("--json", "print one JSON object")
-    .option("--quick", "small sizes for a smoke run (under a minute)")
+    .option("--quick", "a smoke run: small sizes, each system's default config only")
     .option("--systems <list>", "comma-separated: rota,graphile-worker,pg-boss,bullmq,pg")
     .option(
       "--workloads <list>",
       "comma-separated: enqueue_single_1,enqueue_single_10,enqueue_bulk,process_1proc,process_2proc,latency,insert_commit_ceiling",
     )
+    .option("--configs <list>", "default,tuned (peers run both unless --quick)")
+    .option("--jobs <n>", "jobs for enqueue_bulk and process_* (default 20000)")
     .action(async (options: BenchCommandOptions, command: Command) => {
       process.exitCode = await runBench(options, command.optsWithGlobals<GlobalOptions>());
     });
@@ -52,6 +56,8 @@ function runBench(options: BenchCommandOptions, globals: GlobalOptions): Promise
   if (options.quick) args.push("--quick");
   if (options.systems) args.push("--systems", options.systems);
   if (options.workloads) args.push("--workloads", options.workloads);
+  if (options.configs) args.push("--configs", options.configs);
+  if (options.jobs) args.push("--jobs", options.jobs);
   const env = { ...process.env };
   const url = databaseUrlFrom(globals);
   if (url !== undefined) env.DATABASE_URL = url;

@@ -84,18 +84,40 @@ select id::text, state from {{schema}}.jobs
 where unique_key = $1 and state in ('scheduled', 'available');
 
 -- name: Claim
--- Takes up to $3 due jobs of the given queues and tasks, highest priority
--- first, skipping rows other workers hold, and leases them to worker $4 for
--- $5 ms. The attempt is counted here, so a worker that dies mid-job has used it.
-with next as (
-  select id from {{schema}}.jobs
-  where state in ('scheduled', 'available')
-    and queue = any($1::text[])
-    and task = any($2::text[])
-    and run_at <= (select {{schema}}.clock_now())
+-- Takes up to $3 due jobs of queues $1 and tasks $2 and leases them to
+-- worker $4 for $5 ms, skipping rows other workers hold. The attempt is
+-- counted here, so a worker that dies mid-job has used it.
+-- Candidates come per queue from the two claim indexes, each read in its own
+-- order and cut at $3: available jobs by priority then age, and scheduled jobs
+-- that have come due by due time. The best $3 of those are taken. (Among
+-- scheduled jobs that came due together, the earliest due go first.)
+with available as (
+  select c.id, c.priority, c.run_at
+  from unnest($1::text[]) as q(name)
+  cross join lateral (
+    select id, priority, run_at from {{schema}}.jobs
+    where state = 'available' and queue = q.name and task = any($2::text[])
+    order by priority desc, run_at, id
+    limit $3
+    for update skip locked
+  ) as c
+),
+came_due as (
+  select c.id, c.priority, c.run_at
+  from unnest($1::text[]) as q(name)
+  cross join lateral (
+    select id, priority, run_at from {{schema}}.jobs
+    where state = 'scheduled' and queue = q.name and task = any($2::text[])
+      and run_at <= (select {{schema}}.clock_now())
+    order by run_at, id
+    limit $3
+    for update skip locked
+  ) as c
+),
+next as (
+  select id from (select * from available union all select * from came_due) as candidates
   order by priority desc, run_at, id
   limit $3
-  for update skip locked
 )
 update {{schema}}.jobs as j
 set state = 'running',
@@ -110,11 +132,16 @@ returning j.id::text, j.queue, j.task, j.payload, j.priority, j.run_at, j.attemp
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at;
 
 -- name: NextDue
--- Milliseconds until the next queued job of these queues and tasks is due,
--- by the database clock (null: none queued).
-select extract(epoch from (min(run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
-from {{schema}}.jobs
-where state in ('scheduled', 'available') and queue = any($1::text[]) and task = any($2::text[]);
+-- Milliseconds until the next scheduled job of these queues and tasks is due,
+-- by the database clock (null: none). Available jobs are claimed, not waited for.
+select extract(epoch from (min(next.run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
+from unnest($1::text[]) as q(name)
+cross join lateral (
+  select run_at from {{schema}}.jobs
+  where state = 'scheduled' and queue = q.name and task = any($2::text[])
+  order by run_at
+  limit 1
+) as next;
 
 -- name: CompleteByDelete
 -- Success with no retention: the row leaves at once. Fenced: only the lease
