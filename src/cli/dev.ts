@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
+import { startDemo } from "./demo.js";
 import { logLine } from "./output.js";
 
 export function registerDev(program: Command): void {
@@ -9,7 +10,8 @@ export function registerDev(program: Command): void {
     .description(
       "run rota locally: PostgreSQL (embedded when no URL is given), migrations, then wait for Ctrl-C",
     )
-    .action(async (_options: unknown, command: Command) => {
+    .option("--no-demo", "do not run the demo worker and jobs")
+    .action(async (options: { demo: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const stop = untilSignal();
       const { url, embedded } = await urlOrEmbedded(globals, logLine);
@@ -22,11 +24,13 @@ export function registerDev(program: Command): void {
         logLine(
           `schema "${rota.schema}" at version ${status.version}${applied.length ? ` (${applied.length} applied now)` : ""}`,
         );
+        const demo = options.demo ? await startDemo(rota, logLine) : null;
         logLine(
           `rota dev is running on ${embedded ? embedded.url : "the given database"}; Ctrl-C stops it`,
         );
         const signal = await stop;
         logLine(`received ${signal}: stopping`);
+        await demo?.stop();
       } finally {
         await rota.close();
         if (embedded) {

@@ -1,0 +1,75 @@
+import type { Rota } from "../client.js";
+import { defineTask } from "../task.js";
+import type { Worker } from "../worker/worker.js";
+
+/**
+ * What `rota dev` (and so `npm start`) shows on a fresh machine: a worker
+ * running two small tasks, a job enqueued every few seconds, one that fails
+ * once and is retried, each outcome printed as it happens.
+ */
+export const demoTasks = [
+  defineTask<{ n: number }>({
+    name: "demo.greet",
+    queue: "demo",
+    handler: async (payload, ctx) => {
+      ctx.logger.debug("greeting", payload);
+    },
+  }),
+  defineTask<{ n: number }>({
+    name: "demo.flaky",
+    queue: "demo",
+    maxAttempts: 3,
+    backoff: { kind: "fixed", delayMs: 1_000 },
+    handler: async (payload, ctx) => {
+      if (ctx.attempt === 1)
+        throw new Error(`demo.flaky #${payload.n} fails its first attempt on purpose`);
+    },
+  }),
+];
+
+export interface Demo {
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startDemo(
+  rota: Rota,
+  log: (line: string) => void,
+  everyMs = 3_000,
+): Promise<Demo> {
+  const offs = [
+    rota.events.on("job:run:success", (e) =>
+      log(`demo: ${e.task} #${e.id} succeeded on attempt ${e.attempt}`),
+    ),
+    rota.events.on("job:run:retry", (e) =>
+      log(
+        `demo: ${e.task} #${e.id} failed attempt ${e.attempt} (${e.error}); retry at ${e.retryAt.toISOString()}`,
+      ),
+    ),
+    rota.events.on("job:failed", (e) =>
+      log(`demo: ${e.task} #${e.id} failed for good: ${e.error}`),
+    ),
+  ];
+  const worker = rota.worker({ tasks: demoTasks, queues: ["demo"], concurrency: 4 });
+  await worker.start();
+  let n = 0;
+  const enqueueNext = async () => {
+    n++;
+    const task = n % 4 === 0 ? "demo.flaky" : "demo.greet";
+    const { id } = await rota.enqueue(task, { n }, { queue: "demo" });
+    log(`demo: enqueued ${task} #${id}`);
+  };
+  await enqueueNext();
+  const timer = setInterval(
+    () => void enqueueNext().catch((e: Error) => log(`demo: enqueue failed: ${e.message}`)),
+    everyMs,
+  );
+  return {
+    worker,
+    stop: async () => {
+      clearInterval(timer);
+      await worker.stop();
+      for (const off of offs) off();
+    },
+  };
+}
