@@ -11,10 +11,12 @@ chmodSync(cwd, 0o755);
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 describe("rota dev with no database URL", () => {
-  it("starts an embedded PostgreSQL, migrates, and stops it cleanly on Ctrl-C", async () => {
+  it("starts an embedded PostgreSQL, migrates, runs the demo jobs, and stops it cleanly on Ctrl-C", async () => {
     const child = startCli(["dev"], { cwd });
     const done = collect(child);
     const output = await waitForOutput(child, "Ctrl-C stops it", 120_000);
+    // The demo worker runs the demo jobs.
+    await waitForOutput(child, "succeeded on attempt 1", 30_000);
     expect(output).toMatch(/embedded PostgreSQL listening on 127\.0\.0\.1:\d+/);
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
 
