@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerBench } from "./bench.js";
 import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
 import { registerJobs } from "./jobs.js";
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerDev(program);
   registerWorker(program);
   registerJobs(program);
+  registerBench(program);
   // Every subcommand shares the parent's error handling.
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];
   for (const command of all(program)) command.showHelpAfterError().exitOverride();

@@ -40,6 +40,11 @@ export class Database {
       this.clientConfig = {
         connectionString: url,
         application_name: options.applicationName ?? "rota",
+        // rota's statements are short and prepared once; PostgreSQL's JIT
+        // would compile the bulk insert for seconds when it sees a large
+        // array (its estimate crosses jit_above_cost), so it is off on
+        // rota's own connections.
+        options: "-c jit=off",
       };
       this.pool = new pg.Pool({ ...this.clientConfig, max: options.poolSize ?? 10 });
       this.ownsPool = true;
