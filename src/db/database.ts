@@ -58,6 +58,34 @@ export class Database {
     this.pool.on("error", () => {});
   }
 
+  /**
+   * A second Database on the same server and schema with its own small pool
+   * and extra session settings (`-c name=value` pairs), for a component whose
+   * statements need different settings than the caller's (the worker's
+   * bookkeeping commits asynchronously).
+   */
+  derive(options: {
+    poolSize: number;
+    settings: Record<string, string>;
+    applicationName?: string;
+  }): Database {
+    const extra = Object.entries(options.settings)
+      .map(([name, value]) => `-c ${name}=${value}`)
+      .join(" ");
+    const base = this.clientConfig.options ? `${this.clientConfig.options} ` : "";
+    const pool = new pg.Pool({
+      ...this.clientConfig,
+      application_name: options.applicationName ?? this.clientConfig.application_name,
+      options: `${base}-c jit=off ${extra}`.trim(),
+      max: options.poolSize,
+    });
+    const derived = new Database({ connection: pool, schema: this.schema });
+    derived.ownsDerivedPool = true;
+    return derived;
+  }
+
+  private ownsDerivedPool = false;
+
   /** Runs a named query on the pool, or on the caller's executor when given. */
   run<R extends pg.QueryResultRow = pg.QueryResultRow>(
     query: NamedQuery,
@@ -105,7 +133,7 @@ export class Database {
   }
 
   async close(): Promise<void> {
-    if (this.ended || !this.ownsPool) return;
+    if (this.ended || !(this.ownsPool || this.ownsDerivedPool)) return;
     this.ended = true;
     await this.pool.end();
   }

@@ -1,0 +1,54 @@
+import type { ConfigName, SystemName } from "./systems/types.js";
+
+export const WORKLOAD_NAMES = [
+  "enqueue_single_1",
+  "enqueue_single_10",
+  "enqueue_bulk",
+  "process_1proc",
+  "process_2proc",
+  "latency",
+  "insert_commit_ceiling",
+] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+/** What one workload measured. Throughput workloads set jobs_per_s; latency sets the percentiles. */
+export interface Measurement {
+  jobs_per_s?: number;
+  p50_ms?: number;
+  p95_ms?: number;
+  p99_ms?: number;
+  /** Jobs counted in the measurement (enqueued, processed, or latency samples). */
+  jobs: number;
+  /** Wall time measured, in seconds. */
+  seconds: number;
+  /** process_*: false when the time cap stopped the run before every job was processed. */
+  complete?: boolean;
+  /** latency: jobs whose handler had not started when the wait after the last enqueue ended. */
+  lost?: number;
+}
+
+export interface BenchResult extends Measurement {
+  system: SystemName;
+  config: ConfigName;
+  workload: WorkloadName;
+}
+
+/** Rounds for printing and JSON: jobs/s to 0.1, milliseconds to 0.01. */
+export function rounded(measurement: Measurement): Measurement {
+  const round = (value: number | undefined, places: number) =>
+    value === undefined ? undefined : Number(value.toFixed(places));
+  const out: Measurement = {
+    jobs_per_s: round(measurement.jobs_per_s, 1),
+    p50_ms: round(measurement.p50_ms, 2),
+    p95_ms: round(measurement.p95_ms, 2),
+    p99_ms: round(measurement.p99_ms, 2),
+    jobs: measurement.jobs,
+    seconds: round(measurement.seconds, 3) ?? 0,
+    complete: measurement.complete,
+    lost: measurement.lost,
+  };
+  for (const key of Object.keys(out) as (keyof Measurement)[]) {
+    if (out[key] === undefined) delete out[key];
+  }
+  return out;
+}

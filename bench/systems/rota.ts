@@ -1,0 +1,84 @@
+import type { Rota } from "../../src/index.js";
+import { dropSchema } from "./schema.js";
+import type {
+  BenchEnvironment,
+  BenchPayload,
+  BenchSystem,
+  ConfigName,
+  RunningWorker,
+  WorkerOptions,
+} from "./types.js";
+
+const TASK = "bench_noop";
+const QUEUE = "bench";
+
+/** rota has one configuration: its defaults. */
+export function rota(config: ConfigName) {
+  return (env: BenchEnvironment): BenchSystem => new RotaSystem(env, config);
+}
+
+class RotaSystem implements BenchSystem {
+  readonly system = "rota" as const;
+  private readonly schema = "rota_bench";
+  private client: Rota | null = null;
+  private owner = false;
+
+  constructor(
+    private readonly env: BenchEnvironment,
+    readonly config: ConfigName,
+  ) {}
+
+  async setup(): Promise<void> {
+    await dropSchema(this.env.databaseUrl, this.schema);
+    this.owner = true;
+    await this.attach();
+    await this.requireClient().migrate();
+  }
+
+  async attach(): Promise<void> {
+    // Loaded here, not at the top, so that a rota that does not load (while
+    // it is being changed) is skipped with a note instead of stopping the run.
+    const { createRota } = await import("../../src/index.js");
+    this.client = createRota({ connection: this.env.databaseUrl, schema: this.schema });
+  }
+
+  async enqueueOne(payload: BenchPayload): Promise<void> {
+    await this.requireClient().enqueue(TASK, payload, { queue: QUEUE });
+  }
+
+  async enqueueBulk(payloads: BenchPayload[]): Promise<void> {
+    await this.requireClient().enqueueMany(
+      payloads.map((payload) => ({ task: TASK, payload, options: { queue: QUEUE } })),
+    );
+  }
+
+  async startWorker(options: WorkerOptions): Promise<RunningWorker> {
+    const worker = this.requireClient().worker({
+      tasks: {
+        [TASK]: async (payload) => {
+          options.onJob(payload as BenchPayload);
+        },
+      },
+      queues: [QUEUE],
+      concurrency: options.concurrency,
+    });
+    await worker.start();
+    return {
+      stop: async () => {
+        await worker.stop();
+      },
+    };
+  }
+
+  async teardown(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    await client?.close();
+    if (this.owner) await dropSchema(this.env.databaseUrl, this.schema);
+  }
+
+  private requireClient(): Rota {
+    if (!this.client) throw new Error("rota: setup() or attach() first");
+    return this.client;
+  }
+}

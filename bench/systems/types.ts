@@ -1,0 +1,56 @@
+/**
+ * The seam every benchmarked queue is driven through. Each workload in
+ * bench/workloads/ talks only to this interface, so rota and its peers run the
+ * very same code path: same payloads, same pacing, same clocks.
+ */
+
+export const SYSTEM_NAMES = ["rota", "graphile-worker", "pg-boss", "bullmq", "pg"] as const;
+export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/** The queue systems (everything but the plain `pg` reference). */
+export type QueueSystemName = Exclude<SystemName, "pg">;
+
+/** "default": the library's defaults; "tuned": its fastest documented configuration. */
+export type ConfigName = "default" | "tuned";
+
+/** Where the systems keep their state; every system gets its own schema or key prefix. */
+export interface BenchEnvironment {
+  databaseUrl: string;
+  redis: { host: string; port: number };
+}
+
+export interface WorkerOptions {
+  concurrency: number;
+  /** Called at handler start with the job's payload. */
+  onJob: (payload: BenchPayload) => void;
+}
+
+export interface RunningWorker {
+  /** Stops fetching, lets running handlers finish, releases the worker's connections. */
+  stop(): Promise<void>;
+}
+
+/** Payloads are small JSON objects: `i` numbers the job, `t` is the enqueue time (epoch ms). */
+export interface BenchPayload {
+  i: number;
+  t?: number;
+}
+
+export interface BenchSystem {
+  readonly system: QueueSystemName;
+  readonly config: ConfigName;
+  /** Fresh, isolated state (drops and recreates its own schema, queue or key prefix), then connects. */
+  setup(): Promise<void>;
+  /** Connects to the state that a setup() in another process made (the 2-process workload's children). */
+  attach(): Promise<void>;
+  /** Enqueues one job; resolves once the job is durable (committed). */
+  enqueueOne(payload: BenchPayload): Promise<void>;
+  /** Enqueues all the payloads with the system's bulk API. */
+  enqueueBulk(payloads: BenchPayload[]): Promise<void>;
+  /** Starts consuming; resolves once the worker is running. */
+  startWorker(options: WorkerOptions): Promise<RunningWorker>;
+  /** Closes connections; after setup() it also drops the state setup() made. */
+  teardown(): Promise<void>;
+}
+
+export type SystemFactory = (env: BenchEnvironment) => BenchSystem;

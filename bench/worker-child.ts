@@ -1,0 +1,75 @@
+/**
+ * One worker process of the process_2proc workload. The parent (run.ts)
+ * starts two, each with the same adapter; they attach to the state the parent
+ * set up, start consuming on "start", and report how many handlers they have
+ * started (and when the latest started) over the IPC channel.
+ *
+ *   node --import tsx bench/worker-child.ts '{"system":…,"config":…,"env":…,"concurrency":10}'
+ */
+import type { ChildArguments, ChildMessage, ParentMessage } from "./child-protocol.js";
+import { systemFactory } from "./systems/index.js";
+import type { RunningWorker } from "./systems/types.js";
+import { nowMs } from "./time.js";
+
+const REPORT_EVERY_MS = 5;
+
+function send(message: ChildMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) return resolve();
+    process.send(message, undefined, undefined, () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  if (!process.send)
+    throw new Error(
+      "worker-child.ts runs only as a child of bench/run.ts (it needs an IPC channel)",
+    );
+  const args = JSON.parse(process.argv[2] ?? "{}") as ChildArguments;
+  const system = (await systemFactory(args.system, args.config))(args.env);
+  await system.attach();
+
+  let count = 0;
+  let lastAt = 0;
+  let reported = 0;
+  let worker: Promise<RunningWorker> | null = null;
+  let reporter: NodeJS.Timeout | null = null;
+
+  const report = () => {
+    if (count === reported) return;
+    reported = count;
+    void send({ type: "count", count, lastAt });
+  };
+
+  process.on("message", (message: ParentMessage) => {
+    if (message.type === "start") {
+      reporter = setInterval(report, REPORT_EVERY_MS);
+      worker = system.startWorker({
+        concurrency: args.concurrency,
+        onJob: () => {
+          count++;
+          lastAt = nowMs();
+        },
+      });
+      worker.catch(fail);
+    } else if (message.type === "stop") {
+      void (async () => {
+        if (reporter) clearInterval(reporter);
+        report();
+        await (await worker)?.stop();
+        await system.teardown();
+        await send({ type: "stopped" });
+        // Some libraries keep timers or sockets after stopping; this process is done.
+        process.exit(0);
+      })().catch(fail);
+    }
+  });
+  await send({ type: "ready" });
+}
+
+function fail(error: unknown): void {
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  void send({ type: "error", message }).finally(() => process.exit(1));
+}
+
+main().catch(fail);

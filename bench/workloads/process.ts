@@ -1,0 +1,180 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ChildArguments, ChildMessage, ParentMessage } from "../child-protocol.js";
+import type { Measurement } from "../results.js";
+import type { BenchSystem } from "../systems/types.js";
+import { nowMs, withDeadline, withTimeout } from "../time.js";
+import { payloads, stopWorker, type WorkloadContext } from "./context.js";
+
+const PRE_INSERT_CHUNK = 5_000;
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CHILD = fileURLToPath(new URL("../worker-child.ts", import.meta.url));
+
+/** Inserts the jobs to process (not timed), in chunks through the bulk API. */
+async function preInsert(system: BenchSystem, jobs: number): Promise<void> {
+  for (let from = 0; from < jobs; from += PRE_INSERT_CHUNK) {
+    await system.enqueueBulk(payloads(Math.min(PRE_INSERT_CHUNK, jobs - from), from));
+  }
+}
+
+/**
+ * process_1proc: the jobs are inserted first; then one worker with the
+ * workload's concurrency starts, and the clock runs from just before it starts
+ * until the last job's handler starts. Handlers are no-ops.
+ */
+export async function processOneProcess(
+  system: BenchSystem,
+  context: WorkloadContext,
+): Promise<Measurement> {
+  const { jobs, concurrency, processTimeoutSeconds } = context.options;
+  await preInsert(system, jobs);
+  let count = 0;
+  let lastAt = 0;
+  let allStarted = () => {};
+  const done = new Promise<void>((resolve) => {
+    allStarted = resolve;
+  });
+  const start = nowMs();
+  const worker = await system.startWorker({
+    concurrency,
+    onJob: () => {
+      count++;
+      lastAt = nowMs();
+      if (count === jobs) allStarted();
+    },
+  });
+  const outcome = await withTimeout(done, processTimeoutSeconds * 1000);
+  const end = outcome === "timeout" ? nowMs() : lastAt;
+  const processed = Math.min(count, jobs);
+  await stopWorker(worker, context, `${system.system}/${system.config} process_1proc`);
+  const seconds = (end - start) / 1000;
+  return {
+    jobs_per_s: processed / seconds,
+    jobs: processed,
+    seconds,
+    complete: processed === jobs,
+  };
+}
+
+/**
+ * process_2proc: as process_1proc, with two worker processes (each with the
+ * workload's concurrency) that report their handler counts to this one. The
+ * clock runs from the "start" message until the last job's handler starts in
+ * either child (children stamp their counts with a wall clock comparable
+ * across processes).
+ */
+export async function processTwoProcesses(
+  system: BenchSystem,
+  context: WorkloadContext,
+): Promise<Measurement> {
+  const { jobs, concurrency, processTimeoutSeconds } = context.options;
+  const args: ChildArguments = {
+    system: system.system,
+    config: system.config,
+    env: context.env,
+    concurrency,
+  };
+  // The children start (and attach) while the jobs are inserted; only processing is timed.
+  const spawned = nowMs();
+  const children = [startChild(args), startChild(args)];
+  const failed = Promise.race(children.map((child) => child.failed));
+  failed.catch(() => {});
+  try {
+    await preInsert(system, jobs);
+    await withDeadline(
+      Promise.race([Promise.all(children.map((child) => child.ready)), failed]),
+      60_000,
+      "worker children did not get ready within 60 s",
+    );
+    let allStarted = () => {};
+    const done = new Promise<void>((resolve) => {
+      allStarted = resolve;
+    });
+    const total = () => children.reduce((sum, child) => sum + child.count, 0);
+    for (const child of children) {
+      child.onCount = () => {
+        if (total() >= jobs) allStarted();
+      };
+    }
+    const start = nowMs();
+    context.log(`process_2proc: children ready in ${((start - spawned) / 1000).toFixed(1)} s`);
+    for (const child of children) child.send({ type: "start" });
+    const outcome = await withTimeout(Promise.race([done, failed]), processTimeoutSeconds * 1000);
+    const end =
+      outcome === "timeout" ? nowMs() : Math.max(...children.map((child) => child.lastAt));
+    const processed = Math.min(total(), jobs);
+    const seconds = (end - start) / 1000;
+    return {
+      jobs_per_s: processed / seconds,
+      jobs: processed,
+      seconds,
+      complete: processed === jobs,
+    };
+  } finally {
+    const stopping = nowMs();
+    await Promise.all(children.map((child) => child.stop()));
+    context.log(`process_2proc: children stopped in ${((nowMs() - stopping) / 1000).toFixed(1)} s`);
+  }
+}
+
+interface Child {
+  ready: Promise<void>;
+  /** Rejects when the child reports an error or exits before it was asked to stop. */
+  failed: Promise<never>;
+  count: number;
+  lastAt: number;
+  onCount: () => void;
+  send(message: ParentMessage): void;
+  stop(): Promise<void>;
+}
+
+function startChild(args: ChildArguments): Child {
+  // The child's stdout goes to our stderr: stdout is kept for the report.
+  const process_: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", CHILD, JSON.stringify(args)],
+    { cwd: REPO_ROOT, stdio: ["ignore", 2, 2, "ipc"] },
+  );
+  let stopping = false;
+  let markReady = () => {};
+  let markFailed: (error: Error) => void = () => {};
+  const exited = new Promise<void>((resolve) => process_.once("exit", () => resolve()));
+  const child: Child = {
+    ready: new Promise<void>((resolve) => {
+      markReady = resolve;
+    }),
+    failed: new Promise<never>((_, reject) => {
+      markFailed = reject;
+    }),
+    count: 0,
+    lastAt: 0,
+    onCount: () => {},
+    send: (message) => {
+      if (process_.connected) process_.send(message);
+    },
+    stop: async () => {
+      stopping = true;
+      child.send({ type: "stop" });
+      if ((await withTimeout(exited, 30_000)) === "timeout") {
+        process_.kill("SIGKILL");
+        await exited;
+      }
+    },
+  };
+  // Unhandled until someone races it; never let it crash the run.
+  child.failed.catch(() => {});
+  child.ready.catch(() => {});
+  process_.on("message", (message: ChildMessage) => {
+    if (message.type === "ready") markReady();
+    else if (message.type === "count") {
+      child.count = message.count;
+      child.lastAt = message.lastAt;
+      child.onCount();
+    } else if (message.type === "error") markFailed(new Error(`worker child: ${message.message}`));
+  });
+  process_.once("exit", (code, signal) => {
+    if (!stopping)
+      markFailed(new Error(`worker child exited early (code ${code}, signal ${signal})`));
+  });
+  return child;
+}
