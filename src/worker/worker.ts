@@ -8,7 +8,7 @@ import { type BackoffPolicy, backoffDelay } from "../queue/backoff.js";
 import { jobQueries } from "../queue/enqueue.js";
 import { DEFAULT_QUEUE, validateQueueName } from "../queue/job-options.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
-import { type RetentionOptions, resolveRetention } from "../queue/retention.js";
+import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { normalizeTasks, type TaskDefinition, type TaskList, validatePayload } from "../task.js";
 import { Completer } from "./completer.js";
 import {
@@ -68,7 +68,12 @@ export interface WorkerOptions {
   gracefulStopMs?: number;
   /** Also rescue expired leases (of any worker) every this many ms; 0 disables. Default leaseMs. */
   rescueIntervalMs?: number;
-  retention?: Pick<RetentionOptions, "succeededMs">;
+  /**
+   * How long finished jobs stay (see RetentionOptions). Succeeded jobs are
+   * deleted on completion unless succeededMs > 0; on each rescue tick the
+   * worker also prunes finished jobs past their retention.
+   */
+  retention?: RetentionOptions;
   /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */
   handleSignals?: boolean;
   workerId?: string;
@@ -120,6 +125,7 @@ export class Worker {
   private readonly q;
   private readonly completer: Completer;
   private readonly listener: Listener | null;
+  private readonly retention: Required<RetentionOptions>;
 
   private buffer: ClaimedRow[] = [];
   private readonly running = new Map<string, Running>();
@@ -199,6 +205,7 @@ export class Worker {
     this.useListen = options.listen ?? true;
     this.handleSignals = options.handleSignals ?? false;
     const retention = resolveRetention(options.retention);
+    this.retention = retention;
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.logger = childLogger(options.logger ?? consoleLogger, { worker: this.id });
     this.db = parentDb.derive({
@@ -547,10 +554,12 @@ export class Worker {
     }
   }
 
+  /** Leader-free upkeep any worker may do: rescue expired leases, prune old finished jobs. */
   private async rescue(): Promise<void> {
     try {
       const rescued = await rescueExpiredJobs(this.db, this.events);
       if (rescued.retried > 0) this.fill();
+      await pruneFinishedJobs(this.db, { ...this.retention, maxBatches: 1 });
     } catch (error) {
       this.reportError("rescue", error);
     }

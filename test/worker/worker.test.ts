@@ -61,6 +61,26 @@ describe("worker", () => {
     }
   });
 
+  it("prunes finished jobs past their retention on its upkeep tick", async () => {
+    const [old, recent] = await withClient(async (c) => {
+      const r = await c.query(
+        `insert into "${t.schema}".jobs (queue, task, state, run_at, finished_at)
+         values ('pruned', 'p', 'failed', now(), now() - interval '2 days'),
+                ('pruned', 'p', 'failed', now(), now() - interval '1 hour')
+         returning id::text`,
+      );
+      return r.rows.map((row) => row.id as string);
+    });
+    await startWorker({
+      queues: ["pruned"],
+      tasks: { p: async () => {} },
+      rescueIntervalMs: 50,
+      retention: { failedMs: 24 * 3_600_000 },
+    });
+    await expect.poll(() => rota.getJob(old as string)).toBeNull();
+    expect((await rota.getJob(recent as string))?.state).toBe("failed");
+  });
+
   it("passes a context: job, attempt, signal, logger, extendLease", async () => {
     let context: JobContext | undefined;
     await startWorker({
