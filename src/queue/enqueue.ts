@@ -35,6 +35,7 @@ export interface TransactionOption {
 }
 
 const queries = defineQueries("jobs", [
+  "InsertPlain",
   "Insert",
   "QueuedByUniqueKey",
   "Claim",
@@ -55,7 +56,6 @@ const queries = defineQueries("jobs", [
 export const jobQueries = queries;
 
 interface InsertRow {
-  ord: string;
   id: string | null;
   state: string | null;
   inserted: boolean;
@@ -242,21 +242,10 @@ export class Enqueuer {
   }
 
   private async insertStatement(jobs: NormalizedJob[], executor: Executor): Promise<InsertRow[]> {
+    const withKeys = jobs.some((j) => j.uniqueKey !== null);
     const result = await this.db.run<InsertRow>(
-      this.q.Insert,
-      [
-        jobs.map((j) => j.queue),
-        jobs.map((j) => j.task),
-        jobs.map((j) => j.payload),
-        jobs.map((j) => j.priority),
-        jobs.map((j) => j.delayMs),
-        jobs.map((j) => j.runAt),
-        jobs.map((j) => j.maxAttempts),
-        jobs.map((j) => j.backoff),
-        jobs.map((j) => j.timeoutMs),
-        jobs.map((j) => j.uniqueKey),
-        jobs.map((j) => j.conflict),
-      ],
+      withKeys ? this.q.Insert : this.q.InsertPlain,
+      [jobsJson(jobs, withKeys)],
       executor,
     );
     return result.rows;
@@ -292,6 +281,32 @@ export class Enqueuer {
     }
     return outcome;
   }
+}
+
+/**
+ * The jobs as one JSON array for the insert statements. Payloads are already
+ * JSON text (validated), so they are spliced in, not serialized twice.
+ */
+function jobsJson(jobs: NormalizedJob[], withKeys: boolean): string {
+  const parts = jobs.map((j) => {
+    const fields = [
+      `"queue":${JSON.stringify(j.queue)}`,
+      `"task":${JSON.stringify(j.task)}`,
+      `"payload":${j.payload}`,
+      `"priority":${j.priority}`,
+      `"max_attempts":${j.maxAttempts}`,
+    ];
+    if (j.delayMs !== null) fields.push(`"delay_ms":${j.delayMs}`);
+    if (j.runAt !== null) fields.push(`"run_at":${JSON.stringify(j.runAt.toISOString())}`);
+    if (j.backoff !== null) fields.push(`"backoff":${j.backoff}`);
+    if (j.timeoutMs !== null) fields.push(`"timeout_ms":${j.timeoutMs}`);
+    if (withKeys) {
+      if (j.uniqueKey !== null) fields.push(`"unique_key":${JSON.stringify(j.uniqueKey)}`);
+      fields.push(`"conflict":${JSON.stringify(j.conflict)}`);
+    }
+    return `{${fields.join(",")}}`;
+  });
+  return `[${parts.join(",")}]`;
 }
 
 /** An error the server reported for the statement (so the statement wrote nothing). */

@@ -1,37 +1,76 @@
 -- Every statement that reads or writes {{schema}}.jobs.
 -- Due-checks read the clock once per statement: (select {{schema}}.clock_now()).
 
--- name: Insert
--- Inserts a list of jobs in one statement (enqueue and enqueueMany, and the
--- grouped single enqueues). Arrays are parallel, one element per job.
--- Ids are drawn up front so each result row maps back to its input by `ord`.
--- conflict: 'keep' leaves an existing queued job with the same unique key
--- alone and returns it; 'replace' overwrites its payload, run time and
--- options while it has not started.
+-- name: InsertPlain
+-- Inserts a list of jobs without unique keys in one statement (enqueue,
+-- enqueueMany, and grouped single enqueues). $1 is a JSON array with one
+-- object per job: queue, task, payload, priority, delay_ms | run_at,
+-- max_attempts, backoff, timeout_ms. Ids are drawn up front, so the result
+-- rows come back in input order.
 with input as (
-  select i.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
-  from unnest(
-    $1::text[], $2::text[], $3::text[], $4::int[], $5::double precision[],
-    $6::timestamptz[], $7::int[], $8::text[], $9::int[], $10::text[], $11::text[]
-  ) with ordinality as i(queue, task, payload, priority, delay_ms,
-                         run_at, max_attempts, backoff, timeout_ms, unique_key, conflict, ord)
+  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
+  from rows from (
+    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
+  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
+                         timeout_ms, ord)
 ),
 planned as (
-  select input.*, due.run_at as due_at,
-         case when due.run_at > clock.now then 'scheduled' else 'available' end as initial_state
+  select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
+         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
+         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
   from input
   cross join (select {{schema}}.clock_now() as now) as clock
   cross join lateral (
-    select coalesce(input.run_at,
-                    clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as run_at
+    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
+  ) as due
+),
+inserted as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, created_at)
+  overriding system value
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, now
+  from planned
+  order by ord
+),
+notified as (
+  select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
+  from planned where initial_state = 'available'
+)
+select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
+from planned as p cross join notified
+order by p.ord;
+
+-- name: Insert
+-- The same for lists where some jobs have a unique key. Per job, conflict
+-- 'keep' leaves an existing queued job with the same key alone and returns
+-- it; 'replace' overwrites its payload, run time and options while it has not
+-- started.
+with input as (
+  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
+  from rows from (
+    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
+      unique_key text, conflict text)
+  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
+                         timeout_ms, unique_key, conflict, ord)
+),
+planned as (
+  select input.*, due.at as due_at, clock.now,
+         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
+  from input
+  cross join (select {{schema}}.clock_now() as now) as clock
+  cross join lateral (
+    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
   ) as due
 ),
 kept as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, unique_key)
+                               max_attempts, backoff, timeout_ms, unique_key, created_at)
   overriding system value
-  select new_id, queue, task, payload::jsonb, initial_state, priority, due_at,
-         max_attempts, backoff::jsonb, timeout_ms, unique_key
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, unique_key, now
   from planned
   where conflict is distinct from 'replace'
   order by ord
@@ -41,10 +80,10 @@ kept as (
 ),
 replaced as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, unique_key)
+                               max_attempts, backoff, timeout_ms, unique_key, created_at)
   overriding system value
-  select new_id, queue, task, payload::jsonb, initial_state, priority, due_at,
-         max_attempts, backoff::jsonb, timeout_ms, unique_key
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, unique_key, now
   from planned
   where conflict = 'replace'
   order by ord
@@ -60,8 +99,7 @@ notified as (
   from (select queue, state from kept union all select queue, state from replaced) as woken
   where woken.state = 'available'
 )
-select p.ord,
-       coalesce(k.id, r.id, existing.id)::text as id,
+select coalesce(k.id, r.id, existing.id)::text as id,
        coalesce(k.state, r.state, existing.state) as state,
        coalesce(k.id is not null, r.inserted, false) as inserted,
        r.id is not null and not r.inserted as replaced
