@@ -81,18 +81,33 @@ export class Completer {
       const failures = this.failures;
       this.successes = [];
       this.failures = [];
-      try {
-        await Promise.all([this.writeSuccesses(successes), this.writeFailures(failures)]);
-        failuresInARow = 0;
-        this.onWritten([...successes.map((s) => s.id), ...failures.map((f) => f.id)]);
-      } catch (error) {
-        // Put them back in front and retry: a completion is never dropped.
+      // The two writes are independent: only the one that failed is retried,
+      // so a written outcome is never written twice.
+      const [wroteSuccesses, wroteFailures] = await Promise.allSettled([
+        this.writeSuccesses(successes),
+        this.writeFailures(failures),
+      ]);
+      const written: string[] = [];
+      let error: unknown = null;
+      if (wroteSuccesses.status === "fulfilled") written.push(...successes.map((s) => s.id));
+      else {
         this.successes = [...successes, ...this.successes];
-        this.failures = [...failures, ...this.failures];
-        this.onWriteError(error);
-        failuresInARow++;
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failuresInARow)));
+        error = wroteSuccesses.reason;
       }
+      if (wroteFailures.status === "fulfilled") written.push(...failures.map((f) => f.id));
+      else {
+        this.failures = [...failures, ...this.failures];
+        error = wroteFailures.reason;
+      }
+      if (written.length > 0) this.onWritten(written);
+      if (error === null) {
+        failuresInARow = 0;
+        continue;
+      }
+      // Kept and retried after a pause: a completion is never dropped.
+      this.onWriteError(error);
+      failuresInARow++;
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failuresInARow)));
     }
   }
 

@@ -388,6 +388,52 @@ describe("worker", () => {
     expect(left).toEqual([{ state: "available", n: 4 }]);
   });
 
+  it("an outcome write the database refuses is retried without rewriting the other outcomes", async () => {
+    // Recording a final failure is refused for a while; recording successes is not.
+    await withClient((c) =>
+      c.query(
+        `alter table "${t.schema}".jobs add constraint no_failed_yet check (state <> 'failed') not valid`,
+      ),
+    );
+    const fenced: string[] = [];
+    const offFenced = rota.events.on("job:fenced", (e) => void fenced.push(e.id));
+    const errors: string[] = [];
+    const offErrors = rota.events.on("worker:error", (e) => void errors.push(e.during));
+    try {
+      await startWorker({
+        queues: ["halfway"],
+        tasks: {
+          fine: async () => {},
+          broken: async () => {
+            throw new Error("always");
+          },
+        },
+      });
+      const succeeded = nextEvent(rota.events, "job:run:success", (e) => e.task === "fine");
+      const writeRefused = nextEvent(rota.events, "worker:error", (e) => e.during === "completion");
+      const bad = await rota.enqueue("broken", {}, { queue: "halfway", maxAttempts: 1 });
+      const good = await rota.enqueue("fine", {}, { queue: "halfway" });
+      await writeRefused;
+      expect((await succeeded).id).toBe(good.id);
+      expect(await rota.getJob(bad.id)).toMatchObject({ state: "running" });
+
+      const failed = nextEvent(rota.events, "job:failed", (e) => e.id === bad.id);
+      await withClient((c) =>
+        c.query(`alter table "${t.schema}".jobs drop constraint no_failed_yet`),
+      );
+      await failed;
+      expect(await rota.getJob(bad.id)).toMatchObject({ state: "failed" });
+      expect(fenced).toEqual([]);
+      expect(errors.every((during) => during === "completion")).toBe(true);
+    } finally {
+      offFenced();
+      offErrors();
+      await withClient((c) =>
+        c.query(`alter table "${t.schema}".jobs drop constraint if exists no_failed_yet`),
+      );
+    }
+  });
+
   it("refuses bad worker options with a code naming the field", () => {
     expect(() => rota.worker({ tasks: {} })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),
