@@ -530,7 +530,11 @@ export class Worker {
   // ── leases ──────────────────────────────────────────────────────────────
 
   private async heartbeat(): Promise<void> {
-    const ids = [...this.buffer.map((r) => r.id), ...[...this.running.keys()], ...this.completing];
+    // A running entry whose outcome was already handed over (a timed-out
+    // handler still returning) is covered by `completing` until written, and
+    // holds no lease after that.
+    const unsettled = [...this.running.values()].filter((r) => !r.settled).map((r) => r.row.id);
+    const ids = [...this.buffer.map((r) => r.id), ...unsettled, ...this.completing];
     if (ids.length === 0) return;
     try {
       const result = await this.db.run<{ id: string; cancel_requested: boolean }>(
