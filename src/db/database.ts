@@ -22,6 +22,8 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Name shown in pg_stat_activity. */
   applicationName?: string;
+  /** End a given pool on close() (for pools rota made itself, as derive() does). */
+  endPoolOnClose?: boolean;
 }
 
 /** The one seam between rota and node-postgres. */
@@ -51,7 +53,7 @@ export class Database {
     } else {
       this.pool = options.connection;
       this.clientConfig = { ...(options.connection.options as pg.ClientConfig) };
-      this.ownsPool = false;
+      this.ownsPool = options.endPoolOnClose ?? false;
     }
     // An idle client that dies (database restart) must not crash the process;
     // the pool drops it and the next checkout reconnects.
@@ -79,12 +81,8 @@ export class Database {
       options: `${base}-c jit=off ${extra}`.trim(),
       max: options.poolSize,
     });
-    const derived = new Database({ connection: pool, schema: this.schema });
-    derived.ownsDerivedPool = true;
-    return derived;
+    return new Database({ connection: pool, schema: this.schema, endPoolOnClose: true });
   }
-
-  private ownsDerivedPool = false;
 
   /** Runs a named query on the pool, or on the caller's executor when given. */
   run<R extends pg.QueryResultRow = pg.QueryResultRow>(
@@ -133,7 +131,7 @@ export class Database {
   }
 
   async close(): Promise<void> {
-    if (this.ended || !(this.ownsPool || this.ownsDerivedPool)) return;
+    if (this.ended || !this.ownsPool) return;
     this.ended = true;
     await this.pool.end();
   }

@@ -1,6 +1,5 @@
 import pg from "pg";
 import type { Database, Executor } from "../db/database.js";
-import { defineQueries } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
@@ -11,6 +10,7 @@ import {
   serializePayload,
   validateTaskName,
 } from "./job-options.js";
+import { jobQueries } from "./job-queries.js";
 
 export interface EnqueueResult {
   id: string;
@@ -33,27 +33,6 @@ export interface EnqueueSpec<Payload = unknown> {
 export interface TransactionOption {
   client?: Executor;
 }
-
-const queries = defineQueries("jobs", [
-  "InsertPlain",
-  "Insert",
-  "QueuedByUniqueKey",
-  "Claim",
-  "NextDue",
-  "CompleteByDelete",
-  "CompleteByKeep",
-  "Fail",
-  "Heartbeat",
-  "ExtendLease",
-  "ReleaseUnstarted",
-  "Rescue",
-  "Cancel",
-  "Replay",
-  "Prune",
-  "Get",
-  "List",
-]);
-export const jobQueries = queries;
 
 interface InsertRow {
   id: string | null;
@@ -94,7 +73,7 @@ export class Enqueuer {
     private readonly tasks: Map<string, TaskDefinition>,
     private readonly payloadLimitBytes: number,
   ) {
-    this.q = queries(db.schema);
+    this.q = jobQueries(db.schema);
   }
 
   async enqueue(

@@ -1,7 +1,7 @@
 import type { Database, Executor } from "../db/database.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "./enqueue.js";
+import { jobQueries } from "./job-queries.js";
 
 /** A job row as the API shows it. */
 export interface JobRecord {

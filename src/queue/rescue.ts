@@ -1,6 +1,6 @@
 import type { Database } from "../db/database.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "./enqueue.js";
+import { jobQueries } from "./job-queries.js";
 
 export interface RescueResult {
   /** Jobs made claimable again (their attempt stays counted). */

@@ -1,6 +1,6 @@
 import { validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
-import { jobQueries } from "./enqueue.js";
+import { jobQueries } from "./job-queries.js";
 
 /**
  * How long finished jobs stay in the jobs table. Succeeded jobs leave at once

@@ -1,6 +1,6 @@
 import type { Database } from "../db/database.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
-import { jobQueries } from "../queue/enqueue.js";
+import { jobQueries } from "../queue/job-queries.js";
 
 export interface Success {
   id: string;
