@@ -1,5 +1,7 @@
 -- Every statement that reads or writes {{schema}}.jobs.
--- Due-checks read the clock once per statement: (select {{schema}}.clock_now()).
+-- Due-checks read the clock once per statement: (select {{schema}}.clock_now())
+-- in a WHERE clause, or a MATERIALIZED "clock" CTE where the time is used per
+-- row (a plain subquery would be inlined and evaluate clock_now() per row).
 
 -- name: InsertPlain
 -- Inserts a list of jobs without unique keys in one statement (enqueue,
@@ -7,7 +9,8 @@
 -- object per job: queue, task, payload, priority, delay_ms | run_at,
 -- max_attempts, backoff, timeout_ms. Ids are drawn up front, so the result
 -- rows come back in input order.
-with input as (
+with clock as materialized (select {{schema}}.clock_now() as now),
+input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
     jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
@@ -20,7 +23,7 @@ planned as (
          due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
          case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
   from input
-  cross join (select {{schema}}.clock_now() as now) as clock
+  cross join clock
   cross join lateral (
     select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
   ) as due
@@ -47,7 +50,8 @@ order by p.ord;
 -- 'keep' leaves an existing queued job with the same key alone and returns
 -- it; 'replace' overwrites its payload, run time and options while it has not
 -- started.
-with input as (
+with clock as materialized (select {{schema}}.clock_now() as now),
+input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
     jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
@@ -60,7 +64,7 @@ planned as (
   select input.*, due.at as due_at, clock.now,
          case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
   from input
-  cross join (select {{schema}}.clock_now() as now) as clock
+  cross join clock
   cross join lateral (
     select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
   ) as due
@@ -129,7 +133,8 @@ where unique_key = $1 and state in ('scheduled', 'available');
 -- order and cut at $3: available jobs by priority then age, and scheduled jobs
 -- that have come due by due time. The best $3 of those are taken. (Among
 -- scheduled jobs that came due together, the earliest due go first.)
-with available as (
+with clock as materialized (select {{schema}}.clock_now() as now),
+available as (
   select c.id, c.priority, c.run_at
   from unnest($1::text[]) as q(name)
   cross join lateral (
@@ -163,7 +168,7 @@ set state = 'running',
     lease_holder = $4,
     lease_expires_at = clock.now + make_interval(secs => $5::double precision / 1000),
     started_at = clock.now
-from next, (select {{schema}}.clock_now() as now) as clock
+from next, clock
 where j.id = next.id
 returning j.id::text, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
@@ -202,7 +207,7 @@ returning j.id::text;
 -- Records failed attempts, fenced like completion. Per job: retry_ms null
 -- means no retry is left ('failed', the dead-letter state); cancelled means
 -- the job was cancelled while running.
-with clock as (select {{schema}}.clock_now() as now)
+with clock as materialized (select {{schema}}.clock_now() as now)
 update {{schema}}.jobs as j
 set state = case when f.cancelled then 'cancelled'
                  when f.retry_ms is null then 'failed'
@@ -250,7 +255,7 @@ cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from release
 -- name: Rescue
 -- Makes jobs whose lease expired (the worker crashed, hung or lost the
 -- database) claimable again, or 'failed' when that was the last attempt.
-with clock as (select {{schema}}.clock_now() as now),
+with clock as materialized (select {{schema}}.clock_now() as now),
 expired as (
   select id from {{schema}}.jobs
   where state = 'running' and lease_expires_at < (select now from clock)

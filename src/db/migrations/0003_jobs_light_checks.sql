@@ -1,0 +1,12 @@
+-- The queue and task name checks move out of the table.
+--
+-- A regular-expression CHECK runs for every inserted row and was more than
+-- half the cost of a bulk enqueue. Names are checked where they enter rota
+-- instead: the TypeScript API (queue/job-options.ts) and, for jobs enqueued
+-- from SQL, rota's enqueue function. The table keeps a cheap length bound so
+-- a hand-written INSERT still cannot store an empty or oversized name.
+alter table {{schema}}.jobs
+  drop constraint jobs_queue_valid,
+  drop constraint jobs_task_valid,
+  add constraint jobs_queue_length check (octet_length(queue) between 1 and 128),
+  add constraint jobs_task_length check (octet_length(task) between 1 and 128);
