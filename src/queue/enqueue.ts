@@ -10,7 +10,7 @@ import {
   serializePayload,
   validateTaskName,
 } from "./job-options.js";
-import { jobQueries } from "./job-queries.js";
+import { enqueueQueries } from "./job-queries.js";
 
 export interface EnqueueResult {
   id: string;
@@ -73,7 +73,7 @@ export class Enqueuer {
     private readonly tasks: Map<string, TaskDefinition>,
     private readonly payloadLimitBytes: number,
   ) {
-    this.q = jobQueries(db.schema);
+    this.q = enqueueQueries(db.schema);
   }
 
   async enqueue(

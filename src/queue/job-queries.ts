@@ -2,9 +2,6 @@ import { defineQueries } from "../db/sql.js";
 
 /** Every statement on the jobs table, from src/db/queries/jobs.sql, bound per schema. */
 export const jobQueries = defineQueries("jobs", [
-  "InsertPlain",
-  "Insert",
-  "QueuedByUniqueKey",
   "Claim",
   "NextDue",
   "CompleteByDelete",
@@ -19,4 +16,11 @@ export const jobQueries = defineQueries("jobs", [
   "Prune",
   "Get",
   "List",
+]);
+
+/** The statements that insert jobs, from src/db/queries/enqueue.sql. */
+export const enqueueQueries = defineQueries("enqueue", [
+  "InsertPlain",
+  "Insert",
+  "QueuedByUniqueKey",
 ]);

@@ -1,0 +1,125 @@
+-- Enqueue: the statements that insert jobs (queue/enqueue.ts).
+-- The statement clock is a MATERIALIZED CTE: a plain subquery would be
+-- inlined and evaluate clock_now() once per inserted row.
+
+-- name: InsertPlain
+-- Inserts a list of jobs without unique keys in one statement (enqueue,
+-- enqueueMany, and grouped single enqueues). $1 is a JSON array with one
+-- object per job: queue, task, payload, priority, delay_ms | run_at,
+-- max_attempts, backoff, timeout_ms. Ids are drawn up front, so the result
+-- rows come back in input order.
+with clock as materialized (select {{schema}}.clock_now() as now),
+input as (
+  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
+  from rows from (
+    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
+  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
+                         timeout_ms, ord)
+),
+planned as (
+  select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
+         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
+         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
+  from input
+  cross join clock
+  cross join lateral (
+    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
+  ) as due
+),
+inserted as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, created_at)
+  overriding system value
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, now
+  from planned
+  order by ord
+),
+notified as (
+  select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
+  from planned where initial_state = 'available'
+)
+select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
+from planned as p cross join notified
+order by p.ord;
+
+-- name: Insert
+-- The same for lists where some jobs have a unique key. Per job, conflict
+-- 'keep' leaves an existing queued job with the same key alone and returns
+-- it; 'replace' overwrites its payload, run time and options while it has not
+-- started.
+with clock as materialized (select {{schema}}.clock_now() as now),
+input as (
+  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
+  from rows from (
+    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
+      unique_key text, conflict text)
+  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
+                         timeout_ms, unique_key, conflict, ord)
+),
+planned as (
+  select input.*, due.at as due_at, clock.now,
+         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
+  from input
+  cross join clock
+  cross join lateral (
+    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
+  ) as due
+),
+kept as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, unique_key, created_at)
+  overriding system value
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, unique_key, now
+  from planned
+  where conflict is distinct from 'replace'
+  order by ord
+  on conflict (unique_key) where unique_key is not null and state in ('scheduled', 'available')
+  do nothing
+  returning id, queue, state
+),
+replaced as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, unique_key, created_at)
+  overriding system value
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, unique_key, now
+  from planned
+  where conflict = 'replace'
+  order by ord
+  on conflict (unique_key) where unique_key is not null and state in ('scheduled', 'available')
+  do update set payload = excluded.payload, run_at = excluded.run_at, state = excluded.state,
+                priority = excluded.priority, max_attempts = excluded.max_attempts,
+                backoff = excluded.backoff, timeout_ms = excluded.timeout_ms,
+                queue = excluded.queue, task = excluded.task
+  returning id, queue, state, unique_key, (xmax = 0) as inserted
+),
+notified as (
+  select {{schema}}.notify_jobs(array_agg(woken.queue)) as done
+  from (select queue, state from kept union all select queue, state from replaced) as woken
+  where woken.state = 'available'
+)
+select coalesce(k.id, r.id, existing.id)::text as id,
+       coalesce(k.state, r.state, existing.state) as state,
+       coalesce(k.id is not null, r.inserted, false) as inserted,
+       r.id is not null and not r.inserted as replaced
+from planned as p
+cross join notified
+left join kept as k on k.id = p.new_id
+left join replaced as r on p.conflict = 'replace' and r.unique_key = p.unique_key
+left join lateral (
+  select j.id, j.state from {{schema}}.jobs as j
+  where k.id is null and r.id is null and j.unique_key = p.unique_key
+    and j.state in ('scheduled', 'available')
+  limit 1
+) as existing on true
+order by p.ord;
+
+-- name: QueuedByUniqueKey
+-- A queued job with this unique key (after a 'keep' conflict with a job that
+-- another transaction committed during the insert).
+select id::text, state from {{schema}}.jobs
+where unique_key = $1 and state in ('scheduled', 'available');
