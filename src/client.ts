@@ -4,6 +4,7 @@ import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
 import { RotaEvents } from "./events.js";
+import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
 import {
   type EnqueueResult,
   Enqueuer,
@@ -24,6 +25,7 @@ import {
 import { DEFAULT_PAYLOAD_LIMIT_BYTES, type EnqueueOptions } from "./queue/job-options.js";
 import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions } from "./queue/retention.js";
+import { Schedules } from "./schedule/schedules.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
 
@@ -51,8 +53,11 @@ export class Rota {
   /** Job lifecycle events from this process (see RotaEventMap). */
   readonly events = new RotaEvents();
   private readonly tasks: Map<string, TaskDefinition>;
+  /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
+  readonly schedules: Schedules;
   private readonly enqueuer: Enqueuer;
   private readonly workers = new Set<Worker>();
+  private readonly orchestrators = new Set<Orchestrator>();
 
   constructor(options: RotaOptions) {
     this.db = new Database(options);
@@ -63,6 +68,7 @@ export class Rota {
       options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES,
     );
     this.enqueuer = new Enqueuer(this.db, this.events, this.tasks, limit);
+    this.schedules = new Schedules(this.db, this.events, this.tasks, limit);
   }
 
   get schema(): string {
@@ -107,6 +113,16 @@ export class Rota {
     return worker;
   }
 
+  /**
+   * An orchestrator over this database (call start(); stop() releases the
+   * leader lease). Any number may run; one leads at a time.
+   */
+  orchestrator(options: OrchestratorOptions = {}): Orchestrator {
+    const orchestrator = new Orchestrator(this.db, this.events, options);
+    this.orchestrators.add(orchestrator);
+    return orchestrator;
+  }
+
   getJob(id: string | number): Promise<JobRecord | null> {
     return getJob(this.db, id);
   }
@@ -139,9 +155,12 @@ export class Rota {
     return pruneFinishedJobs(this.db, options);
   }
 
-  /** Stops this instance's workers (gracefully), then ends the pool if rota created it. */
+  /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */
   async close(): Promise<void> {
-    await Promise.all([...this.workers].map((w) => w.stop()));
+    await Promise.all([
+      ...[...this.workers].map((w) => w.stop()),
+      ...[...this.orchestrators].map((o) => o.stop()),
+    ]);
     await this.db.close();
   }
 }

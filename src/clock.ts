@@ -30,7 +30,7 @@ export class ManualClock implements Clock {
   }
 }
 
-const clockQueries = defineQueries("clock", ["Now", "ShiftBy", "Reset"]);
+export const clockQueries = defineQueries("clock", ["Now", "ShiftBy", "Reset"]);
 
 /** The database clock of one rota schema: read it, shift it, reset it. */
 export class DatabaseClock {

@@ -16,6 +16,15 @@ export const errorCodes = {
   INVALID_RUN_AT: "the run time or delay is invalid",
   INVALID_MAX_ATTEMPTS: "max attempts must be a whole number of at least 1",
   INVALID_PRIORITY: "priority must be a whole number",
+  // schedules
+  INVALID_SCHEDULE_NAME: "the schedule name is empty, too long or has unsupported characters",
+  INVALID_SCHEDULE_SPEC: "the schedule needs exactly one of cron or every",
+  INVALID_CRON: "the cron expression cannot be parsed",
+  INVALID_INTERVAL: "the every interval or its anchor cannot be used",
+  INVALID_TIMEZONE: "the timezone is not an IANA timezone name",
+  INVALID_CRONTAB: "a crontab line cannot be turned into a schedule",
+  SCHEDULE_NOT_FOUND: "no schedule with that name exists",
+  EXECUTION_NOT_FOUND: "no planned execution of that schedule matches",
   // database and schema
   DATABASE_UNREACHABLE: "rota cannot connect to PostgreSQL",
   SCHEMA_NOT_MIGRATED: "the rota schema is missing or behind the code",

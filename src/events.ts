@@ -11,6 +11,14 @@ export interface JobRef {
   task: string;
 }
 
+export interface ScheduleExecutionRef {
+  scheduleId: string;
+  /** The execution's job id. */
+  executionId: string;
+  /** The grid point it stands for (null for a "trigger now" execution). */
+  occurrenceAt: Date | null;
+}
+
 export interface RotaEventMap {
   "job:enqueued": { id: string; queue: string; task: string; state: string; inserted: boolean };
   "job:run:start": JobRef & { attempt: number; workerId: string };
@@ -25,6 +33,22 @@ export interface RotaEventMap {
   "job:fenced": { id: string; attempt: number; workerId: string };
   "job:lease:lost": { id: string; workerId: string };
   "worker:error": { workerId: string; error: unknown; during: string };
+  /** A schedule occurrence became a planned execution (a job row). */
+  "schedule:execution:materialized": ScheduleExecutionRef & { runAt: Date; state: string };
+  /** A worker claimed a planned execution: it fires now, `lateMs` after its planned time. */
+  "schedule:execution:fired": ScheduleExecutionRef & { runAt: Date; lateMs: number };
+  /** An occurrence that will not run: past its catch-up deadline, or `count` of them in one row. */
+  "schedule:execution:missed": ScheduleExecutionRef & { count: number };
+  /** Skipped by an operator, or by overlap 'skip' while the previous run was still running. */
+  "schedule:execution:skipped": ScheduleExecutionRef & { reason: "operator" | "overlap" };
+  /** Replaced after the schedule changed (or was paused, disabled or handed back). */
+  "schedule:execution:superseded": ScheduleExecutionRef & { reason: string };
+  /** A schedule whose spec does not parse was disabled (once); `error` says why. */
+  "schedule:quiesced": { scheduleId: string; name: string; error: string };
+  "leader:acquired": { lease: string; holder: string; epoch: number };
+  "leader:lost": { lease: string; holder: string; epoch: number; reason: string };
+  /** One orchestrator step failed; the other steps of the tick still ran. */
+  "orchestrator:error": { holder: string; step: string; error: unknown };
   "worker:listen:lost": { workerId: string; error: unknown };
 }
 

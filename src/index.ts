@@ -6,6 +6,8 @@ export { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.js";
 export { LATEST_SCHEMA_VERSION, type SchemaStatus } from "./db/migrate.js";
 export { errorCodes, isRotaError, RotaError, type RotaErrorCode } from "./errors.js";
 export type { RotaEventMap, RotaEventName, RotaEvents } from "./events.js";
+export { type LeaseState, readLease } from "./orchestrator/leader.js";
+export type { Orchestrator, OrchestratorOptions, TickReport } from "./orchestrator/orchestrator.js";
 export { type BackoffFunction, type BackoffPolicy, backoffDelay } from "./queue/backoff.js";
 export type { EnqueueResult, EnqueueSpec } from "./queue/enqueue.js";
 export type {
@@ -18,6 +20,20 @@ export type {
 export type { EnqueueOptions } from "./queue/job-options.js";
 export type { RescueResult } from "./queue/rescue.js";
 export type { RetentionOptions } from "./queue/retention.js";
+export type { MaterializeResult } from "./schedule/materializer.js";
+export type { CatchUp } from "./schedule/plan.js";
+export type { ReconcileResult } from "./schedule/reconciler.js";
+export type { ScheduleInput } from "./schedule/schedule-options.js";
+export type { Overlap, Owner } from "./schedule/schedule-queries.js";
+export type {
+  HandoverChange,
+  Schedule,
+  ScheduleExecution,
+  Schedules,
+  UpcomingRun,
+  UpsertResult,
+} from "./schedule/schedules.js";
+export { nextOccurrences, parseInterval, type ScheduleSpec } from "./schedule/spec.js";
 export { defineTask, type TaskDefinition, type TaskHandler, type TaskList } from "./task.js";
 export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";

@@ -14,12 +14,15 @@ export interface RetentionOptions {
   failedMs?: number;
   /** Keep cancelled (and skipped, superseded, missed) jobs this long; default 1 day. */
   cancelledMs?: number;
+  /** Keep finished schedule executions (any outcome) this long, for their history; default 7 days. */
+  historyMs?: number;
 }
 
 export const DEFAULT_RETENTION = {
   succeededMs: 0,
   failedMs: 14 * 24 * 3_600_000,
   cancelledMs: 24 * 3_600_000,
+  historyMs: 7 * 24 * 3_600_000,
 } as const;
 
 export function resolveRetention(options: RetentionOptions = {}): Required<RetentionOptions> {
@@ -33,6 +36,10 @@ export function resolveRetention(options: RetentionOptions = {}): Required<Reten
       "retention.cancelledMs",
       options.cancelledMs ?? DEFAULT_RETENTION.cancelledMs,
     ),
+    historyMs: validateMillis(
+      "retention.historyMs",
+      options.historyMs ?? DEFAULT_RETENTION.historyMs,
+    ),
   };
 }
 
@@ -45,15 +52,17 @@ export async function pruneFinishedJobs(
   const q = jobQueries(db.schema);
   const batchSize = options.batchSize ?? 5_000;
   const maxBatches = options.maxBatches ?? 20;
-  const classes: [string[], number][] = [
-    [["succeeded"], retention.succeededMs],
-    [["failed"], retention.failedMs],
-    [["cancelled", "skipped", "superseded", "missed"], retention.cancelledMs],
+  const finished = ["succeeded", "failed", "cancelled", "skipped", "superseded", "missed"];
+  const classes: [string[], number, boolean][] = [
+    [["succeeded"], retention.succeededMs, false],
+    [["failed"], retention.failedMs, false],
+    [["cancelled", "skipped", "superseded", "missed"], retention.cancelledMs, false],
+    [finished, retention.historyMs, true],
   ];
   let deleted = 0;
-  for (const [states, keepMs] of classes) {
+  for (const [states, keepMs, executions] of classes) {
     for (let batch = 0; batch < maxBatches; batch++) {
-      const result = await db.run(q.Prune, [states, keepMs, batchSize]);
+      const result = await db.run(q.Prune, [states, keepMs, batchSize, executions]);
       deleted += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < batchSize) break;
     }

@@ -5,6 +5,8 @@ import { jobQueries } from "../queue/job-queries.js";
 export interface Success {
   id: string;
   attempt: number;
+  /** Keep the row as 'succeeded' (schedule executions stay for their history). */
+  keep: boolean;
   /** Emitted once the outcome is written (not if the fence refused it). */
   event: RotaEventMap["job:run:success"];
 }
@@ -81,18 +83,28 @@ export class Completer {
       const failures = this.failures;
       this.successes = [];
       this.failures = [];
-      // The two writes are independent: only the one that failed is retried,
-      // so a written outcome is never written twice.
-      const [wroteSuccesses, wroteFailures] = await Promise.allSettled([
-        this.writeSuccesses(successes),
+      // The writes are independent: only the one that failed is retried, so
+      // a written outcome is never written twice. Plain jobs are deleted;
+      // schedule executions are kept for their history (one more statement,
+      // only when a batch holds both).
+      const deleted = this.keepSucceeded ? [] : successes.filter((s) => !s.keep);
+      const kept = this.keepSucceeded ? successes : successes.filter((s) => s.keep);
+      const [wroteDeleted, wroteKept, wroteFailures] = await Promise.allSettled([
+        this.writeSuccesses(deleted, false),
+        this.writeSuccesses(kept, true),
         this.writeFailures(failures),
       ]);
       const written: string[] = [];
       let error: unknown = null;
-      if (wroteSuccesses.status === "fulfilled") written.push(...successes.map((s) => s.id));
-      else {
-        this.successes = [...successes, ...this.successes];
-        error = wroteSuccesses.reason;
+      for (const [outcome, items] of [
+        [wroteDeleted, deleted],
+        [wroteKept, kept],
+      ] as const) {
+        if (outcome.status === "fulfilled") written.push(...items.map((s) => s.id));
+        else {
+          this.successes = [...items, ...this.successes];
+          error = outcome.reason;
+        }
       }
       if (wroteFailures.status === "fulfilled") written.push(...failures.map((f) => f.id));
       else {
@@ -111,10 +123,10 @@ export class Completer {
     }
   }
 
-  private async writeSuccesses(batch: Success[]): Promise<void> {
+  private async writeSuccesses(batch: Success[], keep: boolean): Promise<void> {
     if (batch.length === 0) return;
     const result = await this.db.run<{ id: string }>(
-      this.keepSucceeded ? this.q.CompleteByKeep : this.q.CompleteByDelete,
+      keep ? this.q.CompleteByKeep : this.q.CompleteByDelete,
       [batch.map((s) => s.id), batch.map((s) => s.attempt), this.workerId],
     );
     for (const success of this.accepted(batch, result.rows)) {

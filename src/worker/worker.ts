@@ -82,6 +82,8 @@ export interface WorkerOptions {
 
 interface ClaimedRow {
   id: string;
+  /** 'running', or what the claim made of a schedule execution it did not start. */
+  state: string;
   queue: string;
   task: string;
   payload: unknown;
@@ -96,6 +98,7 @@ interface ClaimedRow {
   schedule_id: string | null;
   target_key: string | null;
   occurrence_at: Date | null;
+  started_at: Date | null;
 }
 
 interface Running {
@@ -305,8 +308,14 @@ export class Worker {
           this.id,
           this.leaseMs,
         ]);
-        rows = result.rows;
+        rows = this.startedOnly(result.rows);
       } catch (error) {
+        if (isConcurrencyRace(error)) {
+          // Another claim started a job with the same concurrency key at the
+          // same moment; claiming again sees it running.
+          this.claimAgain = true;
+          continue;
+        }
         this.reportError("claim", error);
         this.schedulePoll(Math.max(this.fallbackPollMs, 1_000));
         return;
@@ -322,6 +331,41 @@ export class Worker {
       else if (rows.length === 0) await this.sleepUntilNextDue();
       else this.schedulePoll(this.idlePollMs());
     } while (this.claimAgain);
+  }
+
+  /**
+   * The claimed rows that run. A claim may also settle schedule executions
+   * without running them (past their deadline: 'missed'; overlap 'skip':
+   * 'skipped'), or put one back (overlap 'queue'); those are reported here.
+   */
+  private startedOnly(rows: ClaimedRow[]): ClaimedRow[] {
+    const started: ClaimedRow[] = [];
+    for (const row of rows) {
+      if (row.state === "running") {
+        started.push(row);
+        if (row.schedule_id !== null && this.events.wants("schedule:execution:fired")) {
+          this.events.emit("schedule:execution:fired", {
+            scheduleId: row.schedule_id,
+            executionId: row.id,
+            occurrenceAt: row.occurrence_at,
+            runAt: row.run_at,
+            // Both times come from the database clock.
+            lateMs: (row.started_at as Date).getTime() - row.run_at.getTime(),
+          });
+        }
+        continue;
+      }
+      const ref = {
+        scheduleId: row.schedule_id ?? "",
+        executionId: row.id,
+        occurrenceAt: row.occurrence_at,
+      };
+      if (row.state === "missed")
+        this.events.emit("schedule:execution:missed", { ...ref, count: 1 });
+      else if (row.state === "skipped")
+        this.events.emit("schedule:execution:skipped", { ...ref, reason: "overlap" });
+    }
+    return started;
   }
 
   private idlePollMs(): number {
@@ -469,7 +513,12 @@ export class Worker {
     this.completing.add(row.id);
     const ref = { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts };
     if (error === null) {
-      this.completer.succeed({ id: row.id, attempt: row.attempts, event: { ...ref, durationMs } });
+      this.completer.succeed({
+        id: row.id,
+        attempt: row.attempts,
+        keep: row.schedule_id !== null,
+        event: { ...ref, durationMs },
+      });
       return;
     }
     const reason = controller.signal.aborted ? controller.signal.reason : null;
@@ -635,4 +684,14 @@ export class Worker {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** A claim refused by jobs_running_concurrency: two claims started the same key at once. */
+function isConcurrencyRace(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { code?: string }).code === "23505" &&
+    (error as { constraint?: string }).constraint === "jobs_running_concurrency"
+  );
 }

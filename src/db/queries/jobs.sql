@@ -39,18 +39,46 @@ next as (
   select id from (select * from available union all select * from came_due) as candidates
   order by priority desc, run_at, id
   limit $3
+),
+-- What each candidate becomes. Most become 'running'. A schedule execution
+-- past its catch-up deadline becomes 'missed'. One with an overlap policy
+-- whose key already has a running job (or an earlier candidate in this
+-- claim) is not started: 'skip' records it as 'skipped', 'queue' puts it
+-- back as 'scheduled' a second later (the unique index
+-- jobs_running_concurrency refuses a second running job if two claims race).
+decided as (
+  select j.id,
+         case when j.deadline_at <= clock.now then 'missed'
+              when j.concurrency_key is null then 'running'
+              when row_number() over (partition by j.concurrency_key order by j.run_at, j.id) = 1
+                   and not exists (select 1 from {{schema}}.jobs as r
+                                   where r.concurrency_key = j.concurrency_key
+                                     and r.state = 'running')
+                then 'running'
+              when j.overlap = 'skip' then 'skipped'
+              else 'scheduled' end as to_state
+  from next join {{schema}}.jobs as j on j.id = next.id cross join clock
 )
 update {{schema}}.jobs as j
-set state = 'running',
-    attempts = j.attempts + 1,
-    lease_holder = $4,
-    lease_expires_at = clock.now + make_interval(secs => $5::double precision / 1000),
-    started_at = clock.now
-from next, clock
-where j.id = next.id
-returning j.id::text, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
+set state = d.to_state,
+    attempts = case when d.to_state = 'running' then j.attempts + 1 else j.attempts end,
+    lease_holder = case when d.to_state = 'running' then $4 end,
+    lease_expires_at = case when d.to_state = 'running'
+                            then clock.now + make_interval(secs => $5::double precision / 1000) end,
+    started_at = case when d.to_state = 'running' then clock.now end,
+    run_at = case when d.to_state = 'scheduled' then clock.now + interval '1 second' else j.run_at end,
+    finished_at = case when d.to_state in ('missed', 'skipped') then clock.now end,
+    last_error = case
+      when d.to_state = 'missed' then jsonb_build_object(
+        'message', 'missed: claimed after its catch-up deadline', 'deadline', j.deadline_at, 'at', clock.now)
+      when d.to_state = 'skipped' then jsonb_build_object(
+        'message', 'skipped: the previous execution was still running (overlap skip)', 'at', clock.now)
+      else j.last_error end
+from decided as d, clock
+where j.id = d.id
+returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
-          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at;
+          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at;
 
 -- name: NextDue
 -- Milliseconds until the next scheduled job of these queues and tasks is due,
@@ -215,11 +243,13 @@ from replayed
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
 
 -- name: Prune
--- Deletes up to $3 finished jobs in states $1 that finished more than $2 ms ago.
+-- Deletes up to $3 finished jobs in states $1 that finished more than $2 ms
+-- ago: schedule executions when $4, other jobs when not $4.
 with doomed as (
   select id from {{schema}}.jobs
   where state = any($1::text[])
     and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
+    and (schedule_id is not null) = $4
   limit $3
   for update skip locked
 )

@@ -1,0 +1,285 @@
+-- Every statement on {{schema}}.schedules, and on the jobs that are a
+-- schedule's executions (see docs/scheduling.md).
+-- The statement clock is a MATERIALIZED CTE wherever it is used per row.
+
+-- name: GetByName
+select id::text, name, task, payload, queue, priority, max_attempts, cron, every, anchor,
+       timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
+       enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
+       materialized_version, last_error, quiesced_at, created_at, updated_at
+from {{schema}}.schedules where name = $1;
+
+-- name: Lock
+-- The schedule row (by name $1 or id $2), locked for a change made in the
+-- caller's transaction.
+select id::text, name, task, payload, queue, priority, max_attempts, cron, every, anchor,
+       timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
+       enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
+       materialized_version, last_error, quiesced_at, created_at, updated_at
+from {{schema}}.schedules where name = $1 or id = $2 for update;
+
+-- name: List
+-- Schedules by name, with the next planned run of each.
+select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
+       s.paused, s.owner, s.last_error, s.next_run_at, s.last_run_at,
+       (select min(j.run_at) from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at
+from {{schema}}.schedules as s
+where ($1::text is null or s.owner = $1) and ($2::text is null or s.name like $2)
+order by s.name
+limit $3;
+
+-- name: Upsert
+-- Creates or changes a schedule by name. A change of anything that shapes an
+-- execution changes the generated version column.
+insert into {{schema}}.schedules as s (name, task, payload, queue, priority, max_attempts, cron,
+  every, anchor, timezone, catch_up, catch_up_window_ms, overlap, horizon, owner, handover)
+values ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 = 'external')
+on conflict (name) do update
+set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
+    priority = excluded.priority, max_attempts = excluded.max_attempts, cron = excluded.cron,
+    every = excluded.every, anchor = excluded.anchor, timezone = excluded.timezone,
+    catch_up = excluded.catch_up, catch_up_window_ms = excluded.catch_up_window_ms,
+    overlap = excluded.overlap, horizon = excluded.horizon, owner = excluded.owner,
+    handover = s.handover or excluded.handover,
+    updated_at = {{schema}}.clock_now()
+returning id::text, version, (xmax = 0) as inserted;
+
+-- name: SetState
+-- Pause/resume, enable/disable, hand over: $2 paused, $3 enabled, $4 owner
+-- (null keeps each). A NULL cursor makes the next pass take a baseline, so
+-- nothing that came due meanwhile fires in a burst.
+update {{schema}}.schedules
+set paused = coalesce($2, paused), enabled = coalesce($3, enabled), owner = coalesce($4, owner),
+    next_run_at = case when $5 then null else next_run_at end,
+    fill_at = '-infinity',
+    last_error = case when $3 then null else last_error end,
+    quiesced_at = case when $3 then null else quiesced_at end,
+    updated_at = {{schema}}.clock_now()
+where id = $1;
+
+-- name: Delete
+delete from {{schema}}.schedules where id = $1;
+
+-- name: DueForFill
+-- Schedules whose horizon needs filling (fill_at has come), oldest first,
+-- with their live future executions. Drifted schedules are left to reconcile.
+with clock as materialized (select {{schema}}.clock_now() as now)
+select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.next_run_at, s.version,
+       live.count as live_future, live.first_run_at, clock.now
+from clock
+cross join lateral (
+  select * from {{schema}}.schedules as s
+  where s.fill_at <= clock.now and s.enabled and not s.paused and s.owner = 'rota'
+    and (s.materialized_version is null or s.materialized_version = s.version)
+  order by s.fill_at
+  limit $1
+) as s
+cross join lateral (
+  select count(*)::int as count, min(j.run_at) as first_run_at
+  from {{schema}}.jobs as j
+  where j.schedule_id = s.id and j.run_at > clock.now and j.state = 'scheduled'
+    and j.schedule_version = s.version
+) as live;
+
+-- name: LiveFuture
+-- Schedule $1's live executions planned after now by version $2, and now.
+with clock as materialized (select {{schema}}.clock_now() as now)
+select count(j.id)::int as count, min(j.run_at) as first_run_at, clock.now
+from clock
+left join {{schema}}.jobs as j
+  on j.schedule_id = $1 and j.run_at > clock.now and j.state = 'scheduled'
+ and j.schedule_version = $2
+group by clock.now;
+
+-- name: Materialize
+-- Writes planned executions and advances cursors, for many schedules in one
+-- statement. $1: per schedule {id, expected_cursor, version, cursor, fill_at,
+-- last_run_at}; $2: executions {schedule_id, occurrence_at, deadline_at,
+-- state, last_error}. A schedule is written only if its cursor and version
+-- are still what the plan was made from (compare-and-set), and executions
+-- only for schedules written: a second orchestrator, a stale leader or a
+-- concurrent change writes nothing. The unique index jobs_execution_once
+-- backs this up. $3/$4/$5: the leader lease (name, holder, epoch) the writer
+-- must still hold, or null when an API call materializes inline.
+with clock as materialized (select {{schema}}.clock_now() as now),
+leader as materialized (
+  select $3::text is null
+      or exists (select 1 from {{schema}}.leases as l, clock
+                 where l.name = $3 and l.holder = $4 and l.epoch = $5 and l.expires_at > clock.now)
+      as ok
+),
+advanced as (
+  update {{schema}}.schedules as s
+  set next_run_at = i.cursor, fill_at = i.fill_at,
+      last_run_at = coalesce(i.last_run_at, s.last_run_at),
+      materialized_version = s.version
+  from jsonb_to_recordset($1::jsonb) as i(id bigint, expected_cursor timestamptz, version text,
+                                          cursor timestamptz, fill_at timestamptz,
+                                          last_run_at timestamptz),
+       leader
+  where leader.ok and s.id = i.id and s.next_run_at is not distinct from i.expected_cursor
+    and s.version = i.version and s.enabled and not s.paused and s.owner = 'rota'
+  returning s.id, s.task, s.queue, s.priority, s.payload, s.max_attempts, s.version, s.overlap
+),
+inserted as (
+  insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
+    schedule_id, target_key, occurrence_at, schedule_version, deadline_at, concurrency_key,
+    overlap, last_error, finished_at, created_at)
+  select a.queue, a.task, a.payload, e.state, a.priority, e.occurrence_at,
+         coalesce(a.max_attempts, 25), a.id, '', e.occurrence_at, a.version, e.deadline_at,
+         case when a.overlap <> 'allow' then 'schedule:' || a.id || ':' end,
+         nullif(a.overlap, 'allow'), e.last_error,
+         case when e.state = 'missed' then clock.now end, clock.now
+  from jsonb_to_recordset($2::jsonb) as e(schedule_id bigint, occurrence_at timestamptz,
+                                          deadline_at timestamptz, state text, last_error jsonb)
+  join advanced as a on a.id = e.schedule_id
+  cross join clock
+  order by e.occurrence_at
+  on conflict (schedule_id, target_key, occurrence_at)
+    where occurrence_at is not null and state <> 'superseded'
+  do nothing
+  returning id, schedule_id, queue, task, state, run_at, occurrence_at
+),
+notified as (
+  select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
+  from inserted where state = 'scheduled'
+)
+select (select coalesce(array_agg(id::text), '{}') from advanced) as advanced,
+       (select coalesce(jsonb_agg(jsonb_build_object(
+          'id', id::text, 'schedule_id', schedule_id::text, 'queue', queue, 'task', task,
+          'state', state, 'run_at', run_at, 'occurrence_at', occurrence_at)), '[]'::jsonb)
+        from inserted) as executions,
+       (select done from notified) as notified;
+
+-- name: Supersede
+-- Stale executions of a schedule that have not started and are not due yet
+-- (those planned by another version, or all of them when $2 is null) become
+-- 'superseded': they never run, and history shows why. Due ones already
+-- belong to the past grid and run as planned.
+with clock as materialized (select {{schema}}.clock_now() as now)
+update {{schema}}.jobs as j
+set state = 'superseded', finished_at = clock.now,
+    last_error = jsonb_build_object('message', $3::text, 'at', clock.now)
+from clock
+where j.schedule_id = $1 and j.state = 'scheduled' and j.run_at > clock.now
+  and ($2::text is null or j.schedule_version is distinct from $2)
+returning j.id::text, j.occurrence_at, j.run_at;
+
+-- name: RemoveUnstarted
+-- Deleting a schedule: its executions that have not started go with it.
+delete from {{schema}}.jobs
+where schedule_id = $1 and state in ('scheduled', 'available')
+returning id::text;
+
+-- name: Skip
+-- Skips one execution that has not started: the next one, or execution $2.
+with target as (
+  select id from {{schema}}.jobs
+  where schedule_id = $1 and state in ('scheduled', 'available')
+    and ($2::bigint is null or id = $2)
+  order by run_at, id
+  limit 1
+  for update
+)
+update {{schema}}.jobs as j
+set state = 'skipped', finished_at = {{schema}}.clock_now(),
+    last_error = jsonb_build_object('message', 'skipped by an operator', 'at', {{schema}}.clock_now())
+from target
+where j.id = target.id
+returning j.id::text, j.occurrence_at, j.run_at;
+
+-- name: Trigger
+-- One extra execution now, outside the grid (occurrence_at stays null, the
+-- cursor is untouched).
+with inserted as (
+  insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
+    schedule_id, target_key, schedule_version, concurrency_key, overlap, created_at)
+  select s.queue, s.task, s.payload, 'available', s.priority, {{schema}}.clock_now(),
+         coalesce(s.max_attempts, 25), s.id, '', s.version,
+         case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' end,
+         nullif(s.overlap, 'allow'), {{schema}}.clock_now()
+  from {{schema}}.schedules as s where s.id = $1
+  returning id, queue, run_at
+)
+select inserted.id::text, inserted.run_at, {{schema}}.notify_jobs(array[inserted.queue]) as notified
+from inserted;
+
+-- name: Planned
+-- A schedule's executions that have not started, from $2 on, in run order.
+select id::text, state, run_at, occurrence_at, target_key, schedule_version
+from {{schema}}.jobs
+where schedule_id = $1 and state in ('scheduled', 'available') and run_at >= $2
+  and ($3::text is null or target_key = $3)
+order by run_at, id
+limit $4;
+
+-- name: History
+-- A schedule's executions, newest first: planned, running and finished
+-- (including the ones that did not run: skipped, superseded, missed).
+select id::text, state, run_at, occurrence_at, target_key, schedule_version, attempts,
+       started_at, finished_at, last_error
+from {{schema}}.jobs
+where schedule_id = $1 and ($2::text[] is null or state = any($2))
+order by run_at desc, id desc
+limit $3;
+
+-- name: Quiesce
+-- A spec that does not parse (written by hand in SQL): the schedule is
+-- disabled once, with the reason, instead of failing every pass.
+update {{schema}}.schedules
+set enabled = false, last_error = $3, quiesced_at = {{schema}}.clock_now()
+where id = $1 and version = $2 and enabled
+returning id::text, name;
+
+-- name: Drifted
+-- Schedules changed since their executions were made (by hand in SQL, or a
+-- change whose transaction could not materialize).
+select id::text from {{schema}}.schedules
+where materialized_version is distinct from version and materialized_version is not null
+  and enabled and not paused and owner = 'rota'
+order by id
+limit $1;
+
+-- name: WatchdogCandidates
+-- Schedules $1 < id, in id order, whose future executions vanished (deleted
+-- by hand) or whose cursor is not past its latest planned occurrence.
+with clock as materialized (select {{schema}}.clock_now() as now)
+select s.id::text, s.next_run_at, live.last_occurrence
+from clock
+cross join lateral (
+  select * from {{schema}}.schedules as s
+  where s.id > $1 and s.enabled and not s.paused and s.owner = 'rota'
+    and s.next_run_at is not null
+  order by s.id
+  limit $2
+) as s
+cross join lateral (
+  select max(j.occurrence_at) as last_occurrence
+  from {{schema}}.jobs as j
+  where j.schedule_id = s.id and j.run_at > clock.now and j.occurrence_at is not null
+    and j.state <> 'superseded'
+) as live
+where (live.last_occurrence is null and s.fill_at > clock.now)
+   or s.next_run_at <= live.last_occurrence;
+
+-- name: WatchdogSliceEnd
+-- The last id of the slice WatchdogCandidates looked at (the next resumes after it).
+select max(id)::text as last
+from (select id from {{schema}}.schedules where id > $1 order by id limit $2) as slice;
+
+-- name: RepairCursor
+update {{schema}}.schedules
+set next_run_at = $3, fill_at = '-infinity'
+where id = $1 and next_run_at is not distinct from $2
+returning id::text;
+
+-- name: HandoverCandidates
+-- Schedules taking part in a hand-over from another scheduler (created as
+-- external), by name $1, or all with $1 null; each with a stable bucket 0-99
+-- from a hash of its name, so raising --percent only ever adds schedules.
+select id::text, name, owner, (hashtext(name)::bigint + 2147483648) % 100 as bucket
+from {{schema}}.schedules
+where handover and ($1::text[] is null or name = any($1))
+order by name;

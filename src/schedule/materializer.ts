@@ -1,0 +1,324 @@
+import pg from "pg";
+import type { Database, Executor } from "../db/database.js";
+import { isRotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { type Plan, planExecutions } from "./plan.js";
+import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
+import { compileSpec } from "./spec.js";
+
+/**
+ * Materialization: turns due schedule occurrences into execution rows (see
+ * docs/scheduling.md). The orchestrator's pass (`materializeDue`) plans every
+ * due schedule in the process, then writes them all in one statement that
+ * inserts the executions and advances each cursor together, compare-and-set
+ * on the cursor and version and fenced on the leader's lease epoch. API calls
+ * that change a schedule use `materializeOne` inside their own transaction.
+ *
+ * Isolation: a spec that does not parse disables that schedule only
+ * (quiesce); a batch the server refuses is retried one schedule per
+ * statement, so one bad row cannot stop the others.
+ */
+export interface LeaseFence {
+  name: string;
+  holder: string;
+  epoch: number;
+}
+
+export interface MaterializeResult {
+  /** Schedules whose cursor advanced. */
+  schedules: number;
+  /** Execution rows written (including 'missed' ones). */
+  executions: number;
+  /** Schedules disabled for a spec that does not parse. */
+  quiesced: number;
+  /** Schedules whose write failed (left for the next pass). */
+  failed: number;
+}
+
+interface DueRow {
+  id: string;
+  name: string;
+  cron: string | null;
+  every: string | null;
+  anchor: Date | null;
+  timezone: string;
+  catch_up: ScheduleRow["catch_up"];
+  catch_up_window_ms: number | null;
+  horizon: number;
+  next_run_at: Date | null;
+  version: string;
+  live_future: number;
+  first_run_at: Date | null;
+  now: Date;
+}
+
+interface Planned {
+  id: string;
+  version: string;
+  expectedCursor: Date | null;
+  plan: Plan;
+  fillAt: Date;
+}
+
+interface WrittenExecution {
+  id: string;
+  schedule_id: string;
+  queue: string;
+  task: string;
+  state: string;
+  run_at: string;
+  occurrence_at: string;
+}
+
+const NEVER = new Date(8_640_000_000_000_000);
+
+/** One pass over the schedules whose horizon needs filling, `batchSize` at a time. */
+export async function materializeDue(
+  db: Database,
+  events: RotaEvents,
+  options: { batchSize?: number; maxBatches?: number; lease?: LeaseFence | null } = {},
+): Promise<MaterializeResult> {
+  const q = scheduleQueries(db.schema);
+  const batchSize = options.batchSize ?? 5_000;
+  const maxBatches = options.maxBatches ?? 10;
+  const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
+  for (let batch = 0; batch < maxBatches; batch++) {
+    const due = await db.run<DueRow>(q.DueForFill, [batchSize]);
+    if (due.rows.length === 0) break;
+    const planned: Planned[] = [];
+    for (const row of due.rows) {
+      const item = await planRow(db, events, row, total);
+      if (item) planned.push(item);
+    }
+    const result = await writeIsolated(db, events, planned, options.lease ?? null, total);
+    // Schedules whose write was refused stay due; stop rather than spin on them.
+    if (due.rows.length < batchSize || result === 0) break;
+  }
+  return total;
+}
+
+async function planRow(
+  db: Database,
+  events: RotaEvents,
+  row: DueRow,
+  total: MaterializeResult,
+): Promise<Planned | null> {
+  let plan: Plan;
+  try {
+    plan = planExecutions({
+      grid: compileSpec(specOf(row)),
+      cursor: row.next_run_at,
+      now: row.now,
+      horizon: row.horizon,
+      liveFuture: row.live_future,
+      catchUp: row.catch_up,
+      catchUpWindowMs: row.catch_up_window_ms,
+    });
+  } catch (error) {
+    if (!isRotaError(error)) throw error;
+    await quiesce(db, events, row.id, row.name, row.version, error.message);
+    total.quiesced++;
+    return null;
+  }
+  return {
+    id: row.id,
+    version: row.version,
+    expectedCursor: row.next_run_at,
+    plan,
+    fillAt: fillAt(plan, row.first_run_at, row.now),
+  };
+}
+
+/**
+ * When the schedule needs the next visit: once its earliest future execution
+ * comes due (a horizon slot frees), or at once when the pass stopped early.
+ */
+function fillAt(plan: Plan, firstLiveRunAt: Date | null, now: Date): Date {
+  if (plan.more) return new Date(-8_640_000_000_000_000);
+  let first = firstLiveRunAt?.getTime() ?? NEVER.getTime();
+  for (const e of plan.executions) {
+    const at = e.occurrenceAt.getTime();
+    if (e.state === "scheduled" && at > now.getTime() && at < first) first = at;
+  }
+  if (plan.cursor === null && first === NEVER.getTime()) return NEVER;
+  return new Date(first);
+}
+
+/** Disables a schedule whose spec does not parse, once (the version must still match). */
+export async function quiesce(
+  db: Database,
+  events: RotaEvents,
+  id: string,
+  name: string,
+  version: string,
+  reason: string,
+  executor?: Executor,
+): Promise<boolean> {
+  const result = await db.run(scheduleQueries(db.schema).Quiesce, [id, version, reason], executor);
+  if (result.rowCount === 0) return false;
+  events.emit("schedule:quiesced", { scheduleId: id, name, error: reason });
+  return true;
+}
+
+async function writeIsolated(
+  db: Database,
+  events: RotaEvents,
+  planned: Planned[],
+  lease: LeaseFence | null,
+  total: MaterializeResult,
+): Promise<number> {
+  if (planned.length === 0) return 0;
+  try {
+    return await write(db, events, planned, lease, total);
+  } catch (error) {
+    // Only a statement the server refused is split; one schedule per
+    // statement then isolates the bad one.
+    if (planned.length === 1 || !(error instanceof pg.DatabaseError)) {
+      total.failed += planned.length;
+      throw error;
+    }
+    let written = 0;
+    for (const item of planned) {
+      try {
+        written += await write(db, events, [item], lease, total);
+      } catch {
+        total.failed++;
+      }
+    }
+    return written;
+  }
+}
+
+async function write(
+  db: Database,
+  events: RotaEvents,
+  planned: Planned[],
+  lease: LeaseFence | null,
+  total: MaterializeResult,
+  executor?: Executor,
+): Promise<number> {
+  const schedules = planned.map((p) => ({
+    id: p.id,
+    expected_cursor: p.expectedCursor,
+    version: p.version,
+    cursor: p.plan.cursor,
+    fill_at: isoOrInfinity(p.fillAt),
+    last_run_at: lastOccurrence(p.plan),
+  }));
+  const executions = planned.flatMap((p) =>
+    p.plan.executions.map((e) => ({
+      schedule_id: p.id,
+      occurrence_at: e.occurrenceAt,
+      deadline_at: e.deadlineAt,
+      state: e.state,
+      last_error:
+        e.state === "missed"
+          ? (e.note ?? { message: "missed: past its catch-up deadline when materialized" })
+          : null,
+    })),
+  );
+  const result = await db.run<{ advanced: string[]; executions: WrittenExecution[] }>(
+    scheduleQueries(db.schema).Materialize,
+    [
+      JSON.stringify(schedules),
+      JSON.stringify(executions),
+      lease?.name ?? null,
+      lease?.holder ?? null,
+      lease?.epoch ?? null,
+    ],
+    executor,
+  );
+  const row = result.rows[0] as { advanced: string[]; executions: WrittenExecution[] };
+  total.schedules += row.advanced.length;
+  total.executions += row.executions.length;
+  emitWritten(events, row.executions, planned);
+  return row.advanced.length;
+}
+
+function emitWritten(events: RotaEvents, written: WrittenExecution[], planned: Planned[]): void {
+  const wantsMaterialized = events.wants("schedule:execution:materialized");
+  const wantsMissed = events.wants("schedule:execution:missed");
+  if (!wantsMaterialized && !wantsMissed) return;
+  const counts = new Map<string, number>();
+  for (const p of planned) {
+    for (const e of p.plan.executions) {
+      if (e.note) counts.set(`${p.id}@${e.occurrenceAt.getTime()}`, e.note.count);
+    }
+  }
+  for (const e of written) {
+    const ref = {
+      scheduleId: e.schedule_id,
+      executionId: e.id,
+      occurrenceAt: new Date(e.occurrence_at),
+    };
+    if (e.state === "missed") {
+      const count = counts.get(`${e.schedule_id}@${ref.occurrenceAt.getTime()}`) ?? 1;
+      events.emit("schedule:execution:missed", { ...ref, count });
+    } else {
+      events.emit("schedule:execution:materialized", {
+        ...ref,
+        runAt: new Date(e.run_at),
+        state: e.state,
+      });
+    }
+  }
+}
+
+function lastOccurrence(plan: Plan): Date | null {
+  const last = plan.executions[plan.executions.length - 1];
+  return last ? last.occurrenceAt : null;
+}
+
+function isoOrInfinity(at: Date): string {
+  if (at.getTime() >= NEVER.getTime()) return "infinity";
+  if (at.getTime() <= -NEVER.getTime()) return "-infinity";
+  return at.toISOString();
+}
+
+/**
+ * Plans one schedule inside the caller's transaction (a create, change,
+ * resume, enable, skip or hand-over), from its cursor, or from a baseline
+ * when the cursor is null. Stale future executions must already be
+ * superseded, and the caller must hold the row's lock.
+ */
+export async function materializeOne(
+  db: Database,
+  events: RotaEvents,
+  executor: Executor,
+  row: ScheduleRow,
+): Promise<MaterializeResult> {
+  const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
+  if (!row.enabled || row.paused || row.owner !== "rota") return total;
+  const live = await db.run<{ count: number; first_run_at: Date | null; now: Date }>(
+    scheduleQueries(db.schema).LiveFuture,
+    [row.id, row.version],
+    executor,
+  );
+  const {
+    count,
+    first_run_at: firstRunAt,
+    now,
+  } = live.rows[0] as {
+    count: number;
+    first_run_at: Date | null;
+    now: Date;
+  };
+  const plan = planExecutions({
+    grid: compileSpec(specOf(row)),
+    cursor: row.next_run_at,
+    now,
+    horizon: row.horizon,
+    liveFuture: count,
+    catchUp: row.catch_up,
+    catchUpWindowMs: row.catch_up_window_ms,
+  });
+  const item: Planned = {
+    id: row.id,
+    version: row.version,
+    expectedCursor: row.next_run_at,
+    plan,
+    fillAt: fillAt(plan, firstRunAt, now),
+  };
+  await write(db, events, [item], null, total, executor);
+  return total;
+}

@@ -1,0 +1,113 @@
+import { clockQueries } from "../clock.js";
+import type { Database } from "../db/database.js";
+import { isRotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { materializeOne, quiesce } from "./materializer.js";
+import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
+import { compileSpec } from "./spec.js";
+
+/**
+ * Reconcile: keeps the planned executions true to the schedules (see
+ * docs/scheduling.md).
+ *
+ * Drift: a schedule whose configuration changed since its executions were
+ * made (its generated `version` differs from `materialized_version`: an
+ * UPDATE written by hand, or anything else that bypassed rota's API). Its
+ * stale future executions are superseded and new ones materialized from a
+ * baseline, in one transaction per schedule.
+ *
+ * Watchdog: a schedule whose future executions vanished (deleted by hand) or
+ * whose cursor is not past its latest planned occurrence gets its cursor
+ * recomputed from the grid (the first occurrence after its latest live one,
+ * or after now) so the next pass re-creates what is missing. It scans the
+ * schedules a bounded slice per call, resuming where it stopped.
+ */
+export interface ReconcileResult {
+  /** Drifted schedules re-planned. */
+  reconciled: number;
+  /** Cursors repaired by the watchdog. */
+  repaired: number;
+  /** Schedules disabled for a spec that does not parse. */
+  quiesced: number;
+}
+
+export async function reconcileDrifted(
+  db: Database,
+  events: RotaEvents,
+  options: { limit?: number } = {},
+): Promise<ReconcileResult> {
+  const q = scheduleQueries(db.schema);
+  const total: ReconcileResult = { reconciled: 0, repaired: 0, quiesced: 0 };
+  const drifted = await db.run<{ id: string }>(q.Drifted, [options.limit ?? 500]);
+  for (const { id } of drifted.rows) {
+    // Each schedule in its own transaction: one that fails leaves the others.
+    await db.transaction(async (client) => {
+      const row = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0];
+      if (!row || row.materialized_version === row.version || !row.enabled || row.paused) return;
+      try {
+        compileSpec(specOf(row));
+      } catch (error) {
+        if (!isRotaError(error)) throw error;
+        if (await quiesce(db, events, row.id, row.name, row.version, error.message, client)) {
+          total.quiesced++;
+        }
+        return;
+      }
+      const reason = "the schedule changed";
+      const stale = await db.run<{ id: string; occurrence_at: Date | null }>(
+        q.Supersede,
+        [row.id, row.version, reason],
+        client,
+      );
+      for (const r of stale.rows) {
+        events.emit("schedule:execution:superseded", {
+          scheduleId: row.id,
+          executionId: r.id,
+          occurrenceAt: r.occurrence_at,
+          reason,
+        });
+      }
+      await db.run(q.SetState, [row.id, null, null, null, true], client);
+      const fresh = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0] as ScheduleRow;
+      await materializeOne(db, events, client, fresh);
+      total.reconciled++;
+    });
+  }
+  return total;
+}
+
+/** One slice of the watchdog scan; returns the id to resume after ("0" once it wrapped). */
+export async function watchdogSlice(
+  db: Database,
+  options: { after?: string; limit?: number } = {},
+): Promise<{ repaired: number; resumeAfter: string }> {
+  const q = scheduleQueries(db.schema);
+  const limit = options.limit ?? 2_000;
+  const after = options.after ?? "0";
+  const candidates = await db.run<{
+    id: string;
+    next_run_at: Date | null;
+    last_occurrence: Date | null;
+  }>(q.WatchdogCandidates, [after, limit]);
+  let repaired = 0;
+  for (const c of candidates.rows) {
+    const row = (await db.run<ScheduleRow>(q.Lock, [null, c.id])).rows[0];
+    if (!row) continue;
+    let grid: ReturnType<typeof compileSpec>;
+    try {
+      grid = compileSpec(specOf(row));
+    } catch {
+      continue; // the materialization pass quiesces it
+    }
+    const now = (await db.run<{ now: Date }>(clockQueries(db.schema).Now)).rows[0]?.now as Date;
+    const from = c.last_occurrence ?? now;
+    const cursor = grid.next(from.getTime() > now.getTime() ? from : now);
+    if (cursor?.getTime() === c.next_run_at?.getTime()) continue;
+    const fixed = await db.run(q.RepairCursor, [c.id, c.next_run_at, cursor]);
+    repaired += fixed.rowCount ?? 0;
+  }
+  // The scan covers `limit` schedules per slice, candidates or not.
+  const scanned = await db.run<{ last: string | null }>(q.WatchdogSliceEnd, [after, limit]);
+  const last = scanned.rows[0]?.last ?? null;
+  return { repaired, resumeAfter: last === null ? "0" : last };
+}

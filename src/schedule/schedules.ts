@@ -1,0 +1,619 @@
+import { clockQueries } from "../clock.js";
+import type { Database, Executor } from "../db/database.js";
+import { RotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { type TaskDefinition, validatePayload } from "../task.js";
+import { materializeOne } from "./materializer.js";
+import type { CatchUp } from "./plan.js";
+import { normalizeSchedule, type ScheduleInput, validateScheduleName } from "./schedule-options.js";
+import {
+  type Overlap,
+  type Owner,
+  type ScheduleRow,
+  scheduleQueries,
+  specOf,
+} from "./schedule-queries.js";
+import { compileSpec } from "./spec.js";
+
+/** A schedule as rota reports it. */
+export interface Schedule {
+  id: string;
+  name: string;
+  task: string;
+  payload: unknown;
+  queue: string;
+  priority: number;
+  maxAttempts: number | null;
+  cron: string | null;
+  every: string | null;
+  anchor: Date | null;
+  timezone: string;
+  catchUp: CatchUp;
+  catchUpWindowMs: number | null;
+  overlap: Overlap;
+  horizon: number;
+  enabled: boolean;
+  paused: boolean;
+  owner: Owner;
+  /** The first occurrence not materialized yet (null: a baseline is due). */
+  nextRunAt: Date | null;
+  lastRunAt: Date | null;
+  version: string;
+  /** Why the schedule was disabled, when rota disabled it (a spec that does not parse). */
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface UpsertResult {
+  schedule: Schedule;
+  /** "created", "changed" (executions re-planned) or "unchanged". */
+  outcome: "created" | "changed" | "unchanged";
+  /** Planned executions superseded by the change. */
+  superseded: number;
+  /** Executions materialized by the call. */
+  materialized: number;
+}
+
+export interface UpcomingRun {
+  /** When it is planned to run. */
+  runAt: Date;
+  occurrenceAt: Date | null;
+  targetKey: string;
+  /** The execution's job id when it is materialized; null for a computed one. */
+  executionId: string | null;
+  /** "scheduled" / "available" for materialized executions, "computed" beyond the horizon. */
+  state: string;
+}
+
+export interface ScheduleExecution {
+  id: string;
+  state: string;
+  runAt: Date;
+  occurrenceAt: Date | null;
+  targetKey: string;
+  version: string | null;
+  attempts: number;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  lastError: unknown;
+}
+
+export interface HandoverChange {
+  name: string;
+  from: Owner;
+  to: Owner;
+}
+
+const DEFAULT_TARGET = "";
+
+/**
+ * Schedules: create, change, pause, skip, trigger, and look ahead and back.
+ * Each change runs in one transaction with its effect on the planned
+ * executions (guarantee 6: no orphans): a change supersedes the stale ones
+ * and materializes new ones before it commits.
+ */
+export class Schedules {
+  private readonly q;
+
+  constructor(
+    private readonly db: Database,
+    private readonly events: RotaEvents,
+    private readonly tasks: Map<string, TaskDefinition>,
+    private readonly payloadLimitBytes: number,
+  ) {
+    this.q = scheduleQueries(db.schema);
+  }
+
+  /** Creates or changes a schedule by name; calling it again with the same input changes nothing. */
+  async upsert(input: ScheduleInput): Promise<UpsertResult> {
+    const schedule = normalizeSchedule(input, this.tasks, this.payloadLimitBytes);
+    const definition =
+      typeof input.task === "object" ? input.task : (this.tasks.get(schedule.task) ?? null);
+    if (definition) await validatePayload(definition, input.payload);
+    return this.db.transaction(async (client) => {
+      const before = await this.lock(client, schedule.name);
+      const written = await this.db.run<{ id: string; version: string; inserted: boolean }>(
+        this.q.Upsert,
+        [
+          schedule.name,
+          schedule.task,
+          schedule.payload,
+          schedule.queue,
+          schedule.priority,
+          schedule.maxAttempts,
+          schedule.cron,
+          schedule.every,
+          schedule.anchor,
+          schedule.timezone,
+          schedule.catchUp,
+          schedule.catchUpWindowMs,
+          schedule.overlap,
+          schedule.horizon,
+          schedule.owner,
+        ],
+        client,
+      );
+      const { id, version, inserted } = written.rows[0] as {
+        id: string;
+        version: string;
+        inserted: boolean;
+      };
+      const changed = inserted || before?.version !== version || before?.owner !== schedule.owner;
+      let superseded = 0;
+      if (changed) {
+        if (!inserted) {
+          superseded = await this.supersede(
+            client,
+            id,
+            schedule.owner === "rota" ? version : null,
+            "the schedule changed",
+          );
+        }
+        await this.setState(client, id, { resetCursor: true });
+      } else if (before?.horizon !== schedule.horizon) {
+        await this.setState(client, id, {});
+      }
+      const row = (await this.lock(client, null, id)) as ScheduleRow;
+      const materialized = changed
+        ? (await materializeOne(this.db, this.events, client, row)).executions
+        : 0;
+      return {
+        schedule: toSchedule((await this.lock(client, null, id)) as ScheduleRow),
+        outcome: inserted ? "created" : changed ? "changed" : "unchanged",
+        superseded,
+        materialized,
+      };
+    });
+  }
+
+  async get(name: string): Promise<Schedule | null> {
+    const result = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const row = result.rows[0];
+    return row ? toSchedule(row) : null;
+  }
+
+  /** Schedules by name, each with its next planned run. */
+  async list(
+    filter: { owner?: Owner; namePrefix?: string; limit?: number } = {},
+  ): Promise<
+    (Pick<
+      Schedule,
+      | "id"
+      | "name"
+      | "task"
+      | "queue"
+      | "cron"
+      | "every"
+      | "timezone"
+      | "enabled"
+      | "paused"
+      | "owner"
+      | "lastError"
+      | "nextRunAt"
+      | "lastRunAt"
+    > & { nextPlannedAt: Date | null })[]
+  > {
+    const like =
+      filter.namePrefix === undefined ? null : `${filter.namePrefix.replace(/[\\%_]/g, "\\$&")}%`;
+    const result = await this.db.run<ScheduleRow & { next_planned_at: Date | null }>(this.q.List, [
+      filter.owner ?? null,
+      like,
+      filter.limit ?? 1_000,
+    ]);
+    return result.rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      task: r.task,
+      queue: r.queue,
+      cron: r.cron,
+      every: r.every,
+      timezone: r.timezone,
+      enabled: r.enabled,
+      paused: r.paused,
+      owner: r.owner,
+      lastError: r.last_error,
+      nextRunAt: r.next_run_at,
+      lastRunAt: r.last_run_at,
+      nextPlannedAt: r.next_planned_at,
+    }));
+  }
+
+  /** Deletes a schedule and its executions that have not started (running ones finish). */
+  async remove(name: string): Promise<{ removedExecutions: number }> {
+    return this.db.transaction(async (client) => {
+      const row = await this.require(client, name);
+      const removed = await this.db.run(this.q.RemoveUnstarted, [row.id], client);
+      await this.db.run(this.q.Delete, [row.id], client);
+      return { removedExecutions: removed.rowCount ?? 0 };
+    });
+  }
+
+  /** Stops firing: planned executions are superseded. Resume re-plans from the next occurrence. */
+  pause(name: string): Promise<Schedule> {
+    return this.changeState(name, { paused: true }, "the schedule was paused");
+  }
+
+  /** Resumes from the next occurrence after now: occurrences during the pause do not fire. */
+  resume(name: string): Promise<Schedule> {
+    return this.changeState(name, { paused: false });
+  }
+
+  disable(name: string): Promise<Schedule> {
+    return this.changeState(name, { enabled: false }, "the schedule was disabled");
+  }
+
+  /** Enables a schedule (also one rota disabled for a bad spec, once the spec is fixed). */
+  enable(name: string): Promise<Schedule> {
+    return this.changeState(name, { enabled: true });
+  }
+
+  /** One extra execution now; the grid and its planned executions are left alone. */
+  async trigger(name: string): Promise<{ executionId: string; runAt: Date }> {
+    return this.db.transaction(async (client) => {
+      const row = await this.require(client, name);
+      const result = await this.db.run<{ id: string; run_at: Date }>(
+        this.q.Trigger,
+        [row.id],
+        client,
+      );
+      const inserted = result.rows[0] as { id: string; run_at: Date };
+      this.events.emit("schedule:execution:materialized", {
+        scheduleId: row.id,
+        executionId: inserted.id,
+        occurrenceAt: null,
+        runAt: inserted.run_at,
+        state: "available",
+      });
+      return { executionId: inserted.id, runAt: inserted.run_at };
+    });
+  }
+
+  /**
+   * Skips the next planned execution (or the one with `executionId`): it is
+   * recorded as 'skipped' and never runs; the schedule goes on at the
+   * following occurrence, and the horizon is refilled in the same transaction.
+   */
+  async skip(name: string, options: { executionId?: string } = {}): Promise<ScheduleExecution> {
+    return this.db.transaction(async (client) => {
+      const row = await this.require(client, name);
+      const skipped = await this.db.run<{ id: string; occurrence_at: Date | null; run_at: Date }>(
+        this.q.Skip,
+        [row.id, options.executionId ?? null],
+        client,
+      );
+      const hit = skipped.rows[0];
+      if (!hit) {
+        throw new RotaError(
+          "EXECUTION_NOT_FOUND",
+          options.executionId
+            ? `Schedule "${name}" has no planned execution ${options.executionId} that has not started.`
+            : `Schedule "${name}" has no planned execution to skip (it is paused, disabled, external, or not materialized yet).`,
+          { details: { name, executionId: options.executionId ?? null } },
+        );
+      }
+      this.events.emit("schedule:execution:skipped", {
+        scheduleId: row.id,
+        executionId: hit.id,
+        occurrenceAt: hit.occurrence_at,
+        reason: "operator",
+      });
+      await materializeOne(this.db, this.events, client, row);
+      return {
+        id: hit.id,
+        state: "skipped",
+        runAt: hit.run_at,
+        occurrenceAt: hit.occurrence_at,
+        targetKey: DEFAULT_TARGET,
+        version: row.version,
+        attempts: 0,
+        startedAt: null,
+        finishedAt: null,
+        lastError: null,
+      };
+    });
+  }
+
+  /**
+   * The next `limit` planned runs from `from` (default now): the materialized
+   * executions, then times computed from the cursor (they need no rows). Empty
+   * while the schedule is paused, disabled or owned by another scheduler.
+   */
+  async upcoming(
+    name: string,
+    options: { limit?: number; from?: Date; target?: string } = {},
+  ): Promise<UpcomingRun[]> {
+    const limit = options.limit ?? 10;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `limit must be a whole number from 1 to 10000, got ${String(limit)}.`,
+        {
+          details: { field: "limit", value: limit },
+        },
+      );
+    }
+    const target = options.target ?? DEFAULT_TARGET;
+    if (target !== DEFAULT_TARGET) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `Schedule "${name}" has no target ${JSON.stringify(target)}: schedules without targets have only the default target "".`,
+        { details: { field: "target", value: target } },
+      );
+    }
+    const row = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const schedule = row.rows[0];
+    if (!schedule) throw notFound(name);
+    if (!schedule.enabled || schedule.paused || schedule.owner !== "rota") return [];
+    const now = (await this.db.run<{ now: Date }>(clockQueries(this.db.schema).Now)).rows[0]
+      ?.now as Date;
+    const from = options.from ?? now;
+    const planned = await this.db.run<{
+      id: string;
+      state: string;
+      run_at: Date;
+      occurrence_at: Date | null;
+      target_key: string;
+    }>(this.q.Planned, [schedule.id, from, target, limit]);
+    const runs: UpcomingRun[] = planned.rows.map((r) => ({
+      runAt: r.run_at,
+      occurrenceAt: r.occurrence_at,
+      targetKey: r.target_key,
+      executionId: r.id,
+      state: r.state,
+    }));
+    // Computed runs continue the grid where materialization stopped (the
+    // cursor, or the first occurrence after now when a baseline is due).
+    const grid = compileSpec(specOf(schedule));
+    let at: Date | null = schedule.next_run_at ?? grid.next(now);
+    while (at !== null && at.getTime() < from.getTime()) at = grid.next(at);
+    while (at !== null && runs.length < limit) {
+      runs.push({
+        runAt: at,
+        occurrenceAt: at,
+        targetKey: target,
+        executionId: null,
+        state: "computed",
+      });
+      at = grid.next(at);
+    }
+    return runs.sort((a, b) => a.runAt.getTime() - b.runAt.getTime()).slice(0, limit);
+  }
+
+  /** A schedule's executions, newest first, including those that did not run. */
+  async history(
+    name: string,
+    options: { limit?: number; states?: string[] } = {},
+  ): Promise<ScheduleExecution[]> {
+    const row = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const schedule = row.rows[0];
+    if (!schedule) throw notFound(name);
+    const result = await this.db.run<{
+      id: string;
+      state: string;
+      run_at: Date;
+      occurrence_at: Date | null;
+      target_key: string;
+      schedule_version: string | null;
+      attempts: number;
+      started_at: Date | null;
+      finished_at: Date | null;
+      last_error: unknown;
+    }>(this.q.History, [schedule.id, options.states ?? null, options.limit ?? 50]);
+    return result.rows.map((r) => ({
+      id: r.id,
+      state: r.state,
+      runAt: r.run_at,
+      occurrenceAt: r.occurrence_at,
+      targetKey: r.target_key,
+      version: r.schedule_version,
+      attempts: r.attempts,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      lastError: r.last_error,
+    }));
+  }
+
+  /**
+   * Moves schedules that came from another scheduler (created with owner
+   * "external") between owners. With `names`, those are handed to rota. With
+   * `percent`, each such schedule's stable bucket (0-99, from its name) decides:
+   * below `percent` rota owns it, otherwise the other scheduler does — so a
+   * migration ramps up by raising the percent and rolls back by lowering it.
+   * A schedule handed to rota starts from a baseline (no burst); one handed
+   * back has its planned executions superseded. Each schedule is its own
+   * transaction; `onProgress` is called after each.
+   */
+  async handover(
+    options: { percent?: number; names?: string[]; to?: Owner },
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<HandoverChange[]> {
+    const percent = options.percent;
+    if (
+      percent !== undefined &&
+      (typeof percent !== "number" || !(percent >= 0 && percent <= 100))
+    ) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `percent must be a number from 0 to 100, got ${String(percent)}.`,
+        {
+          details: { field: "percent", value: percent },
+        },
+      );
+    }
+    if ((percent === undefined) === (options.names === undefined)) {
+      throw new RotaError("INVALID_OPTION", "Give handover either a percent or schedule names.", {
+        details: { field: "percent" },
+      });
+    }
+    const names = options.names?.map(validateScheduleName) ?? null;
+    const candidates = await this.db.run<{
+      id: string;
+      name: string;
+      owner: Owner;
+      bucket: number;
+    }>(this.q.HandoverCandidates, [names]);
+    if (names) {
+      const found = new Set(candidates.rows.map((c) => c.name));
+      const missing = names.filter((n) => !found.has(n));
+      if (missing.length > 0) {
+        throw new RotaError(
+          "SCHEDULE_NOT_FOUND",
+          `No schedule from another scheduler named ${missing.map((n) => `"${n}"`).join(", ")} (only schedules created with owner "external" take part in a hand-over).`,
+          { details: { names: missing } },
+        );
+      }
+    }
+    const changes: HandoverChange[] = [];
+    let done = 0;
+    for (const candidate of candidates.rows) {
+      const to: Owner =
+        percent !== undefined
+          ? Number(candidate.bucket) < percent
+            ? "rota"
+            : "external"
+          : (options.to ?? "rota");
+      if (to !== candidate.owner) {
+        await this.db.transaction(async (client) => {
+          const row = (await this.lock(client, null, candidate.id)) as ScheduleRow;
+          if (row.owner === to) return;
+          if (to === "external") {
+            await this.supersede(
+              client,
+              row.id,
+              null,
+              "the schedule was handed back to the other scheduler",
+            );
+          }
+          await this.setState(client, row.id, { owner: to, resetCursor: true });
+          if (to === "rota") {
+            await materializeOne(
+              this.db,
+              this.events,
+              client,
+              (await this.lock(client, null, row.id)) as ScheduleRow,
+            );
+          }
+          changes.push({ name: row.name, from: row.owner, to });
+        });
+      }
+      onProgress?.(++done, candidates.rows.length);
+    }
+    return changes;
+  }
+
+  // ── helpers ─────────────────────────────────────────────────────────────
+
+  private async changeState(
+    name: string,
+    change: { paused?: boolean; enabled?: boolean },
+    supersedeReason?: string,
+  ): Promise<Schedule> {
+    return this.db.transaction(async (client) => {
+      const row = await this.require(client, name);
+      if (supersedeReason) await this.supersede(client, row.id, null, supersedeReason);
+      const resuming = change.paused === false || change.enabled === true;
+      await this.setState(client, row.id, { ...change, resetCursor: resuming });
+      const fresh = (await this.lock(client, null, row.id)) as ScheduleRow;
+      if (resuming) {
+        await materializeOne(this.db, this.events, client, fresh);
+        return toSchedule((await this.lock(client, null, row.id)) as ScheduleRow);
+      }
+      return toSchedule(fresh);
+    });
+  }
+
+  private async supersede(
+    client: Executor,
+    id: string,
+    keepVersion: string | null,
+    reason: string,
+  ): Promise<number> {
+    const result = await this.db.run<{ id: string; occurrence_at: Date | null }>(
+      this.q.Supersede,
+      [id, keepVersion, reason],
+      client,
+    );
+    for (const r of result.rows) {
+      this.events.emit("schedule:execution:superseded", {
+        scheduleId: id,
+        executionId: r.id,
+        occurrenceAt: r.occurrence_at,
+        reason,
+      });
+    }
+    return result.rowCount ?? 0;
+  }
+
+  private async setState(
+    client: Executor,
+    id: string,
+    change: { paused?: boolean; enabled?: boolean; owner?: Owner; resetCursor?: boolean },
+  ): Promise<void> {
+    await this.db.run(
+      this.q.SetState,
+      [
+        id,
+        change.paused ?? null,
+        change.enabled ?? null,
+        change.owner ?? null,
+        change.resetCursor ?? false,
+      ],
+      client,
+    );
+  }
+
+  private async lock(
+    client: Executor,
+    name: string | null,
+    id?: string,
+  ): Promise<ScheduleRow | null> {
+    const result = await this.db.run<ScheduleRow>(this.q.Lock, [name, id ?? null], client);
+    return result.rows[0] ?? null;
+  }
+
+  private async require(client: Executor, name: string): Promise<ScheduleRow> {
+    const row = await this.lock(client, validateScheduleName(name));
+    if (!row) throw notFound(name);
+    return row;
+  }
+}
+
+function notFound(name: string): RotaError {
+  return new RotaError(
+    "SCHEDULE_NOT_FOUND",
+    `No schedule named "${name}" (rota schedules list shows them).`,
+    {
+      details: { name },
+    },
+  );
+}
+
+export function toSchedule(row: ScheduleRow): Schedule {
+  return {
+    id: row.id,
+    name: row.name,
+    task: row.task,
+    payload: row.payload,
+    queue: row.queue,
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    cron: row.cron,
+    every: row.every,
+    anchor: row.anchor,
+    timezone: row.timezone,
+    catchUp: row.catch_up,
+    catchUpWindowMs: row.catch_up_window_ms,
+    overlap: row.overlap,
+    horizon: row.horizon,
+    enabled: row.enabled,
+    paused: row.paused,
+    owner: row.owner,
+    nextRunAt: row.next_run_at,
+    lastRunAt: row.last_run_at,
+    version: row.version,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,231 @@
+import { Cron } from "croner";
+import { DateTime, type Duration } from "luxon";
+import { RotaError } from "../errors.js";
+
+/**
+ * Schedule maths, pure: no clock, no database. A spec is a cron expression or
+ * an interval counted from an anchor, in an IANA timezone; it yields a grid of
+ * occurrences, and `nextOccurrences(spec, after, count)` walks it.
+ *
+ * Daylight saving time follows ISC (Vixie) cron, through croner:
+ *   - a fixed-time job whose local time does not exist (spring forward) runs
+ *     once, right after the change (02:30 on a 02:00→03:00 night runs at 03:00);
+ *   - a fixed-time job whose local time happens twice (fall back) runs once,
+ *     at the first of the two;
+ *   - a job with a wildcard hour ("0 * * * *", "*\/15 * * * *") keeps its
+ *     real-time cadence through both changes.
+ * `every` intervals in seconds, minutes or hours are exact elapsed time; in
+ * days, weeks or months they are calendar steps in the timezone that keep the
+ * anchor's local time of day (moved forward by the gap when it does not exist).
+ */
+export type ScheduleSpec =
+  | { cron: string; every?: undefined; anchor?: undefined; timezone: string }
+  | { every: string; cron?: undefined; anchor?: Date | null; timezone: string };
+
+/** A compiled spec: the first occurrence strictly after a time, or null if none is left. */
+export interface Grid {
+  next(after: Date): Date | null;
+}
+
+export const DEFAULT_TIMEZONE = "UTC";
+/** The shortest `every` interval accepted. */
+export const MIN_EVERY_MS = 1_000;
+
+/** The next `count` occurrences strictly after `after`. */
+export function nextOccurrences(spec: ScheduleSpec, after: Date, count: number): Date[] {
+  const grid = compileSpec(spec);
+  const out: Date[] = [];
+  let at: Date | null = after;
+  while (out.length < count) {
+    at = grid.next(at);
+    if (at === null) break;
+    out.push(at);
+  }
+  return out;
+}
+
+const cache = new Map<string, Grid>();
+const CACHE_LIMIT = 2_000;
+
+/** Validates a spec and compiles it; throws a RotaError naming what is wrong. */
+export function compileSpec(spec: ScheduleSpec): Grid {
+  const key = `${spec.cron ?? ""}\u001f${spec.every ?? ""}\u001f${spec.anchor?.getTime() ?? ""}\u001f${spec.timezone}`;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const timezone = validateTimezone(spec.timezone);
+  if ((spec.cron === undefined) === (spec.every === undefined)) {
+    throw new RotaError(
+      "INVALID_SCHEDULE_SPEC",
+      "Give a schedule either cron or every, not both.",
+      {
+        details: { field: "cron" },
+      },
+    );
+  }
+  const grid =
+    spec.cron !== undefined
+      ? cronGrid(spec.cron, timezone)
+      : everyGrid(spec.every as string, spec.anchor ?? null, timezone);
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(key, grid);
+  return grid;
+}
+
+export function validateTimezone(timezone: unknown): string {
+  if (typeof timezone === "string" && timezone !== "") {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+      return timezone;
+    } catch {
+      // fall through to the error
+    }
+  }
+  throw new RotaError(
+    "INVALID_TIMEZONE",
+    `Invalid timezone ${JSON.stringify(timezone)}: use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York".`,
+    { details: { field: "timezone", value: timezone } },
+  );
+}
+
+const NICKNAMES = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"]);
+
+function cronGrid(expression: unknown, timezone: string): Grid {
+  const text = typeof expression === "string" ? expression.trim() : "";
+  const fields = text.split(/\s+/).filter((f) => f !== "");
+  const nickname = fields.length === 1 && NICKNAMES.has(text.toLowerCase());
+  if (!nickname && fields.length !== 5 && fields.length !== 6) {
+    throw invalidCron(
+      expression,
+      `it has ${fields.length} field${fields.length === 1 ? "" : "s"}; use 5 (minute hour day month weekday) or 6 (second first)`,
+    );
+  }
+  let cron: Cron;
+  try {
+    cron = new Cron(text, {
+      timezone,
+      paused: true,
+      mode: fields.length === 6 ? "6-part" : "auto",
+    });
+  } catch (cause) {
+    throw invalidCron(expression, (cause as Error).message, cause);
+  }
+  return {
+    next(after) {
+      return cron.nextRun(after);
+    },
+  };
+}
+
+function invalidCron(expression: unknown, why: string, cause?: unknown): RotaError {
+  return new RotaError(
+    "INVALID_CRON",
+    `Invalid cron expression ${JSON.stringify(expression)}: ${why}. Example: "*/15 * * * *" (every 15 minutes) or "0 9 * * 1-5" (09:00 on weekdays).`,
+    { cause, details: { field: "cron", value: expression } },
+  );
+}
+
+/** An `every` interval: calendar months and days, plus exact milliseconds. */
+export interface Interval {
+  months: number;
+  days: number;
+  ms: number;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const SHORT = /^(\d+)(ms|s|m|h|d|w|mo)$/;
+const ISO =
+  /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
+
+/**
+ * Parses "90m", "1h30m", "3d", "2w", "1mo" or an ISO 8601 duration such as
+ * "PT90M" or "P3D". Throws INVALID_INTERVAL.
+ */
+export function parseInterval(text: unknown): Interval {
+  const interval: Interval = { months: 0, days: 0, ms: 0 };
+  const raw = typeof text === "string" ? text.trim() : "";
+  let ok = raw !== "";
+  if (ok && raw.toUpperCase().startsWith("P")) {
+    const m = ISO.exec(raw.toUpperCase());
+    if (!m || raw.length === 1 || raw.toUpperCase().endsWith("T")) ok = false;
+    else {
+      const n = (i: number) => Number(m[i] ?? 0);
+      interval.months = n(1) * 12 + n(2);
+      interval.days = n(3) * 7 + n(4);
+      interval.ms = n(5) * 3_600_000 + n(6) * 60_000 + n(7) * 1_000;
+    }
+  } else if (ok) {
+    const parts = raw.toLowerCase().match(/\d+(?:ms|mo|s|m|h|d|w)/g) ?? [];
+    if (parts.join("") !== raw.toLowerCase().replace(/\s+/g, "")) ok = false;
+    for (const part of parts) {
+      const m = SHORT.exec(part) as RegExpExecArray;
+      const value = Number(m[1]);
+      const unit = m[2] as string;
+      if (unit === "mo") interval.months += value;
+      else if (unit === "w") interval.days += value * 7;
+      else if (unit === "d") interval.days += value;
+      else interval.ms += value * (UNIT_MS[unit] as number);
+    }
+  }
+  if (ok && interval.months === 0 && interval.days === 0 && interval.ms < MIN_EVERY_MS) ok = false;
+  if (!ok || !Number.isSafeInteger(interval.ms)) {
+    throw new RotaError(
+      "INVALID_INTERVAL",
+      `Invalid interval ${JSON.stringify(text)}: use a duration of at least 1 second such as "90m", "1h30m", "3d", "2w", "1mo", or ISO 8601 like "PT90M" or "P3D".`,
+      { details: { field: "every", value: text } },
+    );
+  }
+  return interval;
+}
+
+/**
+ * The anchor an `every` schedule counts from when none is given: midnight,
+ * 1 January 1970, in the schedule's timezone. Fixed, so the grid does not
+ * depend on when the schedule was created.
+ */
+export function defaultAnchor(timezone: string): Date {
+  return DateTime.fromObject({ year: 1970, month: 1, day: 1 }, { zone: timezone }).toJSDate();
+}
+
+function everyGrid(text: string, anchor: Date | null, timezone: string): Grid {
+  const interval = parseInterval(text);
+  if (anchor !== null && (!(anchor instanceof Date) || Number.isNaN(anchor.getTime()))) {
+    throw new RotaError(
+      "INVALID_INTERVAL",
+      `Invalid anchor ${String(anchor)}: give a valid date.`,
+      {
+        details: { field: "anchor" },
+      },
+    );
+  }
+  const start = anchor ?? defaultAnchor(timezone);
+  const startMs = start.getTime();
+  if (interval.months === 0 && interval.days === 0) {
+    // Exact elapsed time: occurrence k is anchor + k × interval.
+    const step = interval.ms;
+    return {
+      next(after) {
+        const t = after.getTime();
+        if (t < startMs) return new Date(startMs);
+        return new Date(startMs + (Math.floor((t - startMs) / step) + 1) * step);
+      },
+    };
+  }
+  // Calendar steps: occurrence k is computed from the anchor (never from the
+  // previous occurrence), so month-end clamping and DST gaps do not drift.
+  const local = DateTime.fromJSDate(start, { zone: timezone });
+  const at = (k: number): number =>
+    local.plus({ months: k * interval.months, days: k * interval.days } as Duration).toMillis() +
+    k * interval.ms;
+  const approxStep =
+    interval.months * 30.436875 * 86_400_000 + interval.days * 86_400_000 + interval.ms;
+  return {
+    next(after) {
+      const t = after.getTime();
+      if (t < startMs) return new Date(startMs);
+      let k = Math.max(0, Math.floor((t - startMs) / approxStep) - 1);
+      while (at(k) > t && k > 0) k--;
+      while (at(k) <= t) k++;
+      return new Date(at(k));
+    },
+  };
+}
