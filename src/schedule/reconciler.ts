@@ -107,7 +107,11 @@ export async function watchdogSlice(
     repaired += fixed.rowCount ?? 0;
   }
   // The scan covers `limit` schedules per slice, candidates or not.
-  const scanned = await db.run<{ last: string | null }>(q.WatchdogSliceEnd, [after, limit]);
-  const last = scanned.rows[0]?.last ?? null;
+  const slice = await db.run<{ last: string | null; size: number }>(q.WatchdogSliceEnd, [
+    after,
+    limit,
+  ]);
+  const end = slice.rows[0];
+  const last = end && end.size === limit ? end.last : null;
   return { repaired, resumeAfter: last === null ? "0" : last };
 }

@@ -265,8 +265,9 @@ where (live.last_occurrence is null and s.fill_at > clock.now)
    or s.next_run_at <= live.last_occurrence;
 
 -- name: WatchdogSliceEnd
--- The last id of the slice WatchdogCandidates looked at (the next resumes after it).
-select max(id)::text as last
+-- The last id of the slice WatchdogCandidates looked at (the next resumes
+-- after it) and its size (short: the scan reached the end and wraps).
+select max(id)::text as last, count(*)::int as size
 from (select id from {{schema}}.schedules where id > $1 order by id limit $2) as slice;
 
 -- name: RepairCursor

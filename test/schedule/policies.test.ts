@@ -1,0 +1,316 @@
+// Scheduling policies against a real PostgreSQL, time driven by the database
+// clock: baseline, catch-up, overlap, skip, supersede, trigger, pause, watchdog.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Orchestrator } from "../../src/orchestrator/orchestrator.js";
+import type { JobContext } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/worker/job-context.js";
+import type { Worker } from "../../src/worker/worker.js";
+import { migratedSchema, type TestSchema } from "../helpers/database.js";
+import { deferred, events, nextEvent } from "../helpers/events.js";
+
+const MINUTE = 60_000;
+
+let t: TestSchema;
+let orchestrator: Orchestrator;
+let worker: Worker | null = null;
+beforeEach(async () => {
+  t = await migratedSchema();
+  orchestrator = t.rota.orchestrator({ holder: "test", leaseTtlMs: 3_600_000 });
+});
+afterEach(async () => {
+  await worker?.stop();
+  worker = null;
+  await t.drop();
+});
+
+async function startWorker(handler: (payload: unknown, ctx: JobContext) => Promise<void>) {
+  worker = t.rota.worker({
+    logger: silentLogger,
+    rescueIntervalMs: 0,
+    concurrency: 4,
+    tasks: { work: handler },
+  });
+  await worker.start();
+  return worker;
+}
+
+async function states(name: string) {
+  const history = await t.rota.schedules.history(name, { limit: 1_000 });
+  return history
+    .map((e) => ({ at: e.occurrenceAt?.getTime() ?? null, state: e.state }))
+    .sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
+}
+
+async function sql<T = Record<string, unknown>>(text: string, values: unknown[] = []) {
+  return (await t.rota.db.pool.query(text.replaceAll("{s}", `"${t.schema}"`), values)).rows as T[];
+}
+
+describe("baseline", () => {
+  it("a schedule with a NULL next_run_at records a baseline and fires nothing already due", async () => {
+    // Written by hand, as another system would: no cursor.
+    await sql(`insert into {s}.schedules (name, task, cron) values ('raw', 'work', '* * * * *')`);
+    const now = await t.rota.clock.now();
+    const report = await orchestrator.tick();
+    expect(report.materialized?.schedules).toBe(1);
+    const rows = await states("raw");
+    expect(rows).toHaveLength(3); // the default horizon, all in the future
+    expect(rows.every((r) => (r.at as number) > now.getTime())).toBe(true);
+    expect(rows.every((r) => r.state === "scheduled")).toBe(true);
+    const schedule = await t.rota.schedules.get("raw");
+    expect(schedule?.nextRunAt?.getTime()).toBe((rows[2]?.at as number) + MINUTE);
+  });
+});
+
+describe("catch-up after downtime", () => {
+  async function downtime(catchUp: "all" | "latest" | "none", catchUpWindowMs?: number) {
+    const { schedule } = await t.rota.schedules.upsert({
+      name: `catch-${catchUp}`,
+      task: "work",
+      cron: "* * * * *",
+      horizon: 1,
+      catchUp,
+      ...(catchUpWindowMs ? { catchUpWindowMs } : {}),
+    });
+    const first = (schedule.nextRunAt as Date).getTime() - MINUTE;
+    // Ten minutes with no orchestrator and no worker.
+    await t.rota.clock.shift(10 * MINUTE);
+    await orchestrator.tick();
+    const ran: number[] = [];
+    const now = (await t.rota.clock.now()).getTime();
+    const due = Math.floor(now / MINUTE) - Math.floor(first / MINUTE) + 1;
+    await startWorker(async (_p, ctx) => {
+      ran.push((ctx.job.occurrenceAt as Date).getTime());
+    });
+    // Every due execution is settled by a claim: run, or missed at claim.
+    const rows = async () =>
+      (await states(`catch-${catchUp}`)).filter((r) => (r.at as number) <= now);
+    for (let i = 0; i < 100; i++) {
+      const settled = (await rows()).filter(
+        (r) => r.state !== "scheduled" && r.state !== "running",
+      );
+      if (settled.length === due) break;
+      await nextEvent(t.rota.events, "job:run:success", () => true, 2_000).catch(() => {});
+    }
+    return { ran: ran.sort(), rows: await rows(), first, due };
+  }
+
+  it("all: every missed occurrence runs", async () => {
+    const { ran, rows, due } = await downtime("all");
+    expect(ran).toHaveLength(due);
+    expect(rows.every((r) => r.state === "succeeded")).toBe(true);
+  });
+
+  it("latest: only the most recent occurrence runs; the others are recorded as missed", async () => {
+    const { ran, rows, due } = await downtime("latest");
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toBe(rows[rows.length - 1]?.at);
+    expect(rows.filter((r) => r.state === "missed")).toHaveLength(due - 1);
+  });
+
+  it("none: nothing missed runs, only an occurrence still within its grace (60 s) does", async () => {
+    const { ran, rows, due } = await downtime("none");
+    const now = (await t.rota.clock.now()).getTime();
+    expect(ran.length).toBeLessThanOrEqual(1);
+    expect(ran.every((at) => now - at < MINUTE)).toBe(true);
+    expect(rows.filter((r) => r.state === "missed")).toHaveLength(due - ran.length);
+    expect(due - ran.length).toBeGreaterThanOrEqual(9);
+  });
+
+  it("all with a 3-minute window: only occurrences within the window run", async () => {
+    const { ran, rows } = await downtime("all", 3 * MINUTE);
+    const now = (await t.rota.clock.now()).getTime();
+    expect(ran.length).toBeGreaterThanOrEqual(2);
+    expect(ran.length).toBeLessThanOrEqual(3);
+    expect(ran.every((at) => now - at < 3 * MINUTE)).toBe(true);
+    expect(rows.filter((r) => r.state === "missed").length).toBe(rows.length - ran.length);
+  });
+});
+
+describe("overlap", () => {
+  async function overlapping(overlap: "skip" | "queue") {
+    const release = deferred();
+    const started: number[] = [];
+    await t.rota.schedules.upsert({
+      name: `overlap-${overlap}`,
+      task: "work",
+      cron: "* * * * *",
+      overlap,
+      horizon: 3,
+    });
+    const firstStarted = nextEvent(t.rota.events, "job:run:start");
+    await startWorker(async (_p, ctx) => {
+      started.push((ctx.job.occurrenceAt as Date).getTime());
+      if (started.length === 1) await release.promise;
+    });
+    // The first occurrence comes due and runs, held open.
+    await t.rota.clock.shift(MINUTE);
+    await firstStarted;
+    return { release, started };
+  }
+
+  it("skip: an execution due while the previous one runs is recorded as skipped", async () => {
+    const { release, started } = await overlapping("skip");
+    const skipped = nextEvent(t.rota.events, "schedule:execution:skipped");
+    await t.rota.clock.shift(MINUTE);
+    const event = await skipped;
+    expect(event.reason).toBe("overlap");
+    expect(started).toHaveLength(1);
+    const done = nextEvent(t.rota.events, "job:run:success");
+    release.resolve();
+    await done;
+    const rows = await states("overlap-skip");
+    expect(rows.map((r) => r.state).slice(0, 2)).toEqual(["succeeded", "skipped"]);
+  });
+
+  it("queue: an execution due while the previous one runs waits, then runs", async () => {
+    const { release, started } = await overlapping("queue");
+    const [, second] = await states("overlap-queue");
+    await t.rota.clock.shift(MINUTE);
+    // It is claimed and put back (its run time moved on) while the first runs ...
+    for (let i = 0; i < 200; i++) {
+      const rows = await sql<{ run_at: Date }>(
+        `select run_at from {s}.jobs where occurrence_at = $1`,
+        [new Date(second?.at as number)],
+      );
+      if ((rows[0]?.run_at.getTime() as number) > (second?.at as number)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(started).toHaveLength(1);
+    const secondDone = nextEvent(t.rota.events, "job:run:success", () => true, 5_000);
+    release.resolve();
+    await secondDone;
+    // ... and runs once the first is done (its next claim comes within a second).
+    await nextEvent(t.rota.events, "job:run:success", () => true, 5_000);
+    expect(started).toHaveLength(2);
+    expect((started[1] as number) - (started[0] as number)).toBe(MINUTE);
+  });
+});
+
+describe("skip, trigger, pause", () => {
+  it("skip: the next occurrence never runs, history shows it skipped, the horizon is refilled", async () => {
+    const { schedule } = await t.rota.schedules.upsert({
+      name: "s",
+      task: "work",
+      cron: "* * * * *",
+      catchUp: "all",
+    });
+    const before = await t.rota.schedules.upcoming("s", { limit: 4 });
+    const skipped = await t.rota.schedules.skip("s");
+    expect(skipped.occurrenceAt?.getTime()).toBe(before[0]?.runAt.getTime());
+    const after = await t.rota.schedules.upcoming("s", { limit: 3 });
+    expect(after.map((u) => u.runAt.getTime())).toEqual(
+      before.slice(1).map((u) => u.runAt.getTime()),
+    );
+    expect(after.every((u) => u.executionId !== null)).toBe(true); // refilled: 3 materialized
+    const ran: number[] = [];
+    await startWorker(async (_p, ctx) => {
+      ran.push((ctx.job.occurrenceAt as Date).getTime());
+    });
+    const twoRuns = events(t.rota.events, "job:run:success", 2);
+    await t.rota.clock.shift(3 * MINUTE);
+    await twoRuns;
+    expect(ran).not.toContain(skipped.occurrenceAt?.getTime());
+    expect((await states("s"))[0]?.state).toBe("skipped");
+    await expect(t.rota.schedules.skip("s", { executionId: "999999" })).rejects.toMatchObject({
+      code: "EXECUTION_NOT_FOUND",
+    });
+    expect(schedule.id).toBeTruthy();
+  });
+
+  it("trigger: one extra execution now, the grid left alone", async () => {
+    await t.rota.schedules.upsert({ name: "tr", task: "work", cron: "0 0 1 1 *" });
+    const before = await t.rota.schedules.upcoming("tr", { limit: 3 });
+    const ran = nextEvent(t.rota.events, "job:run:success");
+    await startWorker(async () => {});
+    const { executionId } = await t.rota.schedules.trigger("tr");
+    expect((await ran).id).toBe(executionId);
+    const after = await t.rota.schedules.upcoming("tr", { limit: 3 });
+    expect(after).toEqual(before);
+  });
+
+  it("pause supersedes planned executions; resume starts at the next occurrence, no burst", async () => {
+    await t.rota.schedules.upsert({ name: "p", task: "work", cron: "* * * * *" });
+    await t.rota.schedules.pause("p");
+    expect((await states("p")).every((r) => r.state === "superseded")).toBe(true);
+    expect(await t.rota.schedules.upcoming("p")).toEqual([]);
+    await t.rota.clock.shift(30 * MINUTE);
+    await orchestrator.tick();
+    const resumed = await t.rota.schedules.resume("p");
+    const now = await t.rota.clock.now();
+    const live = (await states("p")).filter((r) => r.state === "scheduled");
+    expect(live).toHaveLength(3);
+    expect(live.every((r) => (r.at as number) > now.getTime())).toBe(true);
+    expect(resumed.paused).toBe(false);
+  });
+});
+
+describe("drift and repair", () => {
+  it("a change supersedes the stale planned executions and plans new ones in the same call", async () => {
+    await t.rota.schedules.upsert({
+      name: "d",
+      task: "work",
+      cron: "* * * * *",
+      payload: { v: 1 },
+    });
+    const changed = await t.rota.schedules.upsert({
+      name: "d",
+      task: "work",
+      cron: "* * * * *",
+      payload: { v: 2 },
+    });
+    expect(changed.outcome).toBe("changed");
+    expect(changed.superseded).toBe(3);
+    expect(changed.materialized).toBe(3);
+    const payloads: unknown[] = [];
+    await startWorker(async (payload) => {
+      payloads.push(payload);
+    });
+    const ran = nextEvent(t.rota.events, "job:run:success");
+    await t.rota.clock.shift(MINUTE);
+    await ran;
+    expect(payloads).toEqual([{ v: 2 }]);
+    const same = await t.rota.schedules.upsert({
+      name: "d",
+      task: "work",
+      cron: "* * * * *",
+      payload: { v: 2 },
+    });
+    expect(same.outcome).toBe("unchanged");
+  });
+
+  it("a change written by hand in SQL is reconciled: stale executions superseded, new ones planned", async () => {
+    await t.rota.schedules.upsert({ name: "h", task: "work", cron: "* * * * *" });
+    await sql(`update {s}.schedules set cron = '*/5 * * * *' where name = 'h'`);
+    const report = await orchestrator.tick();
+    expect(report.reconciled?.reconciled).toBe(1);
+    const rows = await states("h");
+    expect(rows.filter((r) => r.state === "superseded")).toHaveLength(3);
+    const live = rows.filter((r) => r.state === "scheduled");
+    expect(live).toHaveLength(3);
+    expect(live.every((r) => (r.at as number) % (5 * MINUTE) === 0)).toBe(true);
+  });
+
+  it("the watchdog re-creates deleted future executions and repairs a wrong cursor", async () => {
+    await t.rota.schedules.upsert({ name: "w", task: "work", cron: "* * * * *" });
+    const planned = await t.rota.schedules.upcoming("w", { limit: 3 });
+    await sql(`delete from {s}.jobs where schedule_id is not null`);
+    orchestrator.runAllStepsNextTick();
+    let report = await orchestrator.tick();
+    expect(report.reconciled?.repaired).toBe(1);
+    // The repair puts the cursor back; the next pass re-creates the executions.
+    report = await orchestrator.tick();
+    const again = await t.rota.schedules.upcoming("w", { limit: 3 });
+    expect(again.map((u) => u.runAt.getTime())).toEqual(planned.map((u) => u.runAt.getTime()));
+    expect(again.every((u) => u.executionId !== null)).toBe(true);
+
+    // A cursor moved behind its planned executions is put back after them.
+    await sql(
+      `update {s}.schedules set next_run_at = next_run_at - interval '2 minutes' where name = 'w'`,
+    );
+    orchestrator.runAllStepsNextTick();
+    report = await orchestrator.tick();
+    expect(report.reconciled?.repaired).toBe(1);
+    const schedule = await t.rota.schedules.get("w");
+    expect(schedule?.nextRunAt?.getTime()).toBe((planned[2]?.runAt.getTime() as number) + MINUTE);
+  });
+});
