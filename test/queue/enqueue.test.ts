@@ -1,8 +1,11 @@
+import pg from "pg";
 import * as v from "valibot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Rota } from "../../src/client.js";
+import { channelName } from "../../src/db/sql.js";
 import { isRotaError } from "../../src/errors.js";
+import { copyJobs } from "../../src/queue/copy-jobs.js";
 import { defineTask } from "../../src/task.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 
@@ -54,8 +57,9 @@ describe("enqueue", () => {
     expect(delta).toBeLessThan(70_000);
   });
 
-  it("enqueueMany inserts the whole list in one statement and keeps the order", async () => {
-    const specs = Array.from({ length: 1000 }, (_, i) => ({ task: "bulk", payload: { i } }));
+  it("a short enqueueMany list goes in one statement and keeps the order", async () => {
+    // Below the COPY threshold (500 jobs, queue/enqueue.ts).
+    const specs = Array.from({ length: 400 }, (_, i) => ({ task: "bulk", payload: { i } }));
     let statements = 0;
     const original = t.rota.db.pool.query.bind(t.rota.db.pool);
     // Count statements sent through rota's pool during the call.
@@ -70,11 +74,11 @@ describe("enqueue", () => {
       (t.rota.db.pool as unknown as { query: unknown }).query = original;
     }
     expect(statements).toBe(1);
-    expect(results).toHaveLength(1000);
+    expect(results).toHaveLength(400);
     const first = await t.rota.getJob(results[0]?.id as string);
-    const last = await t.rota.getJob(results[999]?.id as string);
+    const last = await t.rota.getJob(results[399]?.id as string);
     expect(first?.payload).toEqual({ i: 0 });
-    expect(last?.payload).toEqual({ i: 999 });
+    expect(last?.payload).toEqual({ i: 399 });
   });
 
   it("concurrent single enqueues each get their own committed job", async () => {
@@ -154,6 +158,266 @@ describe("enqueue", () => {
     const second = await t.rota.enqueue("started", {}, { uniqueKey: "s:1" });
     expect(second.inserted).toBe(true);
     expect(second.id).not.toBe(first.id);
+  });
+});
+
+/** Each result's id holds the payload { i } given at its index. */
+async function expectInInputOrder(results: { id: string }[], queue: string): Promise<void> {
+  const stored = await withClient(async (c) =>
+    (
+      await c.query(
+        `select id::text, (payload->>'i')::int as i from "${t.schema}".jobs where queue = $1`,
+        [queue],
+      )
+    ).rows.map((r) => [r.id as string, r.i as number] as const),
+  );
+  expect(stored).toHaveLength(results.length);
+  const byId = new Map(stored);
+  expect(results.map((r) => byId.get(r.id))).toEqual(results.map((_, i) => i));
+}
+
+/** Collects the NOTIFY payloads sent on this schema's jobs channel while `fn` runs. */
+async function wakesDuring(fn: () => Promise<unknown>): Promise<string[]> {
+  return withClient(async (c) => {
+    const seen: string[] = [];
+    c.on("notification", (n) => seen.push(n.payload ?? ""));
+    await c.query(`listen "${channelName(t.schema, "jobs")}"`);
+    await fn();
+    // A round trip on the listening connection delivers what is pending.
+    await c.query("select 1");
+    return seen;
+  });
+}
+
+describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", () => {
+  it("keeps the input order, and sends one wake-up", async () => {
+    const specs = Array.from({ length: 3000 }, (_, i) => ({
+      task: "copied",
+      payload: { i },
+      options: { queue: "copy.order" },
+    }));
+    let results: Awaited<ReturnType<Rota["enqueueMany"]>> = [];
+    const wakes = await wakesDuring(async () => {
+      results = await t.rota.enqueueMany(specs);
+    });
+    expect(results).toHaveLength(3000);
+    expect(results.every((r) => r.state === "available" && r.inserted && !r.replaced)).toBe(true);
+    await expectInInputOrder(results, "copy.order");
+    expect(wakes).toEqual(["copy.order"]);
+  });
+
+  it("uses the ids as drawn when another session drew in between", async () => {
+    // Ids not in one ascending run (here: drawn, then listed backwards):
+    // DrawIds sends the list, and the rows get them in list order.
+    const drawn = await withClient(
+      async (c) =>
+        (
+          await c.query(
+            `select string_agg(id::text, ',' order by id desc) as ids from (
+             select nextval('"${t.schema}".jobs_id_seq'::regclass) as id from generate_series(1, 3)
+           ) as d`,
+          )
+        ).rows[0].ids as string,
+    );
+    const now = await t.rota.clock.now();
+    const jobs = [0, 1, 2].map((i) => ({
+      queue: "copy.ids",
+      task: "copied",
+      payload: JSON.stringify({ i }),
+      priority: 0,
+      delayMs: null,
+      runAt: null,
+      maxAttempts: 25,
+      backoff: null,
+      timeoutMs: null,
+      uniqueKey: null,
+      conflict: "keep" as const,
+    }));
+    const client = await t.rota.db.connect();
+    try {
+      const copied = await copyJobs(
+        t.rota.db,
+        jobs,
+        { first: "0", ids: drawn, now_us: String(now.getTime() * 1000) },
+        client,
+      );
+      expect(copied.ids).toEqual(drawn.split(","));
+      await expectInInputOrder(
+        copied.ids.map((id) => ({ id })),
+        "copy.ids",
+      );
+    } finally {
+      client.release();
+    }
+  });
+
+  it("computes states and run times as the INSERT statements do, and stores payloads exactly", async () => {
+    const now = await t.rota.clock.now();
+    const past = new Date(now.getTime() - 60_000);
+    const future = new Date(now.getTime() + 3_600_000);
+    const awkward = {
+      s: 'tab\there "quoted" back\\slash \\N new\nline é ✓ \u2028',
+      n: [1.5, -2e-7],
+    };
+    const specs = Array.from({ length: 600 }, (_, i) => ({
+      task: "copied",
+      payload: i === 5 ? { ...awkward, i } : { i },
+      options:
+        i % 4 === 1
+          ? { queue: "copy.time", delayMs: 90_000.5 }
+          : i % 4 === 2
+            ? { queue: "copy.time", runAt: future, priority: -3, timeoutMs: 5000 }
+            : i % 4 === 3
+              ? {
+                  queue: "copy.time",
+                  runAt: past,
+                  backoff: { kind: "fixed" as const, delayMs: 10 },
+                }
+              : { queue: "copy.time", maxAttempts: 3 },
+    }));
+    const results = await t.rota.enqueueMany(specs);
+    await expectInInputOrder(results, "copy.time");
+    const row = (id: string) =>
+      withClient(
+        async (c) =>
+          (
+            await c.query(
+              `select payload, state, run_at, created_at, priority, max_attempts, backoff, timeout_ms,
+                      extract(epoch from run_at - created_at) * 1000 as delay_ms
+               from "${t.schema}".jobs where id = $1`,
+              [id],
+            )
+          ).rows[0],
+      );
+    const plain = await row(results[0]?.id as string);
+    expect(results[0]?.state).toBe("available");
+    expect(plain).toMatchObject({
+      state: "available",
+      max_attempts: 3,
+      backoff: null,
+      timeout_ms: null,
+    });
+    expect(plain.run_at.getTime()).toBe(plain.created_at.getTime());
+    expect(Math.abs(plain.created_at.getTime() - now.getTime())).toBeLessThan(10_000);
+    const delayed = await row(results[1]?.id as string);
+    expect(results[1]?.state).toBe("scheduled");
+    expect(delayed.state).toBe("scheduled");
+    expect(Number(delayed.delay_ms)).toBeCloseTo(90_000.5, 3);
+    const later = await row(results[2]?.id as string);
+    expect(results[2]?.state).toBe("scheduled");
+    expect(later).toMatchObject({ state: "scheduled", priority: -3, timeout_ms: 5000 });
+    expect(later.run_at.getTime()).toBe(future.getTime());
+    const overdue = await row(results[3]?.id as string);
+    expect(results[3]?.state).toBe("available");
+    expect(overdue.state).toBe("available");
+    expect(overdue.run_at.getTime()).toBe(past.getTime());
+    expect(overdue.backoff).toEqual({ kind: "fixed", delayMs: 10 });
+    expect((await row(results[5]?.id as string)).payload).toEqual({ ...awkward, i: 5 });
+  });
+
+  it("a row the database refuses fails the whole call and writes nothing; the pool stays usable", async () => {
+    await withClient((c) =>
+      c.query(
+        `alter table "${t.schema}".jobs add constraint no_poison_copy check (payload->>'poison' is null)`,
+      ),
+    );
+    try {
+      const specs = Array.from({ length: 800 }, (_, i) => ({
+        task: "copied",
+        payload: i === 700 ? { i, poison: true } : { i },
+        options: { queue: "copy.bad" },
+      }));
+      await expect(t.rota.enqueueMany(specs)).rejects.toThrow(/no_poison_copy/);
+      const stored = await withClient(async (c) =>
+        Number(
+          (await c.query(`select count(*) from "${t.schema}".jobs where queue = 'copy.bad'`))
+            .rows[0].count,
+        ),
+      );
+      expect(stored).toBe(0);
+    } finally {
+      await withClient((c) =>
+        c.query(`alter table "${t.schema}".jobs drop constraint no_poison_copy`),
+      );
+    }
+    // Every pooled connection still works (none was left mid-COPY).
+    const again = await Promise.all(
+      Array.from({ length: 12 }, (_, n) =>
+        t.rota.enqueueMany(
+          Array.from({ length: 500 }, (_, i) => ({
+            task: "copied",
+            payload: { i },
+            options: { queue: `copy.again.${n}` },
+          })),
+        ),
+      ),
+    );
+    expect(again.flat()).toHaveLength(6000);
+  });
+
+  it("bad input in a long list is refused before anything is written", async () => {
+    const before = await countJobs();
+    const specs = Array.from({ length: 1000 }, (_, i) => ({
+      task: "copied",
+      payload: i === 999 ? { n: Number.NaN } : { i },
+    }));
+    await refused(t.rota.enqueueMany(specs), "INVALID_PAYLOAD");
+    expect(await countJobs()).toBe(before);
+  });
+
+  it("inside the caller's transaction: gone on rollback, there on commit, woken on commit", async () => {
+    const specs = (queue: string) =>
+      Array.from({ length: 1000 }, (_, i) => ({
+        task: "copied",
+        payload: { i },
+        options: { queue },
+      }));
+    const pool = new pg.Pool({ connectionString: t.url, max: 1 });
+    try {
+      const client = await pool.connect();
+      try {
+        await client.query("begin");
+        const rolledBack = await t.rota.enqueueMany(specs("copy.tx.rollback"), { client });
+        expect(rolledBack).toHaveLength(1000);
+        await client.query("rollback");
+        expect(await t.rota.getJob(rolledBack[0]?.id as string)).toBeNull();
+        let committed: Awaited<ReturnType<Rota["enqueueMany"]>> = [];
+        const wakes = await wakesDuring(async () => {
+          await client.query("begin");
+          committed = await t.rota.enqueueMany(specs("copy.tx.commit"), { client });
+          // Invisible to others, and nobody woken, until the caller commits.
+          expect(await t.rota.getJob(committed[0]?.id as string)).toBeNull();
+          await client.query("commit");
+        });
+        await expectInInputOrder(committed, "copy.tx.commit");
+        expect(wakes).toEqual(["copy.tx.commit"]);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe("grouped single enqueues", () => {
+  it("wake the workers of their queues after the commit", async () => {
+    const wakes = await wakesDuring(() =>
+      Promise.all([
+        t.rota.enqueue("woken", {}, { queue: "wake.a" }),
+        t.rota.enqueue("woken", {}, { queue: "wake.b" }),
+        t.rota.enqueue("woken", {}, { queue: "wake.later", delayMs: 60_000 }),
+      ]),
+    );
+    // Wake is sent after the callers are answered: wait for it, not for time.
+    const deadline = Date.now() + 5000;
+    let all = wakes;
+    while (!(all.includes("wake.a") && all.includes("wake.b")) && Date.now() < deadline) {
+      all = all.concat(await wakesDuring(async () => {}));
+    }
+    expect(all).toContain("wake.a");
+    expect(all).toContain("wake.b");
+    expect(all).not.toContain("wake.later");
   });
 });
 

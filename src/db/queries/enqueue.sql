@@ -3,11 +3,11 @@
 -- inlined and evaluate clock_now() once per inserted row.
 
 -- name: InsertPlain
--- Inserts a list of jobs without unique keys in one statement (enqueue,
--- enqueueMany, and grouped single enqueues). $1 is a JSON array with one
--- object per job: queue, task, payload, priority, delay_ms | run_at,
--- max_attempts, backoff, timeout_ms. Ids are drawn up front, so the result
--- rows come back in input order.
+-- Inserts a list of jobs without unique keys in one statement (enqueue and
+-- enqueueMany inside the caller's transaction, and short enqueueMany lists).
+-- $1 is a JSON array with one object per job: queue, task, payload, priority,
+-- delay_ms | run_at, max_attempts, backoff, timeout_ms. Ids are drawn up
+-- front, so the result rows come back in input order.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
@@ -43,6 +43,77 @@ notified as (
 select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
 from planned as p cross join notified
 order by p.ord;
+
+-- name: InsertPlainNoWake
+-- InsertPlain without the NOTIFY, for grouped single enqueues on rota's own
+-- pool, which send Wake after the commit. A transaction that NOTIFYs holds a
+-- database-wide lock from its commit record until its WAL flush, so such
+-- commits cannot share a flush (group commit): with the NOTIFY inside, ten
+-- concurrent callers reached a third of the one-row-per-commit rate here.
+with clock as materialized (select {{schema}}.clock_now() as now),
+input as (
+  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
+  from rows from (
+    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
+  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
+                         timeout_ms, ord)
+),
+planned as (
+  select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
+         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
+         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
+  from input
+  cross join clock
+  cross join lateral (
+    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
+  ) as due
+),
+inserted as (
+  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
+                               max_attempts, backoff, timeout_ms, created_at)
+  overriding system value
+  select new_id, queue, task, payload, initial_state, priority, due_at,
+         max_attempts, backoff, timeout_ms, now
+  from planned
+  order by ord
+)
+select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
+from planned as p
+order by p.ord;
+
+-- name: Wake
+-- Wakes the workers of these queues (the NOTIFY that InsertPlain sends from
+-- inside its statement). Sent after the jobs' commit, or inside the caller's
+-- transaction, where PostgreSQL delivers it on commit.
+select {{schema}}.notify_jobs($1::text[]);
+
+-- name: DrawIds
+-- Job ids and the statement clock for a COPY of $1 jobs (queue/copy-jobs.ts).
+-- One session draws ids in increasing order, so when they are contiguous only
+-- the first is sent back; otherwise (another session drew in between) the
+-- whole list, in draw order. The clock is sent as microseconds since the
+-- epoch so the client computes run times without losing precision.
+with drawn as materialized (
+  select nextval('{{schema}}.jobs_id_seq'::regclass) as id, g.ord
+  from generate_series(1, $1::int) with ordinality as g(n, ord)
+),
+span as (select min(id) as first, max(id) as last from drawn),
+clock as materialized (select {{schema}}.clock_now() as now)
+select span.first::text as first,
+       case when span.last - span.first + 1 = $1::int then null
+            else (select string_agg(id::text, ',' order by ord) from drawn) end as ids,
+       (extract(epoch from clock.now) * 1000000)::bigint::text as now_us
+from span cross join clock;
+
+-- name: CopyJobs
+-- The COPY that bulk enqueue streams its rows into (text format; ids, states
+-- and run times computed from DrawIds). COPY accepts values for the identity
+-- column, and writes a row for a fraction of what an INSERT from a JSON
+-- array costs.
+copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
+                      timeout_ms, created_at)
+from stdin;
 
 -- name: Insert
 -- The same for lists where some jobs have a unique key. Per job, conflict
