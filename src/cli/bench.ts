@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import { registerBenchScheduler } from "./bench-scheduler.js";
 import { databaseUrlFrom, type GlobalOptions } from "./context.js";
 
 interface BenchCommandOptions {
@@ -21,7 +22,7 @@ interface BenchCommandOptions {
  * code. Progress goes to stderr, the table or JSON to stdout.
  */
 export function registerBench(program: Command): void {
-  program
+  const bench = program
     .command("bench")
     .description(
       "benchmark rota against graphile-worker, pg-boss and BullMQ on one PostgreSQL (from a checkout)",
@@ -38,19 +39,13 @@ export function registerBench(program: Command): void {
     .action(async (options: BenchCommandOptions, command: Command) => {
       process.exitCode = await runBench(options, command.optsWithGlobals<GlobalOptions>());
     });
+  registerBenchScheduler(bench);
 }
 
 /** The repository root: this file is dist/cli/bench.js (or src/cli/bench.ts). */
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 function runBench(options: BenchCommandOptions, globals: GlobalOptions): Promise<number> {
-  const script = `${REPO_ROOT}bench/run.ts`;
-  if (!existsSync(script)) {
-    process.stderr.write(
-      `rota: the benchmark harness (bench/run.ts) is not in this installation; run \`rota bench\` from a rota checkout after \`npm install\`.\n`,
-    );
-    return Promise.resolve(1);
-  }
   const args: string[] = [];
   if (options.json) args.push("--json");
   if (options.quick) args.push("--quick");
@@ -58,6 +53,26 @@ function runBench(options: BenchCommandOptions, globals: GlobalOptions): Promise
   if (options.workloads) args.push("--workloads", options.workloads);
   if (options.configs) args.push("--configs", options.configs);
   if (options.jobs) args.push("--jobs", options.jobs);
+  return runHarness("bench/run.ts", "rota bench", args, globals);
+}
+
+/**
+ * Runs a benchmark script of the checkout (`path` from the repository root)
+ * with tsx, passing the database URL on, and resolves with its exit code.
+ */
+export function runHarness(
+  path: string,
+  command: string,
+  args: string[],
+  globals: GlobalOptions,
+): Promise<number> {
+  const script = `${REPO_ROOT}${path}`;
+  if (!existsSync(script)) {
+    process.stderr.write(
+      `rota: the benchmark harness (${path}) is not in this installation; run \`${command}\` from a rota checkout after \`npm install\`.\n`,
+    );
+    return Promise.resolve(1);
+  }
   const env = { ...process.env };
   const url = databaseUrlFrom(globals);
   if (url !== undefined) env.DATABASE_URL = url;

@@ -1,3 +1,4 @@
+import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../db/embedded.js";
 import { RotaError } from "../errors.js";
@@ -25,6 +26,16 @@ export function rotaFor(options: GlobalOptions): Rota {
     );
   }
   return new Rota({ connection: url, schema: options.schema });
+}
+
+/** Runs `fn` with a Rota for the command's global options, closing it after. */
+export async function withRota<T>(command: Command, fn: (rota: Rota) => Promise<T>): Promise<T> {
+  const rota = rotaFor(command.optsWithGlobals<GlobalOptions>());
+  try {
+    return await fn(rota);
+  } finally {
+    await rota.close();
+  }
 }
 
 /**

@@ -4,8 +4,9 @@ import type { Worker } from "../worker/worker.js";
 
 /**
  * What `rota dev` (and so `npm start`) shows on a fresh machine: a worker
- * running two small tasks, a job enqueued every few seconds, one that fails
- * once and is retried, each outcome printed as it happens.
+ * running small tasks, a job enqueued every few seconds, one that fails once
+ * and is retried, and a schedule firing every 10 seconds (materialized ahead
+ * by the orchestrator), each outcome printed as it happens.
  */
 export const demoTasks = [
   defineTask<{ n: number }>({
@@ -25,7 +26,16 @@ export const demoTasks = [
         throw new Error(`demo.flaky #${payload.n} fails its first attempt on purpose`);
     },
   }),
+  defineTask<{ report: string }>({
+    name: "demo.report",
+    queue: "demo",
+    handler: async (payload, ctx) => {
+      ctx.logger.debug("report", payload);
+    },
+  }),
 ];
+
+export const DEMO_SCHEDULE = "demo.every-10s";
 
 export interface Demo {
   worker: Worker;
@@ -49,9 +59,24 @@ export async function startDemo(
     rota.events.on("job:failed", (e) =>
       log(`demo: ${e.task} #${e.id} failed for good: ${e.error}`),
     ),
+    rota.events.on("schedule:execution:fired", (e) =>
+      log(
+        `demo: schedule ${DEMO_SCHEDULE} fired execution #${e.executionId} planned for ${e.runAt.toISOString()} (${e.lateMs} ms late)`,
+      ),
+    ),
   ];
   const worker = rota.worker({ tasks: demoTasks, queues: ["demo"], concurrency: 4 });
   await worker.start();
+  const { outcome } = await rota.schedules.upsert({
+    name: DEMO_SCHEDULE,
+    task: "demo.report",
+    queue: "demo",
+    cron: "*/10 * * * * *",
+    payload: { report: "demo" },
+  });
+  log(
+    `demo: schedule ${DEMO_SCHEDULE} (every 10 s) ${outcome}; upcoming runs: rota schedules upcoming ${DEMO_SCHEDULE}`,
+  );
   let n = 0;
   const enqueueNext = async () => {
     n++;

@@ -2,13 +2,14 @@ import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
 import { startDemo } from "./demo.js";
+import { logOrchestrator } from "./orchestrator.js";
 import { logLine } from "./output.js";
 
 export function registerDev(program: Command): void {
   program
     .command("dev")
     .description(
-      "run rota locally: PostgreSQL (embedded when no URL is given), migrations, then wait for Ctrl-C",
+      "run rota locally: PostgreSQL (embedded when no URL is given), migrations, an orchestrator and the demo, until Ctrl-C",
     )
     .option("--no-demo", "do not run the demo worker and jobs")
     .action(async (options: { demo: boolean }, command: Command) => {
@@ -24,6 +25,9 @@ export function registerDev(program: Command): void {
         logLine(
           `schema "${rota.schema}" at version ${status.version}${applied.length ? ` (${applied.length} applied now)` : ""}`,
         );
+        const orchestrator = rota.orchestrator();
+        const offs = logOrchestrator(rota, orchestrator);
+        orchestrator.start();
         const demo = options.demo ? await startDemo(rota, logLine) : null;
         logLine(
           `rota dev is running on ${embedded ? embedded.url : "the given database"}; Ctrl-C stops it`,
@@ -31,6 +35,8 @@ export function registerDev(program: Command): void {
         const signal = await stop;
         logLine(`received ${signal}: stopping`);
         await demo?.stop();
+        await orchestrator.stop();
+        for (const off of offs) off();
       } finally {
         await rota.close();
         if (embedded) {

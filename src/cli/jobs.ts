@@ -1,41 +1,7 @@
 import type { Command } from "commander";
-import type { Rota } from "../client.js";
 import { RotaError } from "../errors.js";
-import { type GlobalOptions, rotaFor } from "./context.js";
-import { logLine, printJson } from "./output.js";
-
-/** Runs `fn` with a Rota for the command's global options, closing it after. */
-async function withRota<T>(command: Command, fn: (rota: Rota) => Promise<T>): Promise<T> {
-  const rota = rotaFor(command.optsWithGlobals<GlobalOptions>());
-  try {
-    return await fn(rota);
-  } finally {
-    await rota.close();
-  }
-}
-
-function isoDate(flag: string, value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) {
-    throw new RotaError("INVALID_OPTION", `${flag} must be an ISO-8601 time, got "${value}".`, {
-      details: { flag },
-    });
-  }
-  return date;
-}
-
-function table(rows: Record<string, unknown>[], columns: string[]): string {
-  const cell = (v: unknown) =>
-    v instanceof Date ? v.toISOString() : v === null || v === undefined ? "" : String(v);
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (values: string[]) =>
-    values
-      .map((v, i) => v.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
-}
+import { withRota } from "./context.js";
+import { isoDate, logLine, printJson, table } from "./output.js";
 
 export function registerJobs(program: Command): void {
   const jobs = program.command("jobs").description("inspect, cancel and replay jobs");

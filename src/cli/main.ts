@@ -4,7 +4,9 @@ import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
 import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
+import { registerOrchestrator } from "./orchestrator.js";
 import { reportFailure } from "./output.js";
+import { registerSchedules } from "./schedules.js";
 import { registerWorker } from "./worker.js";
 
 export function buildProgram(): Command {
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerDev(program);
   registerWorker(program);
   registerJobs(program);
+  registerSchedules(program);
+  registerOrchestrator(program);
   registerBench(program);
   // Every subcommand shares the parent's error handling.
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];

@@ -1,4 +1,4 @@
-import { isRotaError } from "../errors.js";
+import { isRotaError, RotaError } from "../errors.js";
 
 /** Progress and messages go to stderr so stdout stays clean for --json. */
 export function logLine(line: string): void {
@@ -20,4 +20,46 @@ export function reportFailure(error: unknown, json: boolean): void {
     logLine(error.stack ?? "");
   }
   process.exitCode = 1;
+}
+
+/** Rows as an aligned text table (dates as ISO-8601, null as blank). */
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cell = (v: unknown) =>
+    v instanceof Date
+      ? v.toISOString()
+      : v === null || v === undefined
+        ? ""
+        : typeof v === "object"
+          ? JSON.stringify(v)
+          : String(v);
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
+}
+
+/** An ISO-8601 option value as a Date, or a coded error naming the flag. */
+export function isoDate(flag: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    throw new RotaError("INVALID_OPTION", `${flag} must be an ISO-8601 time, got "${value}".`, {
+      details: { flag },
+    });
+  }
+  return date;
+}
+
+/** A whole-number option value, or a coded error naming the flag. */
+export function integerOption(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n)) {
+    throw new RotaError("INVALID_OPTION", `${flag} must be a whole number, got "${value}".`, {
+      details: { flag },
+    });
+  }
+  return n;
 }

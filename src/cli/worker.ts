@@ -4,7 +4,8 @@ import type { Command } from "commander";
 import { RotaError } from "../errors.js";
 import type { TaskDefinition, TaskList } from "../task.js";
 import { type GlobalOptions, rotaFor } from "./context.js";
-import { logLine } from "./output.js";
+import { createOrchestrator, logOrchestrator } from "./orchestrator.js";
+import { integerOption, logLine } from "./output.js";
 
 interface WorkerCliOptions {
   tasks: string;
@@ -12,6 +13,7 @@ interface WorkerCliOptions {
   concurrency: string;
   leaseMs?: string;
   gracefulStopMs?: string;
+  orchestrate?: boolean;
 }
 
 export function registerWorker(program: Command): void {
@@ -28,6 +30,10 @@ export function registerWorker(program: Command): void {
     .option("--concurrency <n>", "handlers running at once", "10")
     .option("--lease-ms <ms>", "lease length; a crashed worker's jobs are rescued after it")
     .option("--graceful-stop-ms <ms>", "how long running jobs may finish on stop")
+    .option(
+      "--orchestrate",
+      "also run an orchestrator in this process (leader-elected: schedules, rescue, pruning)",
+    )
     .action(async (options: WorkerCliOptions, command: Command) => {
       const rota = rotaFor(command.optsWithGlobals<GlobalOptions>());
       try {
@@ -36,16 +42,21 @@ export function registerWorker(program: Command): void {
         const worker = rota.worker({
           tasks,
           queues: options.queues?.split(",").map((q) => q.trim()),
-          concurrency: integer("--concurrency", options.concurrency),
+          concurrency: integerOption("--concurrency", options.concurrency),
           leaseMs:
-            options.leaseMs === undefined ? undefined : integer("--lease-ms", options.leaseMs),
+            options.leaseMs === undefined
+              ? undefined
+              : integerOption("--lease-ms", options.leaseMs),
           gracefulStopMs:
             options.gracefulStopMs === undefined
               ? undefined
-              : integer("--graceful-stop-ms", options.gracefulStopMs),
+              : integerOption("--graceful-stop-ms", options.gracefulStopMs),
           handleSignals: true,
         });
         await worker.start();
+        const orchestrator = options.orchestrate ? createOrchestrator(rota, {}) : null;
+        const offs = orchestrator ? logOrchestrator(rota, orchestrator) : [];
+        orchestrator?.start();
         logLine(
           `worker ${worker.id} running (${options.tasks}); SIGINT/SIGTERM stops it gracefully`,
         );
@@ -54,22 +65,13 @@ export function registerWorker(program: Command): void {
           process.once("SIGINT", stopped);
           process.once("SIGTERM", stopped);
         });
-        await worker.stop();
+        await Promise.all([worker.stop(), orchestrator?.stop()]);
+        for (const off of offs) off();
         logLine(`worker ${worker.id} stopped`);
       } finally {
         await rota.close();
       }
     });
-}
-
-function integer(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) {
-    throw new RotaError("INVALID_OPTION", `${flag} must be a whole number, got "${value}".`, {
-      details: { flag },
-    });
-  }
-  return n;
 }
 
 /** Imports a module and collects its task definitions (default export list/map, or named definitions). */

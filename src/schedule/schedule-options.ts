@@ -121,9 +121,11 @@ export function normalizeSchedule(
     );
   }
   const name = validateScheduleName(input.name);
-  const definition = typeof input.task === "object" && input.task !== null ? input.task : null;
-  const task = validateTaskName(definition ? definition.name : input.task);
-  if (!definition && tasks.size > 0 && !tasks.has(task)) {
+  const given = typeof input.task === "object" && input.task !== null ? input.task : null;
+  const task = validateTaskName(given ? given.name : input.task);
+  // A task registered by name supplies its defaults too (queue, attempts).
+  const definition = given ?? tasks.get(task) ?? null;
+  if (!definition && tasks.size > 0) {
     throw new RotaError(
       "UNKNOWN_TASK",
       `Unknown task "${task}" for schedule "${name}": registered tasks are ${[...tasks.keys()].map((k) => `"${k}"`).join(", ")}.`,

@@ -1,0 +1,386 @@
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { RotaError } from "../errors.js";
+import { crontabSchedule, parseCrontab } from "../schedule/crontab.js";
+import type { ScheduleInput } from "../schedule/schedule-options.js";
+import { withRota } from "./context.js";
+import { integerOption, isoDate, logLine, printJson, table } from "./output.js";
+
+/** CLI JSON speaks snake_case, like the tables (and `rota jobs`). */
+function snake(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snake);
+  if (value === null || typeof value !== "object" || value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [
+      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      key === "payload" ? v : snake(v),
+    ]),
+  );
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  if (json) printJson(snake(value));
+  else process.stdout.write(`${text()}\n`);
+}
+
+interface AddOptions {
+  task: string;
+  cron?: string;
+  every?: string;
+  anchor?: string;
+  timezone?: string;
+  payload?: string;
+  queue?: string;
+  priority?: string;
+  maxAttempts?: string;
+  catchUp?: string;
+  catchUpWindowMs?: string;
+  overlap?: string;
+  horizon?: string;
+  external?: boolean;
+  json?: boolean;
+}
+
+function parsePayload(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new RotaError(
+      "INVALID_PAYLOAD",
+      `--payload must be JSON, e.g. '{"report":"daily"}': ${(cause as Error).message}.`,
+      { cause, details: { flag: "--payload" } },
+    );
+  }
+}
+
+function optionalInteger(flag: string, value: string | undefined): number | undefined {
+  return value === undefined ? undefined : integerOption(flag, value);
+}
+
+export function registerSchedules(program: Command): void {
+  const schedules = program
+    .command("schedules")
+    .description("recurring jobs: add, list, pause, skip, trigger, and when they run");
+
+  schedules
+    .command("list")
+    .description("schedules by name, with the next planned run of each")
+    .option("--owner <owner>", "rota or external")
+    .option("--prefix <text>", "names starting with this")
+    .option("--limit <n>", "at most this many", "1000")
+    .option("--json", "print a JSON array")
+    .action(async (options, command: Command) => {
+      if (options.owner !== undefined && !["rota", "external"].includes(options.owner)) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `--owner must be rota or external, got "${options.owner}".`,
+          {
+            details: { flag: "--owner" },
+          },
+        );
+      }
+      const rows = await withRota(command, (rota) =>
+        rota.schedules.list({
+          owner: options.owner,
+          namePrefix: options.prefix,
+          limit: integerOption("--limit", options.limit),
+        }),
+      );
+      print(options.json, rows, () =>
+        table(
+          rows.map((r) => ({
+            ...r,
+            spec: r.cron ?? `every ${r.every}`,
+            state: !r.enabled
+              ? "disabled"
+              : r.paused
+                ? "paused"
+                : r.owner === "external"
+                  ? "external"
+                  : "active",
+          })) as unknown as Record<string, unknown>[],
+          ["name", "task", "spec", "timezone", "state", "nextPlannedAt", "lastError"],
+        ),
+      );
+    });
+
+  schedules
+    .command("get <name>")
+    .description("one schedule, whole")
+    .option("--json", "print JSON")
+    .action(async (name: string, options, command: Command) => {
+      const schedule = await withRota(command, (rota) => rota.schedules.get(name));
+      if (!schedule) {
+        throw new RotaError(
+          "SCHEDULE_NOT_FOUND",
+          `No schedule named "${name}" (rota schedules list shows them).`,
+          {
+            details: { name },
+          },
+        );
+      }
+      print(options.json, schedule, () =>
+        Object.entries(schedule)
+          .map(
+            ([key, value]) =>
+              `${key.padEnd(16)} ${value instanceof Date ? value.toISOString() : JSON.stringify(value)}`,
+          )
+          .join("\n"),
+      );
+    });
+
+  schedules
+    .command("add <name>")
+    .description("create a schedule, or change it (by name; the same input again changes nothing)")
+    .requiredOption("--task <task>", "the task each execution runs")
+    .option("--cron <expr>", 'cron expression, 5 or 6 fields (e.g. "0 9 * * 1-5")')
+    .option("--every <duration>", 'interval instead of cron: "90m", "3d", "PT90M", …')
+    .option(
+      "--anchor <iso>",
+      "where an --every grid starts (default 1970-01-01 00:00 in the timezone)",
+    )
+    .option("--timezone <tz>", "IANA timezone of the spec", "UTC")
+    .option("--payload <json>", "payload of each execution")
+    .option("--queue <queue>")
+    .option("--priority <n>")
+    .option("--max-attempts <n>")
+    .option("--catch-up <policy>", "after downtime: all, latest or none", "latest")
+    .option("--catch-up-window-ms <ms>", "an execution not started within this becomes missed")
+    .option("--overlap <policy>", "while the previous run runs: allow, skip or queue", "allow")
+    .option("--horizon <n>", "future executions kept materialized", "3")
+    .option("--external", "owned by another scheduler until handed over")
+    .option("--json", "print JSON")
+    .action(async (name: string, options: AddOptions, command: Command) => {
+      const input: ScheduleInput = {
+        name,
+        task: options.task,
+        payload: parsePayload(options.payload),
+        timezone: options.timezone,
+        catchUp: options.catchUp as ScheduleInput["catchUp"],
+        overlap: options.overlap as ScheduleInput["overlap"],
+        owner: options.external ? "external" : "rota",
+        ...(options.cron !== undefined ? { cron: options.cron } : {}),
+        ...(options.every !== undefined ? { every: options.every } : {}),
+        ...(options.anchor !== undefined ? { anchor: options.anchor } : {}),
+        ...(options.queue !== undefined ? { queue: options.queue } : {}),
+        priority: optionalInteger("--priority", options.priority),
+        maxAttempts: optionalInteger("--max-attempts", options.maxAttempts),
+        catchUpWindowMs: optionalInteger("--catch-up-window-ms", options.catchUpWindowMs),
+        horizon: optionalInteger("--horizon", options.horizon),
+      };
+      const result = await withRota(command, (rota) => rota.schedules.upsert(input));
+      print(
+        options.json ?? false,
+        result,
+        () =>
+          `schedule "${name}" ${result.outcome}` +
+          (result.outcome === "unchanged"
+            ? ""
+            : `: ${result.materialized} execution(s) planned, ${result.superseded} superseded; next at ${result.schedule.nextRunAt?.toISOString() ?? "-"}`),
+      );
+    });
+
+  schedules
+    .command("rm <name>")
+    .description("delete a schedule and its executions that have not started")
+    .option("--json", "print JSON")
+    .action(async (name: string, options, command: Command) => {
+      const result = await withRota(command, (rota) => rota.schedules.remove(name));
+      print(
+        options.json,
+        { name, ...result },
+        () =>
+          `schedule "${name}" deleted (${result.removedExecutions} planned execution(s) removed)`,
+      );
+    });
+
+  for (const [verb, description] of [
+    ["pause", "stop firing; planned executions are superseded"],
+    ["resume", "fire again from the next occurrence (nothing missed meanwhile bursts)"],
+    ["enable", "enable (also one rota disabled for a bad spec)"],
+    ["disable", "disable; planned executions are superseded"],
+  ] as const) {
+    schedules
+      .command(`${verb} <name>`)
+      .description(description)
+      .option("--json", "print JSON")
+      .action(async (name: string, options, command: Command) => {
+        const schedule = await withRota(command, (rota) => rota.schedules[verb](name));
+        print(options.json, schedule, () => `schedule "${name}": ${verb}d`);
+      });
+  }
+
+  schedules
+    .command("skip <name>")
+    .description("skip the next planned execution (or one by id); the schedule goes on")
+    .option("--execution <id>", "the execution (job id) to skip")
+    .option("--json", "print JSON")
+    .action(async (name: string, options, command: Command) => {
+      const skipped = await withRota(command, (rota) =>
+        rota.schedules.skip(name, options.execution ? { executionId: options.execution } : {}),
+      );
+      print(
+        options.json,
+        skipped,
+        () =>
+          `schedule "${name}": skipped execution ${skipped.id} planned for ${skipped.runAt.toISOString()}`,
+      );
+    });
+
+  schedules
+    .command("trigger <name>")
+    .description("run one extra execution now; the planned ones are left alone")
+    .option("--json", "print JSON")
+    .action(async (name: string, options, command: Command) => {
+      const result = await withRota(command, (rota) => rota.schedules.trigger(name));
+      print(
+        options.json,
+        result,
+        () => `schedule "${name}": execution ${result.executionId} enqueued now`,
+      );
+    });
+
+  schedules
+    .command("upcoming <name>")
+    .description("when the next runs will happen (materialized, then computed)")
+    .option("--target <key>", 'target key (schedules without targets have only "")', "")
+    .option("--limit <n>", "how many", "10")
+    .option("--from <iso>", "from this time (default now)")
+    .option("--json", "print a JSON array")
+    .action(async (name: string, options, command: Command) => {
+      const runs = await withRota(command, (rota) =>
+        rota.schedules.upcoming(name, {
+          target: options.target,
+          limit: integerOption("--limit", options.limit),
+          from: isoDate("--from", options.from),
+        }),
+      );
+      print(options.json, runs, () =>
+        table(runs as unknown as Record<string, unknown>[], ["runAt", "state", "executionId"]),
+      );
+    });
+
+  schedules
+    .command("history <name>")
+    .description("executions, newest first, including skipped, superseded and missed ones")
+    .option("--limit <n>", "how many", "50")
+    .option("--state <list>", "comma-separated states")
+    .option("--json", "print a JSON array")
+    .action(async (name: string, options, command: Command) => {
+      const rows = await withRota(command, (rota) =>
+        rota.schedules.history(name, {
+          limit: integerOption("--limit", options.limit),
+          ...(options.state
+            ? {
+                states: String(options.state)
+                  .split(",")
+                  .map((s) => s.trim()),
+              }
+            : {}),
+        }),
+      );
+      print(options.json, rows, () =>
+        table(rows as unknown as Record<string, unknown>[], [
+          "id",
+          "state",
+          "runAt",
+          "attempts",
+          "finishedAt",
+          "lastError",
+        ]),
+      );
+    });
+
+  schedules
+    .command("import")
+    .description(
+      "turn crontab lines into schedules (the file is checked whole before anything is written)",
+    )
+    .requiredOption("--crontab <file>", "a crontab file (m h dom mon dow command)")
+    .option(
+      "--task <task>",
+      "the task that runs each command (its payload has the command)",
+      "crontab.command",
+    )
+    .option("--prefix <text>", "schedule name prefix", "cron-")
+    .option("--timezone <tz>", "timezone until a CRON_TZ= line", "UTC")
+    .option("--external", "owned by the other scheduler until `rota schedules handover`")
+    .option("--json", "print JSON")
+    .action(async (options, command: Command) => {
+      let text: string;
+      try {
+        text = await readFile(options.crontab, "utf8");
+      } catch (cause) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `Cannot read --crontab ${options.crontab}: ${(cause as Error).message}.`,
+          {
+            cause,
+            details: { flag: "--crontab" },
+          },
+        );
+      }
+      const entries = parseCrontab(text, { prefix: options.prefix, timezone: options.timezone });
+      const owner = options.external ? "external" : "rota";
+      const results = await withRota(command, async (rota) => {
+        const out: { name: string; line: number; outcome: string }[] = [];
+        for (const entry of entries) {
+          const result = await rota.schedules.upsert(crontabSchedule(entry, options.task, owner));
+          out.push({ name: entry.name, line: entry.line, outcome: result.outcome });
+          logLine(
+            `import: ${out.length}/${entries.length} line ${entry.line} -> ${entry.name} (${result.outcome})`,
+          );
+        }
+        return out;
+      });
+      print(
+        options.json,
+        { owner, imported: results },
+        () => `imported ${results.length} schedule(s) as ${owner}`,
+      );
+    });
+
+  schedules
+    .command("handover [names...]")
+    .description(
+      "hand schedules from another scheduler (imported --external) to rota: by name, or --percent of them (lower it to roll back)",
+    )
+    .option("--percent <p>", "rota owns this percent of them (0-100), by a stable hash of the name")
+    .option("--json", "print JSON")
+    .action(async (names: string[], options, command: Command) => {
+      if ((options.percent === undefined) === (names.length === 0)) {
+        throw new RotaError("INVALID_OPTION", "Give schedule names or --percent P, not both.", {
+          details: { flag: "--percent" },
+        });
+      }
+      const percent = options.percent === undefined ? undefined : Number(options.percent);
+      const changes = await withRota(command, (rota) =>
+        rota.schedules.handover(percent === undefined ? { names } : { percent }, (done, total) =>
+          logLine(`handover: ${done}/${total}`),
+        ),
+      );
+      print(options.json, { changes }, () =>
+        changes.length === 0
+          ? "handover: nothing to change"
+          : changes.map((c) => `${c.name}: ${c.from} -> ${c.to}`).join("\n"),
+      );
+    });
+
+  schedules
+    .command("handback <names...>")
+    .description(
+      "give schedules back to the other scheduler (their planned executions are superseded)",
+    )
+    .option("--json", "print JSON")
+    .action(async (names: string[], options, command: Command) => {
+      const changes = await withRota(command, (rota) =>
+        rota.schedules.handover({ names, to: "external" }),
+      );
+      print(options.json, { changes }, () =>
+        changes.length === 0
+          ? "handback: nothing to change"
+          : changes.map((c) => `${c.name}: ${c.from} -> ${c.to}`).join("\n"),
+      );
+    });
+}
