@@ -47,7 +47,10 @@ export interface Plan {
 
 /** Occurrences looked at in one pass of one schedule (a long downtime takes several passes). */
 export const SCAN_LIMIT = 1_000;
-/** Missed occurrences written one row each per pass; older ones in one summary row. */
+/**
+ * At most this many 'missed' rows per pass: the latest MISSED_DETAIL - 1
+ * missed occurrences get a row each, and any older ones share one summary row.
+ */
 export const MISSED_DETAIL = 100;
 /** For catch-up 'none' without a window: how late a run may start and still count. */
 export const DEFAULT_NONE_GRACE_MS = 60_000;
@@ -110,7 +113,7 @@ function minOf(a: number | null, b: number | null): number | null {
   return Math.min(a, b);
 }
 
-/** Missed occurrences: the latest MISSED_DETAIL as rows of their own, older ones as one summary row. */
+/** Missed occurrences as at most MISSED_DETAIL rows (see MISSED_DETAIL). */
 function summarizeMissed(missed: Date[]): PlannedExecution[] {
   const rows = (list: Date[]) =>
     list.map(

@@ -7,7 +7,8 @@ import { RotaError } from "../errors.js";
  * an interval counted from an anchor, in an IANA timezone; it yields a grid of
  * occurrences, and `nextOccurrences(spec, after, count)` walks it.
  *
- * Daylight saving time follows ISC (Vixie) cron, through croner:
+ * croner parses and matches the cron pattern; daylight saving time follows
+ * ISC (Vixie) cron, which rota applies on top (cronGrid):
  *   - a fixed-time job whose local time does not exist (spring forward) runs
  *     once, right after the change (02:30 on a 02:00→03:00 night runs at 03:00);
  *   - a fixed-time job whose local time happens twice (fall back) runs once,
@@ -30,6 +31,8 @@ export interface Grid {
 export const DEFAULT_TIMEZONE = "UTC";
 /** The shortest `every` interval accepted. */
 export const MIN_EVERY_MS = 1_000;
+/** The longest exact `every` interval accepted (100 years). */
+export const MAX_EVERY_MS = 100 * 365.25 * 86_400_000;
 
 /** The next `count` occurrences strictly after `after`. */
 export function nextOccurrences(spec: ScheduleSpec, after: Date, count: number): Date[] {
@@ -49,10 +52,6 @@ const CACHE_LIMIT = 2_000;
 
 /** Validates a spec and compiles it; throws a RotaError naming what is wrong. */
 export function compileSpec(spec: ScheduleSpec): Grid {
-  const key = `${spec.cron ?? ""}\u001f${spec.every ?? ""}\u001f${spec.anchor?.getTime() ?? ""}\u001f${spec.timezone}`;
-  const cached = cache.get(key);
-  if (cached) return cached;
-  const timezone = validateTimezone(spec.timezone);
   if ((spec.cron === undefined) === (spec.every === undefined)) {
     throw new RotaError(
       "INVALID_SCHEDULE_SPEC",
@@ -62,6 +61,14 @@ export function compileSpec(spec: ScheduleSpec): Grid {
       },
     );
   }
+  // The kind is part of the key, so a spec with both is never served from cache.
+  const key =
+    spec.cron !== undefined
+      ? `cron\u001f${spec.cron}\u001f${spec.timezone}`
+      : `every\u001f${spec.every}\u001f${spec.anchor?.getTime() ?? ""}\u001f${spec.timezone}`;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const timezone = validateTimezone(spec.timezone);
   const grid =
     spec.cron !== undefined
       ? cronGrid(spec.cron, timezone)
@@ -99,21 +106,88 @@ function cronGrid(expression: unknown, timezone: string): Grid {
       `it has ${fields.length} field${fields.length === 1 ? "" : "s"}; use 5 (minute hour day month weekday) or 6 (second first)`,
     );
   }
-  let cron: Cron;
+  const mode = fields.length === 6 ? "6-part" : "auto";
+  let zoned: Cron;
+  let wall: Cron;
   try {
-    cron = new Cron(text, {
-      timezone,
-      paused: true,
-      mode: fields.length === 6 ? "6-part" : "auto",
-    });
+    zoned = new Cron(text, { timezone, paused: true, mode });
+    wall = new Cron(text, { timezone: "UTC", paused: true, mode });
   } catch (cause) {
     throw invalidCron(expression, (cause as Error).message, cause);
   }
-  return {
-    next(after) {
-      return cron.nextRun(after);
-    },
-  };
+  // ISC cron's rule: a job whose minute or hour field starts with "*" is a
+  // wildcard job and runs by real time; the others are fixed-time jobs and
+  // run by the local wall clock, with the DST rules in the header.
+  const [minute, hour] = nickname
+    ? text.toLowerCase() === "@hourly"
+      ? ["0", "*"]
+      : ["0", "0"]
+    : fields.length === 6
+      ? [fields[1], fields[2]]
+      : [fields[0], fields[1]];
+  const wildcard = minute?.startsWith("*") || hour?.startsWith("*");
+  if (wildcard || timezone === "UTC") return { next: (after) => zoned.nextRun(after) };
+  return { next: (after) => nextByWallClock(wall, timezone, after) };
+}
+
+/**
+ * The next wall-clock match after `after`, as an instant in `timezone`: a
+ * local time that does not exist (spring forward) runs at the moment the
+ * clocks change; one that exists twice (fall back) runs at the first.
+ * `wall` is the same pattern evaluated on wall-clock times written as UTC.
+ */
+function nextByWallClock(wall: Cron, timezone: string, after: Date): Date | null {
+  const local = DateTime.fromJSDate(after, { zone: timezone });
+  let base = new Date(
+    Date.UTC(
+      local.year,
+      local.month - 1,
+      local.day,
+      local.hour,
+      local.minute,
+      local.second,
+      local.millisecond,
+    ),
+  );
+  // A few steps at most: a wall time whose instant is not after `after`
+  // (the second pass through a repeated hour) is stepped over.
+  for (let step = 0; step < 1_000; step++) {
+    const match = wall.nextRun(base);
+    if (match === null) return null;
+    const instant = wallToInstant(match, timezone);
+    if (instant.getTime() > after.getTime()) return instant;
+    base = match;
+  }
+  return null;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** A wall-clock time (written as UTC) to the instant it names in `timezone`. */
+function wallToInstant(wall: Date, timezone: string): Date {
+  const probe = wall.getTime();
+  const offsetAt = (at: number) => DateTime.fromMillis(at, { zone: timezone }).offset;
+  // The wall time read with the offsets in force a few hours either side (no
+  // zone changes its offset twice that close): both agree except at a change.
+  const offsets = [offsetAt(probe - 3 * HOUR_MS), offsetAt(probe + 3 * HOUR_MS)];
+  const readings = offsets
+    .map((offset) => probe - offset * 60_000)
+    .filter((at) => at + offsetAt(at) * 60_000 === probe)
+    .sort((a, b) => a - b);
+  // Ordinary: one reading; repeated hour (fall back): the first.
+  if (readings.length > 0) return new Date(readings[0] as number);
+  // Skipped hour (spring forward): the moment the clocks changed, found by
+  // bisection between the two readings.
+  // Whole seconds: zones change offset on a second boundary.
+  let lo = Math.floor((probe - (offsets[0] as number) * 60_000 - HOUR_MS) / 1_000);
+  let hi = Math.ceil((probe - (offsets[1] as number) * 60_000 + HOUR_MS) / 1_000);
+  const before = offsetAt(lo * 1_000);
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (offsetAt(mid * 1_000) === before) lo = mid;
+    else hi = mid;
+  }
+  return new Date(hi * 1_000);
 }
 
 function invalidCron(expression: unknown, why: string, cause?: unknown): RotaError {
@@ -167,10 +241,12 @@ export function parseInterval(text: unknown): Interval {
     }
   }
   if (ok && interval.months === 0 && interval.days === 0 && interval.ms < MIN_EVERY_MS) ok = false;
+  // Longer than a century would step past the end of representable time.
+  if (interval.months > 1_200 || interval.days > 36_525 || interval.ms > MAX_EVERY_MS) ok = false;
   if (!ok || !Number.isSafeInteger(interval.ms)) {
     throw new RotaError(
       "INVALID_INTERVAL",
-      `Invalid interval ${JSON.stringify(text)}: use a duration of at least 1 second such as "90m", "1h30m", "3d", "2w", "1mo", or ISO 8601 like "PT90M" or "P3D".`,
+      `Invalid interval ${JSON.stringify(text)}: use a duration from 1 second to 100 years such as "90m", "1h30m", "3d", "2w", "1mo", or ISO 8601 like "PT90M" or "P3D".`,
       { details: { field: "every", value: text } },
     );
   }
@@ -225,7 +301,9 @@ function everyGrid(text: string, anchor: Date | null, timezone: string): Grid {
       let k = Math.max(0, Math.floor((t - startMs) / approxStep) - 1);
       while (at(k) > t && k > 0) k--;
       while (at(k) <= t) k++;
-      return new Date(at(k));
+      const next = at(k);
+      // Past the end of representable time, the grid has ended.
+      return Number.isFinite(next) ? new Date(next) : null;
     },
   };
 }
