@@ -402,22 +402,26 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
 
 describe("grouped single enqueues", () => {
   it("wake the workers of their queues after the commit", async () => {
-    const wakes = await wakesDuring(() =>
-      Promise.all([
+    await withClient(async (c) => {
+      const seen: string[] = [];
+      c.on("notification", (n) => seen.push(n.payload ?? ""));
+      await c.query(`listen "${channelName(t.schema, "jobs")}"`);
+      await Promise.all([
         t.rota.enqueue("woken", {}, { queue: "wake.a" }),
         t.rota.enqueue("woken", {}, { queue: "wake.b" }),
         t.rota.enqueue("woken", {}, { queue: "wake.later", delayMs: 60_000 }),
-      ]),
-    );
-    // Wake is sent after the callers are answered: wait for it, not for time.
-    const deadline = Date.now() + 5000;
-    let all = wakes;
-    while (!(all.includes("wake.a") && all.includes("wake.b")) && Date.now() < deadline) {
-      all = all.concat(await wakesDuring(async () => {}));
-    }
-    expect(all).toContain("wake.a");
-    expect(all).toContain("wake.b");
-    expect(all).not.toContain("wake.later");
+      ]);
+      // Wake follows the commit, after the callers are answered: wait for
+      // it with round trips on the listening connection, not with a sleep.
+      const deadline = Date.now() + 5000;
+      while (!["wake.a", "wake.b"].every((q) => seen.includes(q))) {
+        if (Date.now() > deadline) break;
+        await c.query("select 1"); // a round trip delivers pending notifications
+      }
+      expect(seen).toContain("wake.a");
+      expect(seen).toContain("wake.b");
+      expect(seen).not.toContain("wake.later");
+    });
   });
 });
 
