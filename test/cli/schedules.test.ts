@@ -13,7 +13,7 @@ afterAll(() => t.drop());
 
 describe("rota schedules", () => {
   it("add, get, list, upcoming --json; the same add again changes nothing", async () => {
-    const added = await cli(
+    const add = [
       "schedules",
       "add",
       "nightly",
@@ -28,7 +28,8 @@ describe("rota schedules", () => {
       "--queue",
       "reports",
       "--json",
-    );
+    ];
+    const added = await cli(...add);
     expect(added.code, added.stderr).toBe(0);
     const result = JSON.parse(added.stdout);
     expect(result).toMatchObject({ outcome: "created", materialized: 3 });
@@ -37,22 +38,7 @@ describe("rota schedules", () => {
       timezone: "Europe/Berlin",
       queue: "reports",
     });
-    const again = await cli(
-      "schedules",
-      "add",
-      "nightly",
-      "--task",
-      "report.build",
-      "--cron",
-      "0 3 * * *",
-      "--timezone",
-      "Europe/Berlin",
-      "--payload",
-      '{"kind":"nightly"}',
-      "--queue",
-      "reports",
-      "--json",
-    );
+    const again = await cli(...add);
     expect(JSON.parse(again.stdout).outcome).toBe("unchanged");
 
     const upcoming = await cli("schedules", "upcoming", "nightly", "--limit", "5", "--json");
