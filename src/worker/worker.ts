@@ -137,6 +137,8 @@ export class Worker {
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  /** When the next scheduled job is due (process clock), as last asked of the database. */
+  private nextDueAt: number | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private rescueTimer: NodeJS.Timeout | null = null;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -386,11 +388,24 @@ export class Worker {
       this.reportError("poll", error);
     }
     if (wait === 0) this.claimAgain = true;
-    else this.schedulePoll(wait);
+    else {
+      this.nextDueAt = performance.now() + wait;
+      this.schedulePoll(wait);
+    }
   }
 
+  /**
+   * Wakes the claim loop after `ms`, or sooner when a scheduled job is known
+   * to come due before that (a busy worker's polls must not push a planned
+   * execution's start back by a poll interval).
+   */
   private schedulePoll(ms: number): void {
     if (this.state !== "running") return;
+    if (this.nextDueAt !== null) {
+      const dueIn = this.nextDueAt - performance.now();
+      if (dueIn <= 0) this.nextDueAt = null;
+      else ms = Math.min(ms, Math.ceil(dueIn));
+    }
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = setTimeout(() => {
       this.pollTimer = null;
