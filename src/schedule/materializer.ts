@@ -49,6 +49,7 @@ interface DueRow {
   version: string;
   live_future: number;
   first_run_at: Date | null;
+  last_occurrence: Date | null;
   now: Date;
 }
 
@@ -68,6 +69,13 @@ interface WrittenExecution {
   state: string;
   run_at: string;
   occurrence_at: string;
+}
+
+interface LiveFuture {
+  count: number;
+  first_run_at: Date | null;
+  last_occurrence: Date | null;
+  now: Date;
 }
 
 const NEVER = new Date(8_640_000_000_000_000);
@@ -111,6 +119,7 @@ async function planRow(
       now: row.now,
       horizon: row.horizon,
       liveFuture: row.live_future,
+      lastLiveOccurrence: row.last_occurrence,
       catchUp: row.catch_up,
       catchUpWindowMs: row.catch_up_window_ms,
     });
@@ -289,26 +298,19 @@ export async function materializeOne(
 ): Promise<MaterializeResult> {
   const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
   if (!row.enabled || row.paused || row.owner !== "rota") return total;
-  const live = await db.run<{ count: number; first_run_at: Date | null; now: Date }>(
+  const live = await db.run<LiveFuture>(
     scheduleQueries(db.schema).LiveFuture,
     [row.id, row.version],
     executor,
   );
-  const {
-    count,
-    first_run_at: firstRunAt,
-    now,
-  } = live.rows[0] as {
-    count: number;
-    first_run_at: Date | null;
-    now: Date;
-  };
+  const { count, first_run_at: firstRunAt, last_occurrence, now } = live.rows[0] as LiveFuture;
   const plan = planExecutions({
     grid: compileSpec(specOf(row)),
     cursor: row.next_run_at,
     now,
     horizon: row.horizon,
     liveFuture: count,
+    lastLiveOccurrence: last_occurrence,
     catchUp: row.catch_up,
     catchUpWindowMs: row.catch_up_window_ms,
   });

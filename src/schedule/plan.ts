@@ -24,6 +24,8 @@ export interface PlanInput {
   horizon: number;
   /** Live executions (not started) planned after now. */
   liveFuture: number;
+  /** The latest occurrence among those: a baseline starts after it, not at it. */
+  lastLiveOccurrence?: Date | null;
   catchUp: CatchUp;
   catchUpWindowMs: number | null;
 }
@@ -58,7 +60,9 @@ export const DEFAULT_NONE_GRACE_MS = 60_000;
 export function planExecutions(input: PlanInput): Plan {
   const { grid, now, horizon } = input;
   const nowMs = now.getTime();
-  let occurrence: Date | null = input.cursor ?? grid.next(now);
+  const last = input.lastLiveOccurrence ?? null;
+  let occurrence: Date | null =
+    input.cursor ?? grid.next(last !== null && last.getTime() > nowMs ? last : now);
   let future = input.liveFuture;
   let scanned = 0;
   let more = false;

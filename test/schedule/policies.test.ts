@@ -244,6 +244,21 @@ describe("skip, trigger, pause", () => {
   });
 });
 
+describe("re-baselining with executions already planned", () => {
+  it("resume or enable of a running schedule keeps its plan: nothing planned twice, the cursor after it", async () => {
+    await t.rota.schedules.upsert({ name: "steady", task: "work", cron: "* * * * *" });
+    const before = await t.rota.schedules.upcoming("steady", { limit: 5 });
+    await t.rota.schedules.resume("steady");
+    await t.rota.schedules.enable("steady");
+    await orchestrator.tick();
+    const after = await t.rota.schedules.upcoming("steady", { limit: 5 });
+    expect(after).toEqual(before);
+    const schedule = await t.rota.schedules.get("steady");
+    expect(schedule?.nextRunAt?.getTime()).toBe(before[3]?.runAt.getTime());
+    expect((await states("steady")).filter((r) => r.state === "scheduled")).toHaveLength(3);
+  });
+});
+
 describe("drift and repair", () => {
   it("a change supersedes the stale planned executions and plans new ones in the same call", async () => {
     await t.rota.schedules.upsert({

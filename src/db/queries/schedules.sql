@@ -67,7 +67,7 @@ delete from {{schema}}.schedules where id = $1;
 with clock as materialized (select {{schema}}.clock_now() as now)
 select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.next_run_at, s.version,
-       live.count as live_future, live.first_run_at, clock.now
+       live.count as live_future, live.first_run_at, live.last_occurrence, clock.now
 from clock
 cross join lateral (
   select * from {{schema}}.schedules as s
@@ -77,7 +77,8 @@ cross join lateral (
   limit $1
 ) as s
 cross join lateral (
-  select count(*)::int as count, min(j.run_at) as first_run_at
+  select count(*)::int as count, min(j.run_at) as first_run_at,
+         max(j.occurrence_at) as last_occurrence
   from {{schema}}.jobs as j
   where j.schedule_id = s.id and j.run_at > clock.now and j.state = 'scheduled'
     and j.schedule_version = s.version
@@ -86,7 +87,8 @@ cross join lateral (
 -- name: LiveFuture
 -- Schedule $1's live executions planned after now by version $2, and now.
 with clock as materialized (select {{schema}}.clock_now() as now)
-select count(j.id)::int as count, min(j.run_at) as first_run_at, clock.now
+select count(j.id)::int as count, min(j.run_at) as first_run_at,
+       max(j.occurrence_at) as last_occurrence, clock.now
 from clock
 left join {{schema}}.jobs as j
   on j.schedule_id = $1 and j.run_at > clock.now and j.state = 'scheduled'
