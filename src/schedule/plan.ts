@@ -70,9 +70,10 @@ export function planExecutions(input: PlanInput): Plan {
   const missed: Date[] = [];
   const planned: PlannedExecution[] = [];
   while (occurrence !== null) {
+    // A full horizon ends the pass before the next occurrence is computed.
+    if (occurrence.getTime() > nowMs && future >= horizon) break;
     const next = grid.next(occurrence);
     if (occurrence.getTime() > nowMs) {
-      if (future >= horizon) break;
       planned.push({
         occurrenceAt: occurrence,
         deadlineAt: deadline(input, occurrence, next),

@@ -110,8 +110,12 @@ function cronGrid(expression: unknown, timezone: string): Grid {
   let zoned: Cron;
   let wall: Cron;
   try {
-    zoned = new Cron(text, { timezone, paused: true, mode });
-    wall = new Cron(text, { timezone: "UTC", paused: true, mode });
+    // A fixed UTC offset is several times cheaper in croner than the "UTC" zone.
+    zoned =
+      timezone === "UTC"
+        ? new Cron(text, { utcOffset: 0, paused: true, mode })
+        : new Cron(text, { timezone, paused: true, mode });
+    wall = new Cron(text, { utcOffset: 0, paused: true, mode });
   } catch (cause) {
     throw invalidCron(expression, (cause as Error).message, cause);
   }
@@ -126,8 +130,27 @@ function cronGrid(expression: unknown, timezone: string): Grid {
       ? [fields[1], fields[2]]
       : [fields[0], fields[1]];
   const wildcard = minute?.startsWith("*") || hour?.startsWith("*");
-  if (wildcard || timezone === "UTC") return { next: (after) => zoned.nextRun(after) };
-  return { next: (after) => nextByWallClock(wall, timezone, after) };
+  if (wildcard || timezone === "UTC") return remembered((after) => zoned.nextRun(after));
+  return remembered((after) => nextByWallClock(wall, timezone, after));
+}
+
+/**
+ * Remembers the last answers: schedules that share a spec usually ask the
+ * same question in the same pass (many cursors at the same minute).
+ */
+function remembered(next: (after: Date) => Date | null): Grid {
+  const answers = new Map<number, Date | null>();
+  return {
+    next(after) {
+      const key = after.getTime();
+      const known = answers.get(key);
+      if (known !== undefined) return known === null ? null : new Date(known);
+      const answer = next(after);
+      if (answers.size >= 64) answers.clear();
+      answers.set(key, answer);
+      return answer === null ? null : new Date(answer);
+    },
+  };
 }
 
 /**

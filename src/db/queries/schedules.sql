@@ -238,10 +238,12 @@ returning id::text, name;
 -- name: Drifted
 -- Schedules changed since their executions were made (by hand in SQL, or a
 -- change whose transaction could not materialize).
-select id::text from {{schema}}.schedules
-where materialized_version is distinct from version and materialized_version is not null
-  and enabled and not paused and owner = 'rota'
-order by id
+-- (Ordered by the table's bigint id, s.id, not the text output column, so
+-- the partial index schedules_drifted serves it.)
+select s.id::text as id from {{schema}}.schedules as s
+where s.materialized_version is distinct from s.version and s.materialized_version is not null
+  and s.enabled and not s.paused and s.owner = 'rota'
+order by s.id
 limit $1;
 
 -- name: WatchdogCandidates
