@@ -26,9 +26,13 @@ import { Listener } from "./listener.js";
  *   claim (batch, SKIP LOCKED) ─▶ local buffer ─▶ run (≤ concurrency) ─▶ completer (batched)
  *        ▲ woken by NOTIFY, or by a poll timer          │ heartbeat renews every held lease
  *
- * Claiming: one claim statement in flight at a time. It tops the buffer up to
- * `concurrency + prefetch` jobs when the buffer runs low, when a NOTIFY for one
- * of its queues arrives, or when the poll timer fires. An empty claim asks the
+ * Claiming: one claim statement in flight at a time. It tops the held jobs up
+ * to `concurrency + prefetch` when the buffer runs low (half the prefetch,
+ * at least `concurrency`), when a NOTIFY for one of its queues arrives, or
+ * when the poll timer fires. The prefetch adapts: it doubles (up to
+ * `maxPrefetch`) when a full claim comes back to runners that sat idle
+ * waiting for it, and halves back toward `prefetch` when a claim comes back
+ * to a buffer that still held a round of work. An empty claim asks the
  * database when the next queued job is due and sleeps until then (at most
  * `pollIntervalMs`); while LISTEN is down it polls every `fallbackPollMs`.
  *
@@ -49,11 +53,18 @@ export interface WorkerOptions {
   /** Handlers running at once; default 10. */
   concurrency?: number;
   /**
-   * Extra jobs claimed ahead and held in the local buffer; default 3 ×
-   * concurrency. Larger means fewer, bigger claim statements under load; the
-   * buffer is handed back at once on a graceful stop.
+   * Extra jobs claimed ahead and held in the local buffer, at least; default 3
+   * × concurrency. The buffer is handed back at once on a graceful stop.
    */
   prefetch?: number;
+  /**
+   * The most the buffer grows to. When handlers finish faster than a claim
+   * comes back (the runners sit idle waiting for it), the worker doubles its
+   * prefetch, up to this; when the buffer is not needed it halves back
+   * toward `prefetch`, so slow jobs are never hoarded. Default
+   * max(prefetch, min(1000, 50 × concurrency)).
+   */
+  maxPrefetch?: number;
   /** Lease length; a job whose worker stops heartbeating is rescued after this. Default 30 s. */
   leaseMs?: number;
   /** Default leaseMs / 3. */
@@ -115,7 +126,12 @@ export class Worker {
   private readonly queues: string[];
   private readonly taskNames: string[];
   private readonly concurrency: number;
-  private readonly capacity: number;
+  private readonly prefetchFloor: number;
+  private readonly prefetchCap: number;
+  /** The current prefetch, between prefetchFloor and prefetchCap (see maxPrefetch). */
+  private prefetchNow: number;
+  /** Set when runners sat idle for want of jobs while a claim was in flight. */
+  private starved = false;
   private readonly leaseMs: number;
   private readonly heartbeatMs: number;
   private readonly pollIntervalMs: number;
@@ -183,8 +199,16 @@ export class Worker {
       });
     }
     this.concurrency = validateCount("concurrency", options.concurrency ?? 10);
-    this.capacity =
-      this.concurrency + validateCount("prefetch", options.prefetch ?? 3 * this.concurrency, 0);
+    this.prefetchFloor = validateCount("prefetch", options.prefetch ?? 3 * this.concurrency, 0);
+    this.prefetchCap = Math.max(
+      this.prefetchFloor,
+      validateCount(
+        "maxPrefetch",
+        options.maxPrefetch ?? Math.min(1_000, 50 * this.concurrency),
+        0,
+      ),
+    );
+    this.prefetchNow = this.prefetchFloor;
     this.leaseMs = validateMillis("leaseMs", options.leaseMs ?? 30_000, 100);
     this.heartbeatMs = validateMillis(
       "heartbeatMs",
@@ -248,6 +272,21 @@ export class Worker {
       : null;
   }
 
+  /** The current prefetch (it adapts between `prefetch` and `maxPrefetch`). */
+  get prefetch(): number {
+    return this.prefetchNow;
+  }
+
+  /** Jobs a claim may top the worker up to. */
+  private get capacity(): number {
+    return this.concurrency + this.prefetchNow;
+  }
+
+  /** Claim again once the buffer is down to this. */
+  private get lowWater(): number {
+    return Math.max(this.concurrency, Math.floor(this.prefetchNow / 2));
+  }
+
   /** Jobs currently held: claimed and buffered, running, or being recorded. */
   get held(): number {
     return this.buffer.length + this.running.size + this.completing.size;
@@ -300,8 +339,10 @@ export class Worker {
       this.claimAgain = false;
       // Top up only when the buffer is running low, so claims come in batches.
       const room = this.capacity - this.held;
-      if (room <= 0 || this.buffer.length > this.concurrency || this.state !== "running") return;
+      if (room <= 0 || this.buffer.length > this.lowWater || this.state !== "running") return;
       let rows: ClaimedRow[];
+      let claimed: number;
+      this.starved = false;
       try {
         const result = await this.db.run<ClaimedRow>(this.q.Claim, [
           this.queues,
@@ -310,6 +351,7 @@ export class Worker {
           this.id,
           this.leaseMs,
         ]);
+        claimed = result.rows.length;
         rows = this.startedOnly(result.rows);
       } catch (error) {
         if (isConcurrencyRace(error)) {
@@ -327,10 +369,11 @@ export class Worker {
         this.buffer.push(...rows);
         return;
       }
+      this.adaptPrefetch(claimed === room);
       this.buffer.push(...rows);
       this.dispatch();
-      if (rows.length === room) this.claimAgain = true;
-      else if (rows.length === 0) await this.sleepUntilNextDue();
+      if (claimed === room) this.claimAgain = true;
+      else if (claimed === 0) await this.sleepUntilNextDue();
       else this.schedulePoll(this.idlePollMs());
     } while (this.claimAgain);
   }
@@ -368,6 +411,19 @@ export class Worker {
         this.events.emit("schedule:execution:skipped", { ...ref, reason: "overlap" });
     }
     return started;
+  }
+
+  /**
+   * Grows the prefetch when a full claim came back to runners that had run
+   * dry (the handlers outpace the claims), and shrinks it when a claim came
+   * back to a buffer still holding a full round of work (it was not needed).
+   */
+  private adaptPrefetch(full: boolean): void {
+    if (full && this.starved) {
+      this.prefetchNow = Math.min(this.prefetchCap, Math.max(1, this.prefetchNow * 2));
+    } else if (this.buffer.length >= this.concurrency) {
+      this.prefetchNow = Math.max(this.prefetchFloor, Math.floor(this.prefetchNow / 2));
+    }
   }
 
   private idlePollMs(): number {
@@ -424,7 +480,10 @@ export class Worker {
     ) {
       this.run(this.buffer.shift() as ClaimedRow);
     }
-    if (this.buffer.length <= this.concurrency) this.fill();
+    if (this.buffer.length === 0 && this.running.size < this.concurrency && this.claiming) {
+      this.starved = true;
+    }
+    if (this.buffer.length <= this.lowWater) this.fill();
   }
 
   private run(row: ClaimedRow): void {
