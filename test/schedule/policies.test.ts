@@ -202,15 +202,29 @@ describe("skip, trigger, pause", () => {
       before.slice(1).map((u) => u.runAt.getTime()),
     );
     expect(after.every((u) => u.executionId !== null)).toBe(true); // refilled: 3 materialized
+    // One further ahead, by its execution id.
+    const byId = await t.rota.schedules.skip("s", { executionId: after[1]?.executionId as string });
+    expect(byId.occurrenceAt?.getTime()).toBe(before[2]?.runAt.getTime());
     const ran: number[] = [];
+    const fired = events(t.rota.events, "schedule:execution:fired", 2);
     await startWorker(async (_p, ctx) => {
       ran.push((ctx.job.occurrenceAt as Date).getTime());
     });
     const twoRuns = events(t.rota.events, "job:run:success", 2);
-    await t.rota.clock.shift(3 * MINUTE);
+    await t.rota.clock.shift(4 * MINUTE);
     await twoRuns;
     expect(ran).not.toContain(skipped.occurrenceAt?.getTime());
-    expect((await states("s"))[0]?.state).toBe("skipped");
+    expect(ran).not.toContain(byId.occurrenceAt?.getTime());
+    expect(ran).toEqual([before[1]?.runAt.getTime(), before[3]?.runAt.getTime()]);
+    // Each start was reported with its planned time and lateness (by the database clock).
+    const reports = await fired;
+    expect(reports.map((e) => e.occurrenceAt?.getTime())).toEqual(ran);
+    expect(reports.every((e) => e.scheduleId === schedule.id && e.lateMs >= 0)).toBe(true);
+    const rows = await states("s");
+    expect(rows.filter((r) => r.state === "skipped").map((r) => r.at)).toEqual([
+      skipped.occurrenceAt?.getTime(),
+      byId.occurrenceAt?.getTime(),
+    ]);
     await expect(t.rota.schedules.skip("s", { executionId: "999999" })).rejects.toMatchObject({
       code: "EXECUTION_NOT_FOUND",
     });
