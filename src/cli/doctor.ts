@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { redactUrl } from "../config.js";
 import { isRotaError } from "../errors.js";
+import { readLease } from "../orchestrator/leader.js";
 import { databaseUrlFrom, type GlobalOptions, rotaFor } from "./context.js";
 import { printJson } from "./output.js";
 
@@ -13,6 +14,8 @@ export interface DoctorReport {
   schema_version: number | null;
   latest_version: number;
   pending_migrations: string[];
+  /** The orchestrator lease: who leads, until when (null: no orchestrator has run). */
+  leader: { holder: string; epoch: number; expires_at: string; valid: boolean } | null;
   problems: { code: string; message: string }[];
 }
 
@@ -43,6 +46,7 @@ async function diagnose(globals: GlobalOptions): Promise<DoctorReport> {
     schema_version: null,
     latest_version: LATEST_SCHEMA_VERSION,
     pending_migrations: [],
+    leader: null,
     problems: [],
   };
   let rota: ReturnType<typeof rotaFor> | undefined;
@@ -72,6 +76,14 @@ async function diagnose(globals: GlobalOptions): Promise<DoctorReport> {
         code: "SCHEMA_NOT_MIGRATED",
         message: `${status.pending.length} migration(s) pending: run \`rota migrate\``,
       });
+    } else {
+      const lease = await readLease(rota.db, "orchestrator");
+      report.leader = lease && {
+        holder: lease.holder,
+        epoch: lease.epoch,
+        expires_at: lease.expiresAt.toISOString(),
+        valid: lease.valid,
+      };
     }
   } catch (error) {
     report.problems.push(
@@ -95,6 +107,14 @@ function printReport(report: DoctorReport): void {
   ];
   if (report.pending_migrations.length > 0) {
     lines.push(`     pending     ${report.pending_migrations.join(", ")}`);
+  }
+  if (report.reachable && report.schema_version === report.latest_version) {
+    const leader = report.leader;
+    lines.push(
+      leader === null
+        ? "     leader      no orchestrator has run (schedules are materialized by `rota orchestrator` or `rota worker --orchestrate`)"
+        : `     leader      ${leader.holder}, epoch ${leader.epoch}, ${leader.valid ? "until" : "expired at"} ${leader.expires_at}`,
+    );
   }
   for (const problem of report.problems) lines.push(`  ! ${problem.message} [${problem.code}]`);
   lines.push(report.ok ? "healthy" : "not healthy");

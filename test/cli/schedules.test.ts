@@ -249,5 +249,9 @@ describe("rota schedules", () => {
     const report = JSON.parse(result.stdout);
     expect(report).toMatchObject({ leader: true, errors: [] });
     expect(report.materialized).toMatchObject({ failed: 0 });
+    // doctor shows who led; --once released the lease on its way out.
+    const doctor = JSON.parse((await cli("doctor", "--json")).stdout);
+    expect(doctor.leader).toMatchObject({ epoch: report.epoch, valid: false });
+    expect(doctor.leader.holder).toMatch(/:\d+:/);
   });
 });
