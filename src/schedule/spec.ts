@@ -190,20 +190,24 @@ const HOUR_MS = 3_600_000;
 function wallToInstant(wall: Date, timezone: string): Date {
   const probe = wall.getTime();
   const offsetAt = (at: number) => DateTime.fromMillis(at, { zone: timezone }).offset;
-  // The wall time read with the offsets in force a few hours either side (no
-  // zone changes its offset twice that close): both agree except at a change.
-  const offsets = [offsetAt(probe - 3 * HOUR_MS), offsetAt(probe + 3 * HOUR_MS)];
-  const readings = offsets
+  // Every offset the zone uses around that wall time: the instant it names
+  // is within 14 hours of it (the largest UTC offset), and no zone changes
+  // its offset twice within a day, so samples every 6 hours over ±36 hours
+  // find both sides of any change that matters.
+  const offsets = new Set<number>();
+  for (let step = -6; step <= 6; step++) offsets.add(offsetAt(probe + step * 6 * HOUR_MS));
+  const readings = [...offsets]
     .map((offset) => probe - offset * 60_000)
     .filter((at) => at + offsetAt(at) * 60_000 === probe)
     .sort((a, b) => a - b);
   // Ordinary: one reading; repeated hour (fall back): the first.
   if (readings.length > 0) return new Date(readings[0] as number);
-  // Skipped hour (spring forward): the moment the clocks changed, found by
-  // bisection between the two readings.
-  // Whole seconds: zones change offset on a second boundary.
-  let lo = Math.floor((probe - (offsets[0] as number) * 60_000 - HOUR_MS) / 1_000);
-  let hi = Math.ceil((probe - (offsets[1] as number) * 60_000 + HOUR_MS) / 1_000);
+  // Skipped hour (spring forward): the moment the clocks changed. Read with
+  // the larger offset the wall time falls before the change, with the
+  // smaller after it; bisect between, in whole seconds (zones change offset
+  // on a second boundary).
+  let lo = Math.floor((probe - Math.max(...offsets) * 60_000) / 1_000);
+  let hi = Math.ceil((probe - Math.min(...offsets) * 60_000) / 1_000);
   const before = offsetAt(lo * 1_000);
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
