@@ -186,6 +186,69 @@ describe("overlap", () => {
   });
 });
 
+describe("retries and missed executions", () => {
+  it("an execution waiting for its retry holds no horizon slot: the schedule keeps being planned", async () => {
+    await t.rota.schedules.upsert({
+      name: "flaky",
+      task: "work",
+      cron: "* * * * *",
+      horizon: 1,
+      catchUp: "all",
+    });
+    // The first run fails and waits 30 minutes for its retry.
+    const failed = nextEvent(t.rota.events, "job:run:retry");
+    worker = t.rota.worker({
+      logger: silentLogger,
+      rescueIntervalMs: 0,
+      tasks: {
+        work: {
+          name: "work",
+          retryDelay: () => 30 * MINUTE,
+          handler: async (_p, ctx) => {
+            if (ctx.attempt === 1 && ctx.job.occurrenceAt !== null && ran.length === 0) {
+              ran.push(-1);
+              throw new Error("first run fails");
+            }
+            ran.push((ctx.job.occurrenceAt as Date).getTime());
+          },
+        },
+      },
+    });
+    const ran: number[] = [];
+    await worker.start();
+    await t.rota.clock.shift(MINUTE);
+    await failed;
+    for (let minute = 0; minute < 3; minute++) {
+      await orchestrator.tick();
+      const next = nextEvent(t.rota.events, "job:run:success");
+      await t.rota.clock.shift(MINUTE);
+      await orchestrator.tick();
+      await next;
+    }
+    // Three later occurrences ran while the first waited for its retry.
+    expect(ran.filter((at) => at > 0)).toHaveLength(3);
+    expect(new Set(ran).size).toBe(ran.length);
+  });
+
+  it("overlap skip: a missed execution claimed with a valid one does not make the valid one skip", async () => {
+    await t.rota.schedules.upsert({
+      name: "skip-after-downtime",
+      task: "work",
+      cron: "* * * * *",
+      overlap: "skip",
+      catchUp: "latest",
+      horizon: 3,
+    });
+    // Workers down for two occurrences: the first is past its deadline, the second is due.
+    await t.rota.clock.shift(2 * MINUTE);
+    const ran = nextEvent(t.rota.events, "job:run:success");
+    await startWorker(async () => {});
+    await ran;
+    const rows = await states("skip-after-downtime");
+    expect(rows.slice(0, 2).map((r) => r.state)).toEqual(["missed", "succeeded"]);
+  });
+});
+
 describe("skip, trigger, pause", () => {
   it("skip: the next occurrence never runs, history shows it skipped, the horizon is refilled", async () => {
     const { schedule } = await t.rota.schedules.upsert({
@@ -240,6 +303,17 @@ describe("skip, trigger, pause", () => {
     expect((await ran).id).toBe(executionId);
     const after = await t.rota.schedules.upcoming("tr", { limit: 3 });
     expect(after).toEqual(before);
+  });
+
+  it("pause also supersedes an execution that is due but not claimed yet: nothing runs after it", async () => {
+    await t.rota.schedules.upsert({ name: "due-then-paused", task: "work", cron: "* * * * *" });
+    await t.rota.clock.shift(MINUTE + 5_000);
+    await t.rota.schedules.pause("due-then-paused");
+    // The due one is superseded too (claims never take superseded rows).
+    const now = (await t.rota.clock.now()).getTime();
+    const due = (await states("due-then-paused")).filter((r) => (r.at as number) <= now);
+    expect(due).toHaveLength(1);
+    expect((await states("due-then-paused")).every((r) => r.state === "superseded")).toBe(true);
   });
 
   it("pause supersedes planned executions; resume starts at the next occurrence, no burst", async () => {

@@ -50,7 +50,11 @@ decided as (
   select j.id,
          case when j.deadline_at <= clock.now then 'missed'
               when j.concurrency_key is null then 'running'
-              when row_number() over (partition by j.concurrency_key order by j.run_at, j.id) = 1
+              -- ranked among the candidates that are not missed, so a
+              -- missed one never makes the valid one look overlapping
+              when row_number() over (
+                     partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false)
+                     order by j.run_at, j.id) = 1
                    and not exists (select 1 from {{schema}}.jobs as r
                                    where r.concurrency_key = j.concurrency_key
                                      and r.state = 'running')

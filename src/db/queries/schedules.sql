@@ -63,7 +63,8 @@ delete from {{schema}}.schedules where id = $1;
 
 -- name: DueForFill
 -- Schedules whose horizon needs filling (fill_at has come), oldest first,
--- with their live future executions. Drifted schedules are left to reconcile.
+-- with their live executions of future occurrences (see LiveFuture).
+-- Drifted schedules are left to reconcile.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.next_run_at, s.version,
@@ -80,18 +81,20 @@ cross join lateral (
   select count(*)::int as count, min(j.run_at) as first_run_at,
          max(j.occurrence_at) as last_occurrence
   from {{schema}}.jobs as j
-  where j.schedule_id = s.id and j.run_at > clock.now and j.state = 'scheduled'
+  where j.schedule_id = s.id and j.occurrence_at > clock.now and j.state = 'scheduled'
     and j.schedule_version = s.version
 ) as live;
 
 -- name: LiveFuture
--- Schedule $1's live executions planned after now by version $2, and now.
+-- Schedule $1's live executions of occurrences after now by version $2, and
+-- now. (By occurrence, not run time: a failed execution waiting for its retry
+-- belongs to a past occurrence and holds no horizon slot.)
 with clock as materialized (select {{schema}}.clock_now() as now)
 select count(j.id)::int as count, min(j.run_at) as first_run_at,
        max(j.occurrence_at) as last_occurrence, clock.now
 from clock
 left join {{schema}}.jobs as j
-  on j.schedule_id = $1 and j.run_at > clock.now and j.state = 'scheduled'
+  on j.schedule_id = $1 and j.occurrence_at > clock.now and j.state = 'scheduled'
  and j.schedule_version = $2
 group by clock.now;
 
@@ -156,17 +159,18 @@ select (select coalesce(array_agg(id::text), '{}') from advanced) as advanced,
        (select done from notified) as notified;
 
 -- name: Supersede
--- Stale executions of a schedule that have not started and are not due yet
--- (those planned by another version, or all of them when $2 is null) become
--- 'superseded': they never run, and history shows why. Due ones already
--- belong to the past grid and run as planned.
+-- Executions of schedule $1 that have not started (no attempt yet) become
+-- 'superseded': they never run, and history shows why ($3). With $2, only
+-- those planned by another version, and only those not due yet (a change:
+-- due ones belong to the past grid and run as planned); with $2 null, all of
+-- them, due or not (pause, disable, hand-back: nothing more may start).
 with clock as materialized (select {{schema}}.clock_now() as now)
 update {{schema}}.jobs as j
 set state = 'superseded', finished_at = clock.now,
     last_error = jsonb_build_object('message', $3::text, 'at', clock.now)
 from clock
-where j.schedule_id = $1 and j.state = 'scheduled' and j.run_at > clock.now
-  and ($2::text is null or j.schedule_version is distinct from $2)
+where j.schedule_id = $1 and j.state in ('scheduled', 'available') and j.attempts = 0
+  and ($2::text is null or (j.schedule_version is distinct from $2 and j.run_at > clock.now))
 returning j.id::text, j.occurrence_at, j.run_at;
 
 -- name: RemoveUnstarted
@@ -262,8 +266,7 @@ cross join lateral (
 cross join lateral (
   select max(j.occurrence_at) as last_occurrence
   from {{schema}}.jobs as j
-  where j.schedule_id = s.id and j.run_at > clock.now and j.occurrence_at is not null
-    and j.state <> 'superseded'
+  where j.schedule_id = s.id and j.occurrence_at > clock.now and j.state <> 'superseded'
 ) as live
 where (live.last_occurrence is null and s.fill_at > clock.now)
    or s.next_run_at <= live.last_occurrence;
