@@ -13,7 +13,8 @@ export const jobQueries = defineQueries("jobs", [
   "Rescue",
   "Cancel",
   "Replay",
-  "Prune",
+  "PruneJobs",
+  "PruneExecutions",
   "Get",
   "List",
 ]);

@@ -62,7 +62,8 @@ export async function pruneFinishedJobs(
   let deleted = 0;
   for (const [states, keepMs, executions] of classes) {
     for (let batch = 0; batch < maxBatches; batch++) {
-      const result = await db.run(q.Prune, [states, keepMs, batchSize, executions]);
+      const statement = executions ? q.PruneExecutions : q.PruneJobs;
+      const result = await db.run(statement, [states, keepMs, batchSize]);
       deleted += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < batchSize) break;
     }

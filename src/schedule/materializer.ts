@@ -55,6 +55,7 @@ interface DueRow {
 
 interface Planned {
   id: string;
+  name: string;
   version: string;
   expectedCursor: Date | null;
   plan: Plan;
@@ -113,6 +114,8 @@ async function planRow(
 ): Promise<Planned | null> {
   let plan: Plan;
   try {
+    // Planning is deterministic: whatever it throws for this row it would
+    // throw every pass, so the schedule is disabled once, with the reason.
     plan = planExecutions({
       grid: compileSpec(specOf(row)),
       cursor: row.next_run_at,
@@ -124,13 +127,15 @@ async function planRow(
       catchUpWindowMs: row.catch_up_window_ms,
     });
   } catch (error) {
-    if (!isRotaError(error)) throw error;
-    await quiesce(db, events, row.id, row.name, row.version, error.message);
-    total.quiesced++;
+    const reason = isRotaError(error)
+      ? error.message
+      : `the schedule cannot be planned: ${(error as Error).message}`;
+    if (await quiesce(db, events, row.id, row.name, row.version, reason)) total.quiesced++;
     return null;
   }
   return {
     id: row.id,
+    name: row.name,
     version: row.version,
     expectedCursor: row.next_run_at,
     plan,
@@ -151,6 +156,40 @@ function fillAt(plan: Plan, firstLiveRunAt: Date | null, now: Date): Date {
   }
   if (plan.cursor === null && first === NEVER.getTime()) return NEVER;
   return new Date(first);
+}
+
+/**
+ * A data exception (SQLSTATE class 22: a value out of range, a bad time zone
+ * displacement): the row's own data is wrong and will be refused every pass.
+ */
+export function isDataError(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && (error.code ?? "").startsWith("22");
+}
+
+/** How long a schedule whose write failed for another reason waits before the next try. */
+export const FAILED_WRITE_DELAY_MS = 60_000;
+
+/**
+ * After one schedule's write failed on its own: bad data disables it (once,
+ * with the reason); anything else (a trigger that refused it, a lost
+ * connection) records the reason and retries it after FAILED_WRITE_DELAY_MS,
+ * so it cannot stay first in line ahead of the others. Returns true when it
+ * was disabled.
+ */
+export async function setAside(
+  db: Database,
+  events: RotaEvents,
+  schedule: { id: string; name: string; version: string },
+  error: unknown,
+): Promise<boolean> {
+  const message = (error as Error).message ?? String(error);
+  if (isDataError(error) || isRotaError(error)) {
+    return quiesce(db, events, schedule.id, schedule.name, schedule.version, message);
+  }
+  await db
+    .run(scheduleQueries(db.schema).Delay, [schedule.id, message, FAILED_WRITE_DELAY_MS])
+    .catch(() => {});
+  return false;
 }
 
 /** Disables a schedule whose spec does not parse, once (the version must still match). */
@@ -190,8 +229,9 @@ async function writeIsolated(
     for (const item of planned) {
       try {
         written += await write(db, events, [item], lease, total);
-      } catch {
+      } catch (itemError) {
         total.failed++;
+        if (await setAside(db, events, item, itemError)) total.quiesced++;
       }
     }
     return written;
@@ -316,6 +356,7 @@ export async function materializeOne(
   });
   const item: Planned = {
     id: row.id,
+    name: row.name,
     version: row.version,
     expectedCursor: row.next_run_at,
     plan,

@@ -2,7 +2,7 @@ import { clockQueries } from "../clock.js";
 import type { Database } from "../db/database.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { materializeOne, quiesce } from "./materializer.js";
+import { materializeOne, quiesce, setAside } from "./materializer.js";
 import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
 import { compileSpec } from "./spec.js";
 
@@ -27,8 +27,10 @@ export interface ReconcileResult {
   reconciled: number;
   /** Cursors repaired by the watchdog. */
   repaired: number;
-  /** Schedules disabled for a spec that does not parse. */
+  /** Schedules disabled for a spec that does not parse, or data the database refuses. */
   quiesced: number;
+  /** Schedules whose reconcile failed for another reason (left for the next tick). */
+  failed: number;
 }
 
 export async function reconcileDrifted(
@@ -37,43 +39,61 @@ export async function reconcileDrifted(
   options: { limit?: number } = {},
 ): Promise<ReconcileResult> {
   const q = scheduleQueries(db.schema);
-  const total: ReconcileResult = { reconciled: 0, repaired: 0, quiesced: 0 };
-  const drifted = await db.run<{ id: string }>(q.Drifted, [options.limit ?? 500]);
-  for (const { id } of drifted.rows) {
-    // Each schedule in its own transaction: one that fails leaves the others.
-    await db.transaction(async (client) => {
-      const row = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0];
-      if (!row || row.materialized_version === row.version || !row.enabled || row.paused) return;
-      try {
-        compileSpec(specOf(row));
-      } catch (error) {
-        if (!isRotaError(error)) throw error;
-        if (await quiesce(db, events, row.id, row.name, row.version, error.message, client)) {
-          total.quiesced++;
-        }
-        return;
-      }
-      const reason = "the schedule changed";
-      const stale = await db.run<{ id: string; occurrence_at: Date | null }>(
-        q.Supersede,
-        [row.id, row.version, reason],
-        client,
-      );
-      for (const r of stale.rows) {
-        events.emit("schedule:execution:superseded", {
-          scheduleId: row.id,
-          executionId: r.id,
-          occurrenceAt: r.occurrence_at,
-          reason,
-        });
-      }
-      await db.run(q.SetState, [row.id, null, null, null, true], client);
-      const fresh = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0] as ScheduleRow;
-      await materializeOne(db, events, client, fresh);
-      total.reconciled++;
-    });
+  const total: ReconcileResult = { reconciled: 0, repaired: 0, quiesced: 0, failed: 0 };
+  const drifted = await db.run<{ id: string; name: string; version: string }>(q.Drifted, [
+    options.limit ?? 500,
+  ]);
+  for (const { id, name, version } of drifted.rows) {
+    // Each schedule in its own transaction, and a failure is this schedule's
+    // alone: the loop goes on (guarantee 5).
+    try {
+      await reconcileOne(db, events, id, total);
+    } catch (error) {
+      total.failed++;
+      if (await setAside(db, events, { id, name, version }, error)) total.quiesced++;
+    }
   }
   return total;
+}
+
+async function reconcileOne(
+  db: Database,
+  events: RotaEvents,
+  id: string,
+  total: ReconcileResult,
+): Promise<void> {
+  const q = scheduleQueries(db.schema);
+  await db.transaction(async (client) => {
+    const row = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0];
+    if (!row || row.materialized_version === row.version || !row.enabled || row.paused) return;
+    try {
+      compileSpec(specOf(row));
+    } catch (error) {
+      if (!isRotaError(error)) throw error;
+      if (await quiesce(db, events, row.id, row.name, row.version, error.message, client)) {
+        total.quiesced++;
+      }
+      return;
+    }
+    const reason = "the schedule changed";
+    const stale = await db.run<{ id: string; occurrence_at: Date | null }>(
+      q.Supersede,
+      [row.id, row.version, reason],
+      client,
+    );
+    for (const r of stale.rows) {
+      events.emit("schedule:execution:superseded", {
+        scheduleId: row.id,
+        executionId: r.id,
+        occurrenceAt: r.occurrence_at,
+        reason,
+      });
+    }
+    await db.run(q.SetState, [row.id, null, null, null, true], client);
+    const fresh = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0] as ScheduleRow;
+    await materializeOne(db, events, client, fresh);
+    total.reconciled++;
+  });
 }
 
 /** One slice of the watchdog scan; returns the id to resume after ("0" once it wrapped). */

@@ -95,10 +95,13 @@ function parseAnchor(anchor: unknown): Date | null {
   if (anchor === undefined || anchor === null) return null;
   const date =
     anchor instanceof Date ? anchor : typeof anchor === "string" ? new Date(anchor) : null;
-  if (date === null || Number.isNaN(date.getTime())) {
+  // Years 1900-9999: a grid counted from further away is a typo, and past
+  // year 9999 neither the database nor the calendar maths can follow it.
+  const year = date?.getUTCFullYear() ?? Number.NaN;
+  if (date === null || Number.isNaN(date.getTime()) || year < 1900 || year > 9999) {
     throw new RotaError(
       "INVALID_INTERVAL",
-      `Invalid anchor ${JSON.stringify(anchor)}: give a Date or an ISO 8601 time such as "2026-01-05T09:00:00Z".`,
+      `Invalid anchor ${JSON.stringify(anchor)}: give a Date or an ISO 8601 time between the years 1900 and 9999, such as "2026-01-05T09:00:00Z".`,
       { details: { field: "anchor", value: anchor } },
     );
   }

@@ -20,6 +20,7 @@ export const scheduleQueries = defineQueries("schedules", [
   "Planned",
   "History",
   "Quiesce",
+  "Delay",
   "Drifted",
   "WatchdogCandidates",
   "WatchdogSliceEnd",

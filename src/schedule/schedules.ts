@@ -113,7 +113,12 @@ export class Schedules {
     if (definition) await validatePayload(definition, input.payload);
     return this.db.transaction(async (client) => {
       const before = await this.lock(client, schedule.name);
-      const written = await this.db.run<{ id: string; version: string; inserted: boolean }>(
+      const written = await this.db.run<{
+        id: string;
+        version: string;
+        owner: Owner;
+        inserted: boolean;
+      }>(
         this.q.Upsert,
         [
           schedule.name,
@@ -134,19 +139,20 @@ export class Schedules {
         ],
         client,
       );
-      const { id, version, inserted } = written.rows[0] as {
+      const { id, version, owner, inserted } = written.rows[0] as {
         id: string;
         version: string;
+        owner: Owner;
         inserted: boolean;
       };
-      const changed = inserted || before?.version !== version || before?.owner !== schedule.owner;
+      const changed = inserted || before?.version !== version || before?.owner !== owner;
       let superseded = 0;
       if (changed) {
         if (!inserted) {
           superseded = await this.supersede(
             client,
             id,
-            schedule.owner === "rota" ? version : null,
+            owner === "rota" ? version : null,
             "the schedule changed",
           );
         }
@@ -199,7 +205,7 @@ export class Schedules {
     const result = await this.db.run<ScheduleRow & { next_planned_at: Date | null }>(this.q.List, [
       filter.owner ?? null,
       like,
-      filter.limit ?? 1_000,
+      validateLimit(filter.limit ?? 1_000),
     ]);
     return result.rows.map((r) => ({
       id: r.id,
@@ -275,6 +281,14 @@ export class Schedules {
    * following occurrence, and the horizon is refilled in the same transaction.
    */
   async skip(name: string, options: { executionId?: string } = {}): Promise<ScheduleExecution> {
+    const executionId = options.executionId;
+    if (executionId !== undefined && !/^[1-9]\d{0,18}$/.test(String(executionId))) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `executionId must be a job id (a positive whole number), got ${JSON.stringify(executionId)}.`,
+        { details: { field: "executionId", value: executionId } },
+      );
+    }
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
       const skipped = await this.db.run<{ id: string; occurrence_at: Date | null; run_at: Date }>(
@@ -323,13 +337,16 @@ export class Schedules {
     name: string,
     options: { limit?: number; from?: Date; target?: string } = {},
   ): Promise<UpcomingRun[]> {
-    const limit = options.limit ?? 10;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    const limit = validateLimit(options.limit ?? 10);
+    if (
+      options.from !== undefined &&
+      (!(options.from instanceof Date) || Number.isNaN(options.from.getTime()))
+    ) {
       throw new RotaError(
         "INVALID_OPTION",
-        `limit must be a whole number from 1 to 10000, got ${String(limit)}.`,
+        `from must be a valid Date, got ${String(options.from)}.`,
         {
-          details: { field: "limit", value: limit },
+          details: { field: "from" },
         },
       );
     }
@@ -365,8 +382,10 @@ export class Schedules {
     // Computed runs continue the grid where materialization stopped (the
     // cursor, or the first occurrence after now when a baseline is due).
     const grid = compileSpec(specOf(schedule));
+    // Computed from the cursor on, or from `from` when that is later (one
+    // step, however far ahead `from` is).
     let at: Date | null = schedule.next_run_at ?? grid.next(now);
-    while (at !== null && at.getTime() < from.getTime()) at = grid.next(at);
+    if (at !== null && at.getTime() < from.getTime()) at = grid.next(new Date(from.getTime() - 1));
     while (at !== null && runs.length < limit) {
       runs.push({
         runAt: at,
@@ -385,6 +404,18 @@ export class Schedules {
     name: string,
     options: { limit?: number; states?: string[] } = {},
   ): Promise<ScheduleExecution[]> {
+    const limit = validateLimit(options.limit ?? 50);
+    const states = options.states ?? null;
+    if (states !== null) {
+      const unknown = states.filter((state) => !EXECUTION_STATES.includes(state));
+      if (!Array.isArray(states) || unknown.length > 0) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `Unknown execution state(s) ${unknown.map((u) => JSON.stringify(u)).join(", ")}: use ${EXECUTION_STATES.join(", ")}.`,
+          { details: { field: "states", value: states } },
+        );
+      }
+    }
     const row = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
     const schedule = row.rows[0];
     if (!schedule) throw notFound(name);
@@ -399,7 +430,7 @@ export class Schedules {
       started_at: Date | null;
       finished_at: Date | null;
       last_error: unknown;
-    }>(this.q.History, [schedule.id, options.states ?? null, options.limit ?? 50]);
+    }>(this.q.History, [schedule.id, states, limit]);
     return result.rows.map((r) => ({
       id: r.id,
       state: r.state,
@@ -577,6 +608,29 @@ export class Schedules {
     if (!row) throw notFound(name);
     return row;
   }
+}
+
+const EXECUTION_STATES = [
+  "scheduled",
+  "available",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "skipped",
+  "superseded",
+  "missed",
+];
+
+function validateLimit(limit: unknown): number {
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `limit must be a whole number from 1 to 10000, got ${String(limit)}.`,
+      { details: { field: "limit", value: limit } },
+    );
+  }
+  return limit;
 }
 
 function notFound(name: string): RotaError {

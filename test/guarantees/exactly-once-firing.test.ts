@@ -4,7 +4,7 @@
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
-import { materializeDue } from "../../src/schedule/materializer.js";
+import { FAILED_WRITE_DELAY_MS, materializeDue } from "../../src/schedule/materializer.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
@@ -209,7 +209,13 @@ describe("exactly-once firing", () => {
     );
     expect(doomedRows.rows[0].n).toBe(0);
 
+    // Set aside with the reason, so it does not stay first in line.
+    expect(after?.lastError).toMatch(/injected failure/);
+    expect(after?.enabled).toBe(true);
+
     await t.rota.db.pool.query(`drop trigger fail_once on ${s}.jobs`);
+    // Its next try comes after FAILED_WRITE_DELAY_MS.
+    await t.rota.clock.shift(FAILED_WRITE_DELAY_MS);
     const healed = await orchestrator.tick();
     expect(healed.materialized?.failed).toBe(0);
     const rows = await t.rota.db.pool.query(

@@ -64,6 +64,35 @@ describe("isolation of failures", () => {
     ).not.toBeNull();
   });
 
+  it("a drifted schedule whose re-plan fails does not stop the others from being reconciled", async () => {
+    const orchestrator = t.rota.orchestrator({
+      holder: "iso3",
+      leaseTtlMs: 3_600_000,
+      leaseName: "iso3",
+    });
+    await t.rota.schedules.upsert({ name: "far-anchor", task: "noop", every: "1d" });
+    await t.rota.schedules.upsert({ name: "plain-change", task: "noop", cron: "* * * * *" });
+    const s = `"${t.schema}"`;
+    // Both changed by hand; the first (lower id, reconciled first) so that it cannot be planned.
+    await t.rota.db.pool.query(
+      `update ${s}.schedules set anchor = '200000-01-01T00:00:00Z' where name = 'far-anchor'`,
+    );
+    await t.rota.db.pool.query(
+      `update ${s}.schedules set payload = '{"v": 2}' where name = 'plain-change'`,
+    );
+    const report = await orchestrator.tick();
+    expect(report.errors).toEqual([]);
+    expect(report.reconciled?.reconciled).toBe(1);
+    expect(report.reconciled?.failed).toBe(1);
+    const planned = await t.rota.schedules.upcoming("plain-change", { limit: 1 });
+    expect(planned[0]?.executionId).not.toBeNull();
+    const far = await t.rota.schedules.get("far-anchor");
+    expect(far?.lastError).toBeTruthy();
+    // Every later tick still reconciles what it can.
+    const again = await orchestrator.tick();
+    expect(again.errors).toEqual([]);
+  });
+
   it("a bad spec found while reconciling a hand-written change is quiesced the same way", async () => {
     const orchestrator = t.rota.orchestrator({
       holder: "iso2",

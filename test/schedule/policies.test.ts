@@ -307,7 +307,10 @@ describe("skip, trigger, pause", () => {
 
   it("pause also supersedes an execution that is due but not claimed yet: nothing runs after it", async () => {
     await t.rota.schedules.upsert({ name: "due-then-paused", task: "work", cron: "* * * * *" });
-    await t.rota.clock.shift(MINUTE + 5_000);
+    // Just past the first planned run: it is due, the next two are not.
+    const [first] = await t.rota.schedules.upcoming("due-then-paused", { limit: 1 });
+    const now0 = (await t.rota.clock.now()).getTime();
+    await t.rota.clock.shift((first?.runAt.getTime() as number) - now0 + 1_000);
     await t.rota.schedules.pause("due-then-paused");
     // The due one is superseded too (claims never take superseded rows).
     const now = (await t.rota.clock.now()).getTime();

@@ -101,6 +101,17 @@ alter table {{schema}}.jobs
 create unique index jobs_execution_once on {{schema}}.jobs (schedule_id, target_key, occurrence_at)
   where occurrence_at is not null and state <> 'superseded';
 
+-- The pruner reads finished jobs and finished executions separately (each
+-- with its own retention), so each has its own index and one never scans
+-- the other's rows.
+drop index {{schema}}.jobs_finished;
+create index jobs_finished on {{schema}}.jobs (finished_at)
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is null;
+create index jobs_finished_executions on {{schema}}.jobs (finished_at)
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is not null;
+
 -- A schedule's executions by time (upcoming, history, supersede, delete).
 create index jobs_schedule on {{schema}}.jobs (schedule_id, run_at)
   where schedule_id is not null;

@@ -246,14 +246,30 @@ select replayed.id::text, notified.done
 from replayed
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
 
--- name: Prune
--- Deletes up to $3 finished jobs in states $1 that finished more than $2 ms
--- ago: schedule executions when $4, other jobs when not $4.
+-- name: PruneJobs
+-- Deletes up to $3 finished jobs (not schedule executions) in states $1 that
+-- finished more than $2 ms ago. The literal conditions let the partial index
+-- jobs_finished serve it whatever $1 is.
 with doomed as (
   select id from {{schema}}.jobs
-  where state = any($1::text[])
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is null
+    and state = any($1::text[])
     and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
-    and (schedule_id is not null) = $4
+  limit $3
+  for update skip locked
+)
+delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
+
+-- name: PruneExecutions
+-- The same for schedule executions (kept for their history), through
+-- jobs_finished_executions.
+with doomed as (
+  select id from {{schema}}.jobs
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is not null
+    and state = any($1::text[])
+    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
   limit $3
   for update skip locked
 )

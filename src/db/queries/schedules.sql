@@ -40,10 +40,13 @@ set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts, cron = excluded.cron,
     every = excluded.every, anchor = excluded.anchor, timezone = excluded.timezone,
     catch_up = excluded.catch_up, catch_up_window_ms = excluded.catch_up_window_ms,
-    overlap = excluded.overlap, horizon = excluded.horizon, owner = excluded.owner,
+    overlap = excluded.overlap, horizon = excluded.horizon,
+    -- A schedule in a hand-over changes owner only through handover/handback:
+    -- importing the same crontab again must not undo a hand-over.
+    owner = case when s.handover then s.owner else excluded.owner end,
     handover = s.handover or excluded.handover,
     updated_at = {{schema}}.clock_now()
-returning id::text, version, (xmax = 0) as inserted;
+returning id::text, version, owner, (xmax = 0) as inserted;
 
 -- name: SetState
 -- Pause/resume, enable/disable, hand over: $2 paused, $3 enabled, $4 owner
@@ -239,12 +242,21 @@ set enabled = false, last_error = $3, quiesced_at = {{schema}}.clock_now()
 where id = $1 and version = $2 and enabled
 returning id::text, name;
 
+-- name: Delay
+-- A schedule whose write failed for a reason that may pass: the reason is
+-- kept in last_error and the next visit waits $3 ms, so the others go first.
+update {{schema}}.schedules
+set fill_at = {{schema}}.clock_now() + make_interval(secs => $3::double precision / 1000),
+    last_error = $2
+where id = $1
+returning id::text;
+
 -- name: Drifted
 -- Schedules changed since their executions were made (by hand in SQL, or a
 -- change whose transaction could not materialize).
 -- (Ordered by the table's bigint id, s.id, not the text output column, so
 -- the partial index schedules_drifted serves it.)
-select s.id::text as id from {{schema}}.schedules as s
+select s.id::text as id, s.name, s.version from {{schema}}.schedules as s
 where s.materialized_version is distinct from s.version and s.materialized_version is not null
   and s.enabled and not s.paused and s.owner = 'rota'
 order by s.id
