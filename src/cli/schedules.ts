@@ -323,16 +323,17 @@ export function registerSchedules(program: Command): void {
       }
       const entries = parseCrontab(text, { prefix: options.prefix, timezone: options.timezone });
       const owner = options.external ? "external" : "rota";
+      // One transaction: the whole file is imported, or nothing is.
       const results = await withRota(command, async (rota) => {
-        const out: { name: string; line: number; outcome: string }[] = [];
-        for (const entry of entries) {
-          const result = await rota.schedules.upsert(crontabSchedule(entry, options.task, owner));
-          out.push({ name: entry.name, line: entry.line, outcome: result.outcome });
-          logLine(
-            `import: ${out.length}/${entries.length} line ${entry.line} -> ${entry.name} (${result.outcome})`,
-          );
-        }
-        return out;
+        const written = await rota.schedules.upsertMany(
+          entries.map((entry) => crontabSchedule(entry, options.task, owner)),
+          (done, total) => logLine(`import: ${done}/${total}`),
+        );
+        return written.map((result, i) => ({
+          name: result.schedule.name,
+          line: entries[i]?.line,
+          outcome: result.outcome,
+        }));
       });
       print(
         options.json,

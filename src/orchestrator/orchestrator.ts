@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
+import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
@@ -29,7 +30,7 @@ import { LeaderLease } from "./leader.js";
 export interface OrchestratorOptions {
   /** Time between ticks; default 1 s. */
   tickMs?: number;
-  /** Leader lease length; default 15 s. Renewed every tick, at least every ttl/3. */
+  /** Leader lease length; default 15 s. Renewed every tick; tickMs must be at most a third of it. */
   leaseTtlMs?: number;
   /** How often the watchdog looks at a slice of the schedules; default 10 s. */
   watchdogIntervalMs?: number;
@@ -77,6 +78,15 @@ export class Orchestrator {
   ) {
     this.tickMs = validateMillis("tickMs", options.tickMs ?? 1_000, 1);
     const ttl = validateMillis("leaseTtlMs", options.leaseTtlMs ?? 15_000, 1_000);
+    // The lease is renewed once per tick, so a tick must come at least three
+    // times per TTL: a late renewal would hand leadership to a standby.
+    if (this.tickMs * 3 > ttl) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `tickMs (${this.tickMs}) must be at most a third of leaseTtlMs (${ttl}), so the leader renews its lease in time: lower tickMs or raise leaseTtlMs.`,
+        { details: { field: "tickMs", value: this.tickMs, leaseTtlMs: ttl } },
+      );
+    }
     this.watchdogIntervalMs = validateMillis(
       "watchdogIntervalMs",
       options.watchdogIntervalMs ?? 10_000,
@@ -182,6 +192,21 @@ export class Orchestrator {
     name: string,
     run: () => Promise<T>,
   ): Promise<T | null> {
+    // A tick that outlived the lease stops: only materialization is fenced in
+    // its statement, so the other steps must not run without leadership.
+    if (!this.lease.isLeader) {
+      if (!report.errors.some((e) => e.step === "lease")) {
+        this.fail(
+          report,
+          "lease",
+          new RotaError(
+            "SHUTTING_DOWN",
+            "the leader lease ran out during the tick; its remaining steps were not run",
+          ),
+        );
+      }
+      return null;
+    }
     try {
       return await run();
     } catch (error) {

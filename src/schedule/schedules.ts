@@ -5,7 +5,12 @@ import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { materializeOne } from "./materializer.js";
 import type { CatchUp } from "./plan.js";
-import { normalizeSchedule, type ScheduleInput, validateScheduleName } from "./schedule-options.js";
+import {
+  type NormalizedSchedule,
+  normalizeSchedule,
+  type ScheduleInput,
+  validateScheduleName,
+} from "./schedule-options.js";
 import {
   type Overlap,
   type Owner,
@@ -107,11 +112,53 @@ export class Schedules {
 
   /** Creates or changes a schedule by name; calling it again with the same input changes nothing. */
   async upsert(input: ScheduleInput): Promise<UpsertResult> {
+    const schedule = await this.prepare(input);
+    return this.db.transaction((client) => this.upsertOn(client, schedule));
+  }
+
+  /**
+   * Upserts many schedules in one transaction: every input is checked
+   * first, and either all are written or none (`rota schedules import`).
+   * `onProgress` is called after each.
+   */
+  async upsertMany(
+    inputs: readonly ScheduleInput[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<UpsertResult[]> {
+    const schedules: NormalizedSchedule[] = [];
+    const names = new Set<string>();
+    for (const input of inputs) {
+      const schedule = await this.prepare(input);
+      if (names.has(schedule.name)) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `Schedule "${schedule.name}" is given more than once; give each name once per call.`,
+          { details: { name: schedule.name } },
+        );
+      }
+      names.add(schedule.name);
+      schedules.push(schedule);
+    }
+    return this.db.transaction(async (client) => {
+      const results: UpsertResult[] = [];
+      for (const schedule of schedules) {
+        results.push(await this.upsertOn(client, schedule));
+        onProgress?.(results.length, schedules.length);
+      }
+      return results;
+    });
+  }
+
+  private async prepare(input: ScheduleInput): Promise<NormalizedSchedule> {
     const schedule = normalizeSchedule(input, this.tasks, this.payloadLimitBytes);
     const definition =
       typeof input.task === "object" ? input.task : (this.tasks.get(schedule.task) ?? null);
     if (definition) await validatePayload(definition, input.payload);
-    return this.db.transaction(async (client) => {
+    return schedule;
+  }
+
+  private async upsertOn(client: Executor, schedule: NormalizedSchedule): Promise<UpsertResult> {
+    {
       const before = await this.lock(client, schedule.name);
       const written = await this.db.run<{
         id: string;
@@ -170,7 +217,7 @@ export class Schedules {
         superseded,
         materialized,
       };
-    });
+    }
   }
 
   async get(name: string): Promise<Schedule | null> {

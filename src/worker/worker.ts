@@ -760,12 +760,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** A claim refused by jobs_running_concurrency: two claims started the same key at once. */
+/**
+ * A claim that lost a race with another claim: both started a job with the
+ * same concurrency key (jobs_running_concurrency), or, with two keys each,
+ * they waited on each other (a deadlock the server broke). Claiming again
+ * sees the winner's jobs running.
+ */
 function isConcurrencyRace(error: unknown): boolean {
-  return (
-    typeof error === "object" &&
-    error !== null &&
-    (error as { code?: string }).code === "23505" &&
-    (error as { constraint?: string }).constraint === "jobs_running_concurrency"
-  );
+  if (typeof error !== "object" || error === null) return false;
+  const { code, constraint } = error as { code?: string; constraint?: string };
+  return (code === "23505" && constraint === "jobs_running_concurrency") || code === "40P01";
 }

@@ -96,4 +96,10 @@ describe("leadership", () => {
     expect(standing.isLeader).toBe(true);
     await standing.stop();
   });
+
+  it("refuses a tick slower than a third of the lease, which would let the lease lapse", () => {
+    expect(() => t.rota.orchestrator({ tickMs: 20_000, leaseTtlMs: 15_000 })).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTION" }),
+    );
+  });
 });

@@ -111,4 +111,49 @@ describe("schedules API", () => {
     await t.rota.schedules.handover({ names: ["legacy"], to: "external" });
     expect((await t.rota.schedules.get("legacy"))?.owner).toBe("external");
   });
+
+  it("upsertMany writes all or nothing, and reports progress", async () => {
+    const progress: number[] = [];
+    const ok = await t.rota.schedules.upsertMany(
+      [
+        { name: "many-1", task: "t", cron: "0 1 * * *" },
+        { name: "many-2", task: "t", cron: "0 2 * * *" },
+      ],
+      (done) => progress.push(done),
+    );
+    expect(ok.map((r) => r.outcome)).toEqual(["created", "created"]);
+    expect(progress).toEqual([1, 2]);
+    // Refused up front: a bad input, or the same name twice.
+    await expect(
+      t.rota.schedules.upsertMany([
+        { name: "many-3", task: "t", cron: "0 3 * * *" },
+        { name: "many-4", task: "t", cron: "not cron" },
+      ]),
+    ).rejects.toMatchObject({ code: "INVALID_CRON" });
+    await expect(
+      t.rota.schedules.upsertMany([
+        { name: "many-5", task: "t", cron: "0 5 * * *" },
+        { name: "many-5", task: "t", cron: "0 6 * * *" },
+      ]),
+    ).rejects.toMatchObject({ code: "INVALID_OPTION" });
+    // Refused by the database half-way: the first is rolled back with it.
+    const s = `"${t.schema}"`;
+    await t.rota.db.pool.query(`
+      create function ${s}.refuse_many_8() returns trigger language plpgsql as $$
+      begin
+        if new.name = 'many-8' then raise exception 'refused'; end if;
+        return new;
+      end $$;
+      create trigger refuse_many_8 before insert on ${s}.schedules
+        for each row execute function ${s}.refuse_many_8();`);
+    await expect(
+      t.rota.schedules.upsertMany([
+        { name: "many-7", task: "t", cron: "0 7 * * *" },
+        { name: "many-8", task: "t", cron: "0 8 * * *" },
+      ]),
+    ).rejects.toThrow(/refused/);
+    await t.rota.db.pool.query(`drop trigger refuse_many_8 on ${s}.schedules`);
+    const names = (await t.rota.schedules.list({ namePrefix: "many-" })).map((x) => x.name);
+    expect(names).toEqual(["many-1", "many-2"]);
+  });
 });
