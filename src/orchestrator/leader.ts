@@ -86,6 +86,21 @@ export class LeaderLease {
     return true;
   }
 
+  /**
+   * Renews the lease if a third of its TTL has passed since the last renewal
+   * (long steps call this between batches); returns whether this holder still
+   * leads. A failed renewal keeps leadership only until the known expiry.
+   */
+  async keep(): Promise<boolean> {
+    if (this.epochHeld === null) return false;
+    if (this.validUntil - performance.now() > (2 * this.ttlMs) / 3) return this.isLeader;
+    try {
+      return await this.acquireOrRenew();
+    } catch {
+      return this.isLeader;
+    }
+  }
+
   /** Called when leadership cannot be confirmed (renewal failing past the expiry). */
   lose(reason: string): void {
     if (this.epochHeld === null) return;

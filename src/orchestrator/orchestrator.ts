@@ -160,7 +160,11 @@ export class Orchestrator {
       rescueExpiredJobs(this.db, this.events),
     );
     report.materialized = await this.step(report, "materialize", () =>
-      materializeDue(this.db, this.events, { batchSize: this.batchSize, lease: fence }),
+      materializeDue(this.db, this.events, {
+        batchSize: this.batchSize,
+        lease: fence,
+        keepLease: () => this.lease.keep(),
+      }),
     );
     report.reconciled = await this.step(report, "reconcile", async () => {
       const result = await reconcileDrifted(this.db, this.events);
@@ -192,9 +196,10 @@ export class Orchestrator {
     name: string,
     run: () => Promise<T>,
   ): Promise<T | null> {
-    // A tick that outlived the lease stops: only materialization is fenced in
-    // its statement, so the other steps must not run without leadership.
-    if (!this.lease.isLeader) {
+    // Renewed between steps when due; a tick that lost the lease stops: only
+    // materialization is fenced in its statement, so the other steps must
+    // not run without leadership.
+    if (!(await this.lease.keep())) {
       if (!report.errors.some((e) => e.step === "lease")) {
         this.fail(
           report,

@@ -85,13 +85,21 @@ const NEVER = new Date(8_640_000_000_000_000);
 export async function materializeDue(
   db: Database,
   events: RotaEvents,
-  options: { batchSize?: number; maxBatches?: number; lease?: LeaseFence | null } = {},
+  options: {
+    batchSize?: number;
+    maxBatches?: number;
+    lease?: LeaseFence | null;
+    /** Called before each batch: keeps the lease renewed; false stops the pass. */
+    keepLease?: () => Promise<boolean>;
+  } = {},
 ): Promise<MaterializeResult> {
   const q = scheduleQueries(db.schema);
   const batchSize = options.batchSize ?? 5_000;
   const maxBatches = options.maxBatches ?? 10;
   const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
   for (let batch = 0; batch < maxBatches; batch++) {
+    // A long pass (a first baseline of many schedules) outlasts a lease TTL.
+    if (options.keepLease && !(await options.keepLease())) break;
     const due = await db.run<DueRow>(q.DueForFill, [batchSize]);
     if (due.rows.length === 0) break;
     const planned: Planned[] = [];

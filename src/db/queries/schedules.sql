@@ -84,21 +84,22 @@ cross join lateral (
   select count(*)::int as count, min(j.run_at) as first_run_at,
          max(j.occurrence_at) as last_occurrence
   from {{schema}}.jobs as j
-  where j.schedule_id = s.id and j.occurrence_at > clock.now and j.state = 'scheduled'
-    and j.schedule_version = s.version
+  where j.schedule_id = s.id and j.target_key = '' and j.occurrence_at > clock.now
+    and j.state = 'scheduled' and j.schedule_version = s.version
 ) as live;
 
 -- name: LiveFuture
 -- Schedule $1's live executions of occurrences after now by version $2, and
 -- now. (By occurrence, not run time: a failed execution waiting for its retry
--- belongs to a past occurrence and holds no horizon slot.)
+-- belongs to a past occurrence and holds no horizon slot.) Read through
+-- jobs_execution_once: schedule, target '' (the schedule's own grid), occurrence.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select count(j.id)::int as count, min(j.run_at) as first_run_at,
        max(j.occurrence_at) as last_occurrence, clock.now
 from clock
 left join {{schema}}.jobs as j
-  on j.schedule_id = $1 and j.occurrence_at > clock.now and j.state = 'scheduled'
- and j.schedule_version = $2
+  on j.schedule_id = $1 and j.target_key = '' and j.occurrence_at > clock.now
+ and j.state = 'scheduled' and j.schedule_version = $2
 group by clock.now;
 
 -- name: Materialize
@@ -278,7 +279,8 @@ cross join lateral (
 cross join lateral (
   select max(j.occurrence_at) as last_occurrence
   from {{schema}}.jobs as j
-  where j.schedule_id = s.id and j.occurrence_at > clock.now and j.state <> 'superseded'
+  where j.schedule_id = s.id and j.target_key = '' and j.occurrence_at > clock.now
+    and j.state <> 'superseded'
 ) as live
 where (live.last_occurrence is null and s.fill_at > clock.now)
    or s.next_run_at <= live.last_occurrence;
