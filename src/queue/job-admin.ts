@@ -131,7 +131,8 @@ export interface ListJobsFilter {
   limit?: number;
 }
 
-const STATES = [
+/** Every job state (docs/job-states.md). */
+export const JOB_STATES = [
   "scheduled",
   "available",
   "running",
@@ -145,10 +146,10 @@ const STATES = [
 
 /** Jobs, newest first. */
 export async function listJobs(db: Database, filter: ListJobsFilter = {}): Promise<JobSummary[]> {
-  if (filter.state !== undefined && !STATES.includes(filter.state)) {
+  if (filter.state !== undefined && !JOB_STATES.includes(filter.state)) {
     throw new RotaError(
       "INVALID_OPTION",
-      `Unknown job state "${filter.state}": use one of ${STATES.join(", ")}.`,
+      `Unknown job state "${filter.state}": use one of ${JOB_STATES.join(", ")}.`,
       {
         details: { field: "state", value: filter.state },
       },

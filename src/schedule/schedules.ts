@@ -2,6 +2,7 @@ import { clockQueries } from "../clock.js";
 import type { Database, Executor } from "../db/database.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { JOB_STATES } from "../queue/job-admin.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { materializeOne } from "./materializer.js";
 import type { CatchUp } from "./plan.js";
@@ -454,11 +455,11 @@ export class Schedules {
     const limit = validateLimit(options.limit ?? 50);
     const states = options.states ?? null;
     if (states !== null) {
-      const unknown = states.filter((state) => !EXECUTION_STATES.includes(state));
+      const unknown = states.filter((state) => !JOB_STATES.includes(state));
       if (!Array.isArray(states) || unknown.length > 0) {
         throw new RotaError(
           "INVALID_OPTION",
-          `Unknown execution state(s) ${unknown.map((u) => JSON.stringify(u)).join(", ")}: use ${EXECUTION_STATES.join(", ")}.`,
+          `Unknown execution state(s) ${unknown.map((u) => JSON.stringify(u)).join(", ")}: use ${JOB_STATES.join(", ")}.`,
           { details: { field: "states", value: states } },
         );
       }
@@ -656,18 +657,6 @@ export class Schedules {
     return row;
   }
 }
-
-const EXECUTION_STATES = [
-  "scheduled",
-  "available",
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "skipped",
-  "superseded",
-  "missed",
-];
 
 function validateLimit(limit: unknown): number {
   if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {

@@ -185,14 +185,15 @@ describe("rota schedules", () => {
   });
 
   it("import --crontab --external, then handover by percent and by name, handback", async () => {
-    const imported = await cli(
+    const importArgs = [
       "schedules",
       "import",
       "--crontab",
       fixture("legacy.crontab"),
       "--external",
       "--json",
-    );
+    ];
+    const imported = await cli(...importArgs);
     expect(imported.code, imported.stderr).toBe(0);
     const { imported: rows } = JSON.parse(imported.stdout);
     expect(rows).toHaveLength(3);
@@ -209,18 +210,7 @@ describe("rota schedules", () => {
       env: { MAILTO: "ops@example.com" },
     });
     // Importing again changes nothing.
-    const again = JSON.parse(
-      (
-        await cli(
-          "schedules",
-          "import",
-          "--crontab",
-          fixture("legacy.crontab"),
-          "--external",
-          "--json",
-        )
-      ).stdout,
-    );
+    const again = JSON.parse((await cli(...importArgs)).stdout);
     expect(again.imported.every((r: { outcome: string }) => r.outcome === "unchanged")).toBe(true);
 
     const all = await cli("schedules", "handover", "--percent", "100", "--json");
