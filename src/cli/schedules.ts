@@ -295,7 +295,7 @@ export function registerSchedules(program: Command): void {
   schedules
     .command("import")
     .description(
-      "turn crontab lines into schedules (the file is checked whole before anything is written)",
+      "turn crontab lines into schedules (the file is checked whole, then written in one transaction)",
     )
     .requiredOption("--crontab <file>", "a crontab file (m h dom mon dow command)")
     .option(
