@@ -67,6 +67,7 @@ export async function copyJobs(
   jobs: readonly NormalizedJob[],
   drawn: DrawnIds,
   client: pg.ClientBase,
+  options: { wakeMayFail?: boolean } = {},
 ): Promise<CopiedJobs> {
   const q = enqueueQueries(db.schema);
   const ids = drawnIds(drawn.first, drawn.ids, jobs.length);
@@ -105,7 +106,14 @@ export async function copyJobs(
     }
   }
   await pipeline(Readable.from(chunks()), client.query(copyFrom(q.CopyJobs.text)));
-  if (woken.size > 0) await db.run(q.Wake, [[...woken]], client);
+  if (woken.size > 0) {
+    const waking = db.run(q.Wake, [[...woken]], client);
+    // On rota's own connection the COPY has committed by now: the jobs exist,
+    // so a failed wake-up must not report them as not enqueued (a retry would
+    // duplicate them); workers find them by polling.
+    if (options.wakeMayFail) await waking.catch(() => {});
+    else await waking;
+  }
   return { ids, states };
 }
 

@@ -126,7 +126,7 @@ export class Enqueuer {
         const client = await this.db.connect();
         let broken: Error | undefined;
         try {
-          return await this.copy(specs, client);
+          return await this.copy(specs, client, { ownConnection: true });
         } catch (error) {
           // A statement error leaves the connection usable; anything else
           // (a broken stream, a lost connection) may not, so it is discarded.
@@ -170,9 +170,13 @@ export class Enqueuer {
   private async copy(
     specs: readonly EnqueueSpec[],
     client: pg.ClientBase,
+    options: { ownConnection?: boolean } = {},
   ): Promise<EnqueueResult[]> {
-    // The server draws the ids while the jobs are checked here.
+    // The server draws the ids while the jobs are checked here. A failure is
+    // handled at once (and thrown below), so it is never an unhandled
+    // rejection while an async schema check is still pending.
     const drawing = drawIds(this.db, specs.length, client);
+    drawing.catch(() => {});
     let jobs: NormalizedJob[];
     try {
       jobs = await this.prepareAll(specs);
@@ -182,7 +186,9 @@ export class Enqueuer {
       await drawing.catch(() => {});
       throw error;
     }
-    const { ids, states } = await copyJobs(this.db, jobs, await drawing, client);
+    const { ids, states } = await copyJobs(this.db, jobs, await drawing, client, {
+      wakeMayFail: options.ownConnection === true,
+    });
     const results: EnqueueResult[] = new Array(jobs.length);
     const emit = this.events.wants("job:enqueued");
     for (let i = 0; i < jobs.length; i++) {

@@ -153,6 +153,9 @@ export class Worker {
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private claimCount = 0;
+  /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
+  private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
   /** When the next scheduled job is due (process clock), as last asked of the database. */
   private nextDueAt: number | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -272,6 +275,11 @@ export class Worker {
       : null;
   }
 
+  /** Claim statements run so far (an idle worker runs about one per poll interval). */
+  get claims(): number {
+    return this.claimCount;
+  }
+
   /** The current prefetch (it adapts between `prefetch` and `maxPrefetch`). */
   get prefetch(): number {
     return this.prefetchNow;
@@ -344,6 +352,7 @@ export class Worker {
       let claimed: number;
       this.starved = false;
       try {
+        this.claimCount++;
         const result = await this.db.run<ClaimedRow>(this.q.Claim, [
           this.queues,
           this.taskNames,
@@ -370,8 +379,11 @@ export class Worker {
         return;
       }
       this.adaptPrefetch(claimed === room);
+      if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
       this.buffer.push(...rows);
-      this.dispatch();
+      // Not dispatch's own top-up: that would mark this loop to claim again
+      // at once after every claim, an idle worker claiming in a tight loop.
+      this.dispatch(false);
       if (claimed === room) this.claimAgain = true;
       else if (claimed === 0) await this.sleepUntilNextDue();
       else this.schedulePoll(this.idlePollMs());
@@ -419,7 +431,11 @@ export class Worker {
    * back to a buffer still holding a full round of work (it was not needed).
    */
   private adaptPrefetch(full: boolean): void {
-    if (full && this.starved) {
+    if (!full) {
+      // The queue ran dry: a grown prefetch has nothing left to serve, and
+      // the next jobs may be slow ones that must not be hoarded.
+      this.prefetchNow = this.prefetchFloor;
+    } else if (this.starved) {
       this.prefetchNow = Math.min(this.prefetchCap, Math.max(1, this.prefetchNow * 2));
     } else if (this.buffer.length >= this.concurrency) {
       this.prefetchNow = Math.max(this.prefetchFloor, Math.floor(this.prefetchNow / 2));
@@ -443,11 +459,17 @@ export class Worker {
     } catch (error) {
       this.reportError("poll", error);
     }
-    if (wait === 0) this.claimAgain = true;
-    else {
-      this.nextDueAt = performance.now() + wait;
-      this.schedulePoll(wait);
+    if (wait === 0) {
+      // The claim found nothing although a job is due: another transaction
+      // holds it locked (a claim, a cancel, a caller's own transaction).
+      // Claim again after a short pause that grows, not in a tight loop.
+      wait = this.lockedBackoffMs;
+      this.lockedBackoffMs = Math.min(this.idlePollMs(), this.lockedBackoffMs * 2);
+    } else {
+      this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
     }
+    this.nextDueAt = performance.now() + wait;
+    this.schedulePoll(wait);
   }
 
   /**
@@ -472,7 +494,12 @@ export class Worker {
 
   // ── running ─────────────────────────────────────────────────────────────
 
-  private dispatch(): void {
+  /**
+   * Starts buffered jobs while slots are free. `topUp` (not from the claim
+   * loop itself, which decides on its own whether to claim again) asks for a
+   * claim when the buffer is low.
+   */
+  private dispatch(topUp = true): void {
     while (
       this.running.size < this.concurrency &&
       this.buffer.length > 0 &&
@@ -483,7 +510,7 @@ export class Worker {
     if (this.buffer.length === 0 && this.running.size < this.concurrency && this.claiming) {
       this.starved = true;
     }
-    if (this.buffer.length <= this.lowWater) this.fill();
+    if (topUp && this.buffer.length <= this.lowWater) this.fill();
   }
 
   private run(row: ClaimedRow): void {
@@ -759,6 +786,9 @@ export class Worker {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+/** The first pause before claiming again a due job that another transaction holds. */
+const LOCKED_BACKOFF_MIN_MS = 5;
 
 /**
  * A claim that lost a race with another claim: both started a job with the

@@ -30,11 +30,67 @@ describe("adaptive prefetch", () => {
       tasks: { fast: async () => {} },
     });
     expect(worker.prefetch).toBe(2);
+    let most = 0;
+    t.rota.events.on("job:run:success", () => {
+      most = Math.max(most, worker.prefetch);
+    });
     await worker.start();
     await done;
-    expect(worker.prefetch).toBeGreaterThan(2);
-    expect(worker.prefetch).toBeLessThanOrEqual(64);
+    expect(most).toBeGreaterThan(2);
+    expect(most).toBeLessThanOrEqual(64);
+    // The queue ran dry: the prefetch is back at its floor for whatever comes next.
+    expect(worker.prefetch).toBe(2);
     await worker.stop();
+  });
+
+  it("a worker whose prefetch grew on fast jobs does not hoard the slow jobs that follow", async () => {
+    await t.rota.enqueueMany(
+      Array.from({ length: 3_000 }, (_, n) => ({
+        task: "mixed",
+        payload: { n, slow: false },
+        options: { queue: "mixed" },
+      })),
+    );
+    const fastDone = events(t.rota.events, "job:run:success", 3_000);
+    const release = deferred();
+    const make = () =>
+      t.rota.worker({
+        logger: silentLogger,
+        queues: ["mixed"],
+        concurrency: 2,
+        prefetch: 2,
+        maxPrefetch: 64,
+        rescueIntervalMs: 0,
+        gracefulStopMs: 0,
+        tasks: {
+          mixed: async (payload: { slow: boolean }) => {
+            if (payload.slow) await release.promise;
+          },
+        },
+      });
+    const a = make();
+    await a.start();
+    await fastDone;
+    const b = make();
+    await b.start();
+    const started = events(t.rota.events, "job:run:start", 4);
+    await t.rota.enqueueMany(
+      Array.from({ length: 40 }, (_, n) => ({
+        task: "mixed",
+        payload: { n, slow: true },
+        options: { queue: "mixed" },
+      })),
+    );
+    await started;
+    const held = await t.rota.db.pool.query<{ holder: string; n: number }>(
+      `select lease_holder as holder, count(*)::int as n from "${t.schema}".jobs
+       where state = 'running' and queue = 'mixed' group by lease_holder`,
+    );
+    const byHolder = Object.fromEntries(held.rows.map((r) => [r.holder, r.n]));
+    expect(byHolder[a.id]).toBeLessThanOrEqual(4);
+    expect(byHolder[b.id]).toBeLessThanOrEqual(4);
+    release.resolve();
+    await Promise.all([a.stop(), b.stop()]);
   });
 
   it("with slow handlers a worker holds no more than concurrency + prefetch, leaving the rest to others", async () => {
@@ -75,5 +131,41 @@ describe("adaptive prefetch", () => {
     expect(b.prefetch).toBe(2);
     release.resolve();
     await Promise.all([a.stop(), b.stop()]);
+  });
+});
+
+describe("claiming when there is nothing to claim", () => {
+  it("an idle worker does not claim in a loop, nor one facing a due job another transaction holds", async () => {
+    const worker = t.rota.worker({
+      logger: silentLogger,
+      queues: ["idle"],
+      pollIntervalMs: 2_000,
+      rescueIntervalMs: 0,
+      tasks: { idle: async () => {} },
+    });
+    await worker.start();
+    // Real time, briefly: nothing here depends on the database clock.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(worker.claims).toBeLessThanOrEqual(2);
+
+    // A due job held by another transaction: the claim skips it, and the
+    // worker backs off (5, 10, 20 … ms) instead of claiming again at once.
+    const { id } = await t.rota.enqueue("idle", {}, { queue: "idle", delayMs: 60_000 });
+    const locker = await t.rota.db.pool.connect();
+    try {
+      await locker.query("begin");
+      await locker.query(`select id from "${t.schema}".jobs where id = $1 for update`, [id]);
+      // Now it comes due (the shift wakes the worker), held by the locker.
+      await t.rota.clock.shift(61_000);
+      const before = worker.claims;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(worker.claims - before).toBeLessThanOrEqual(10);
+      const ran = events(t.rota.events, "job:run:success", 1);
+      await locker.query("rollback");
+      await ran;
+    } finally {
+      locker.release();
+      await worker.stop();
+    }
   });
 });
