@@ -13,10 +13,10 @@
 -- scheduled jobs that came due together, the earliest due go first.)
 with clock as materialized (select {{schema}}.clock_now() as now),
 available as (
-  select c.id, c.priority, c.run_at
+  select c.*
   from unnest($1::text[]) as q(name)
   cross join lateral (
-    select id, priority, run_at from {{schema}}.jobs
+    select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'available' and queue = q.name and task = any($2::text[])
     order by priority desc, run_at, id
     limit $3
@@ -24,10 +24,10 @@ available as (
   ) as c
 ),
 came_due as (
-  select c.id, c.priority, c.run_at
+  select c.*
   from unnest($1::text[]) as q(name)
   cross join lateral (
-    select id, priority, run_at from {{schema}}.jobs
+    select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'scheduled' and queue = q.name and task = any($2::text[])
       and run_at <= (select {{schema}}.clock_now())
     order by run_at, id
@@ -36,7 +36,7 @@ came_due as (
   ) as c
 ),
 next as (
-  select id from (select * from available union all select * from came_due) as candidates
+  select * from (select * from available union all select * from came_due) as candidates
   order by priority desc, run_at, id
   limit $3
 ),
@@ -46,6 +46,7 @@ next as (
 -- claim) is not started: 'skip' records it as 'skipped', 'queue' puts it
 -- back as 'scheduled' a second later (the unique index
 -- jobs_running_concurrency refuses a second running job if two claims race).
+-- The candidates carry the columns this needs, so it reads no row again.
 decided as (
   select j.id,
          case when j.deadline_at <= clock.now then 'missed'
@@ -61,7 +62,7 @@ decided as (
                 then 'running'
               when j.overlap = 'skip' then 'skipped'
               else 'scheduled' end as to_state
-  from next join {{schema}}.jobs as j on j.id = next.id cross join clock
+  from next as j cross join clock
 )
 update {{schema}}.jobs as j
 set state = d.to_state,
@@ -79,7 +80,9 @@ set state = d.to_state,
         'message', 'skipped: the previous execution was still running (overlap skip)', 'at', clock.now)
       else j.last_error end
 from decided as d, clock
-where j.id = d.id
+-- The id list lets the primary key find the rows, whatever the planner
+-- estimates for the join (it chose to scan the whole table for a hash join).
+where j.id = d.id and j.id = any(array(select id from decided))
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at;
