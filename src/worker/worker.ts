@@ -172,6 +172,8 @@ export class Worker {
    * Enqueues keep full durability on the caller's connections.
    */
   private readonly db: Database;
+  /** The claim's own connection (see the constructor). */
+  private readonly claimDb: Database;
 
   constructor(
     parentDb: Database,
@@ -244,6 +246,15 @@ export class Worker {
       poolSize: 4,
       settings: { synchronous_commit: "off" },
       applicationName: "rota worker",
+    });
+    // Claims run one at a time on a connection of their own that keeps one
+    // cached plan: PostgreSQL otherwise re-plans the claim every time (about
+    // 0.5 ms of planning for 0.25 ms of execution), which is most of the
+    // time between a job's NOTIFY and its start.
+    this.claimDb = parentDb.derive({
+      poolSize: 1,
+      settings: { synchronous_commit: "off", plan_cache_mode: "force_generic_plan" },
+      applicationName: "rota worker claims",
     });
     const db = this.db;
     this.q = jobQueries(db.schema);
@@ -353,7 +364,7 @@ export class Worker {
       this.starved = false;
       try {
         this.claimCount++;
-        const result = await this.db.run<ClaimedRow>(this.q.Claim, [
+        const result = await this.claimDb.run<ClaimedRow>(this.q.Claim, [
           this.queues,
           this.taskNames,
           room,
@@ -724,7 +735,7 @@ export class Worker {
   private async shutdown(): Promise<void> {
     if (this.state === "new") {
       this.state = "stopped";
-      await this.db.close();
+      await Promise.all([this.db.close(), this.claimDb.close()]);
       return;
     }
     this.state = "stopping";
@@ -762,7 +773,7 @@ export class Worker {
     await this.completer.drain();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.state = "stopped";
-    await this.db.close();
+    await Promise.all([this.db.close(), this.claimDb.close()]);
   }
 
   private async releaseBuffered(): Promise<void> {
