@@ -9,6 +9,7 @@ export const jobQueries = defineQueries("jobs", [
   "Fail",
   "Heartbeat",
   "ExtendLease",
+  "MarkStarted",
   "ReleaseUnstarted",
   "Rescue",
   "Cancel",

@@ -109,7 +109,9 @@ interface ClaimedRow {
   schedule_id: string | null;
   target_key: string | null;
   occurrence_at: Date | null;
+  /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
   started_at: Date | null;
+  claimed_at: Date;
 }
 
 interface Running {
@@ -154,6 +156,9 @@ export class Worker {
   private claimAgain = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private claimCount = 0;
+  private starting: string[] = [];
+  private startTimer: NodeJS.Timeout | null = null;
+  private recordingStarts: Promise<void> | null = null;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
   /** When the next scheduled job is due (process clock), as last asked of the database. */
@@ -370,6 +375,8 @@ export class Worker {
           room,
           this.id,
           this.leaseMs,
+          // The rows that start at once; the rest wait in the buffer.
+          Math.max(0, this.concurrency - this.running.size),
         ]);
         claimed = result.rows.length;
         rows = this.startedOnly(result.rows);
@@ -418,7 +425,7 @@ export class Worker {
             occurrenceAt: row.occurrence_at,
             runAt: row.run_at,
             // Both times come from the database clock.
-            lateMs: (row.started_at as Date).getTime() - row.run_at.getTime(),
+            lateMs: row.claimed_at.getTime() - row.run_at.getTime(),
           });
         }
         continue;
@@ -525,6 +532,7 @@ export class Worker {
   }
 
   private run(row: ClaimedRow): void {
+    if (row.started_at === null) this.recordStart(row.id);
     const controller = new AbortController();
     const entry: Running = { row, controller, settled: false, done: Promise.resolve() };
     this.running.set(row.id, entry);
@@ -532,6 +540,36 @@ export class Worker {
       this.running.delete(row.id);
       this.dispatch();
     });
+  }
+
+  /**
+   * Records that buffered jobs started: until then a rescue (this worker
+   * died) gives such a job the attempt it was charged at claim back, once.
+   * The handler does not wait for it, and a job that finishes within
+   * START_RECORD_DELAY_MS is never written here (its outcome shows it ran),
+   * so short jobs cost no extra statement.
+   */
+  private recordStart(id: string): void {
+    this.starting.push(id);
+    if (this.startTimer) return;
+    this.startTimer = setTimeout(() => {
+      this.startTimer = null;
+      const ids = this.starting.filter((jobId) => {
+        const entry = this.running.get(jobId);
+        return entry !== undefined && !entry.settled;
+      });
+      this.starting = [];
+      if (ids.length === 0) return;
+      const previous = this.recordingStarts ?? Promise.resolve();
+      this.recordingStarts = previous
+        .then(() => this.db.run(this.q.MarkStarted, [ids, this.id]))
+        .then(
+          () => {},
+          // Not fatal: at worst a rescue gives these jobs an attempt back once.
+          (error: unknown) => this.reportError("start", error),
+        );
+    }, START_RECORD_DELAY_MS);
+    this.startTimer.unref();
   }
 
   private async execute(entry: Running): Promise<void> {
@@ -771,6 +809,8 @@ export class Worker {
       }
     }
     await this.completer.drain();
+    if (this.startTimer) clearTimeout(this.startTimer);
+    await this.recordingStarts;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.state = "stopped";
     await Promise.all([this.db.close(), this.claimDb.close()]);
@@ -797,6 +837,9 @@ export class Worker {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+/** How long a buffered job runs before its start is written (see recordStart). */
+const START_RECORD_DELAY_MS = 50;
 
 /** The first pause before claiming again a due job that another transaction holds. */
 const LOCKED_BACKOFF_MIN_MS = 5;

@@ -59,6 +59,61 @@ describe("guarantee 2: nothing lost when a worker is killed with SIGKILL mid-job
     }
   });
 
+  it("jobs waiting in a killed worker's buffer get their attempt back: on their last attempt they still run", async () => {
+    const env = { ...withoutDatabaseUrl(), DATABASE_URL: t.url, ROTA_TEST_SCHEMA: t.schema };
+    // One running, three in the buffer (prefetch 3 x concurrency 1).
+    const child = startCli(
+      [
+        "worker",
+        "--schema",
+        t.schema,
+        "--tasks",
+        SIDE_TASKS,
+        "--queues",
+        "buffered",
+        "--concurrency",
+        "1",
+        "--lease-ms",
+        "30000",
+      ],
+      { env },
+    );
+    const exited = collect(child);
+    await waitForOutput(child, "running");
+    const jobs = await t.rota.enqueueMany(
+      Array.from({ length: 4 }, (_, n) => ({
+        task: "hang",
+        payload: { n },
+        options: { queue: "buffered", maxAttempts: 1 },
+      })),
+    );
+    const ids = jobs.map((j) => j.id);
+    await expect
+      .poll(async () => (await t.rota.listJobs({ queue: "buffered", state: "running" })).length, {
+        timeout: 15_000,
+      })
+      .toBe(4);
+    const ours = async () =>
+      (await sideRuns(t.schema)).map((r) => String(r.job_id)).filter((id) => ids.includes(id));
+    await expect.poll(async () => (await ours()).length, { timeout: 15_000 }).toBe(1);
+    const started = new Set(await ours());
+    child.kill("SIGKILL");
+    expect((await exited).signal).toBe("SIGKILL");
+
+    await t.rota.clock.shift(31_000);
+    try {
+      // The started one used its only attempt; the three that never left the buffer did not.
+      expect(await t.rota.rescueExpired()).toEqual({ retried: 3, failed: 1, cancelled: 0 });
+      for (const id of ids) {
+        const job = await t.rota.getJob(id);
+        if (started.has(id)) expect(job).toMatchObject({ state: "failed", attempts: 1 });
+        else expect(job).toMatchObject({ state: "available", attempts: 0 });
+      }
+    } finally {
+      await t.rota.clock.reset();
+    }
+  });
+
   it("a job whose last attempt was lost to a crash ends 'failed', not silently gone", async () => {
     const { id } = await t.rota.enqueue(
       "neverFinishes",

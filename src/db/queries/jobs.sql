@@ -6,7 +6,10 @@
 -- name: Claim
 -- Takes up to $3 due jobs of queues $1 and tasks $2 and leases them to
 -- worker $4 for $5 ms, skipping rows other workers hold. The attempt is
--- counted here, so a worker that dies mid-job has used it.
+-- counted here, so a worker that dies mid-job has used it; the first $6
+-- (its free slots) are marked started now, the others when they leave the
+-- worker's buffer (MarkStarted), and a rescue gives a job that never started
+-- its attempt back, once.
 -- Candidates come per queue from the two claim indexes, each read in its own
 -- order and cut at $3: available jobs by priority then age, and scheduled jobs
 -- that have come due by due time. The best $3 of those are taken. (Among
@@ -49,6 +52,9 @@ next as (
 -- The candidates carry the columns this needs, so it reads no row again.
 decided as (
   select j.id,
+         -- The first $6 (the worker's free slots) start at once; the others
+         -- wait in its buffer, and their start is recorded when it comes.
+         row_number() over (order by j.priority desc, j.run_at, j.id) <= $6::bigint as starts_now,
          case when j.deadline_at <= clock.now then 'missed'
               when j.concurrency_key is null then 'running'
               -- ranked among the candidates that are not missed, so a
@@ -70,7 +76,7 @@ set state = d.to_state,
     lease_holder = case when d.to_state = 'running' then $4 end,
     lease_expires_at = case when d.to_state = 'running'
                             then clock.now + make_interval(secs => $5::double precision / 1000) end,
-    started_at = case when d.to_state = 'running' then clock.now end,
+    started_at = case when d.to_state = 'running' and d.starts_now then clock.now end,
     run_at = case when d.to_state = 'scheduled' then clock.now + interval '1 second' else j.run_at end,
     finished_at = case when d.to_state in ('missed', 'skipped') then clock.now end,
     last_error = case
@@ -85,7 +91,8 @@ from decided as d, clock
 where j.id = d.id and j.id = any(array(select id from decided))
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
-          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at;
+          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
+          clock.now as claimed_at;
 
 -- name: NextDue
 -- Milliseconds until the next scheduled job of these queues and tasks is due,
@@ -151,6 +158,12 @@ set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $
 where id = $1 and attempts = $2 and lease_holder = $3 and state = 'running'
 returning lease_expires_at;
 
+-- name: MarkStarted
+-- Records that buffered jobs of worker $2 started their handlers.
+update {{schema}}.jobs
+set started_at = (select {{schema}}.clock_now())
+where id = any($1::bigint[]) and lease_holder = $2 and state = 'running' and started_at is null;
+
 -- name: ReleaseUnstarted
 -- Hands claimed-but-never-started jobs back at once (graceful stop): the
 -- attempt counted by Claim is returned too.
@@ -179,11 +192,19 @@ expired as (
 rescued as (
   update {{schema}}.jobs as j
   set state = case when j.cancel_requested_at is not null then 'cancelled'
+                   when j.started_at is null and j.unstarted_rescues = 0 then 'available'
                    when j.attempts >= j.max_attempts then 'failed'
                    else 'available' end,
+      -- Never started (it waited in the dead worker's buffer): the attempt
+      -- counted at claim is given back, once per job.
+      attempts = case when j.started_at is null and j.unstarted_rescues = 0
+                      then j.attempts - 1 else j.attempts end,
+      unstarted_rescues = case when j.started_at is null and j.unstarted_rescues = 0
+                               then 1 else j.unstarted_rescues end,
       run_at = clock.now,
-      finished_at = case when j.cancel_requested_at is not null or j.attempts >= j.max_attempts
-                         then clock.now end,
+      finished_at = case when j.cancel_requested_at is not null then clock.now
+                         when j.started_at is null and j.unstarted_rescues = 0 then null
+                         when j.attempts >= j.max_attempts then clock.now end,
       last_error = jsonb_build_object(
         'message', 'lease expired: worker ' || coalesce(j.lease_holder, '?') ||
                    ' stopped renewing it (crashed, hung, or lost the database)',
