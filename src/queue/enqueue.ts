@@ -296,12 +296,14 @@ export class Enqueuer {
   }
 
   /**
-   * A group without unique keys: InsertPlainNoWake commits, the callers are
-   * answered, then Wake follows on the same connection. Keeping the NOTIFY out
-   * of the insert's transaction lets concurrent groups share WAL flushes
-   * (see enqueue.sql). Wake is sent before the connection goes back to the
-   * pool, so close() (which waits for checked-out connections) cannot drop it;
-   * if it fails anyway the jobs are committed and workers find them by polling.
+   * A group without unique keys. A lone call with nothing else waiting wakes
+   * the workers from its own statement: one round trip per job. Under load,
+   * InsertPlain commits without the NOTIFY, the callers are answered, then
+   * Wake follows on the same connection: keeping the NOTIFY out of the
+   * insert's transaction lets concurrent groups share WAL flushes (see
+   * enqueue.sql). Wake is sent before the connection goes back to the pool,
+   * so close() (which waits for checked-out connections) cannot drop it; if
+   * it fails anyway the jobs are committed and workers find them by polling.
    */
   private async runPlainGroup(group: Waiting[], jobs: NormalizedJob[]): Promise<void> {
     let client: pg.PoolClient;
@@ -311,10 +313,11 @@ export class Enqueuer {
       for (const w of group) w.reject(error);
       return;
     }
+    const alone = group.length === 1 && this.waiting.length === 0;
     let rows: InsertRow[];
     try {
       rows = (
-        await this.db.run<InsertRow>(this.q.InsertPlainNoWake, [jobsJson(jobs, false)], client)
+        await this.db.run<InsertRow>(this.q.InsertPlain, [jobsJson(jobs, false), alone], client)
       ).rows;
     } catch (error) {
       client.release(isStatementError(error) ? undefined : (error as Error));
@@ -328,7 +331,7 @@ export class Enqueuer {
       w.resolve(this.outcome(w.job, row));
     }
     let broken: Error | undefined;
-    if (woken.size > 0) {
+    if (woken.size > 0 && !alone) {
       await this.db.run(this.q.Wake, [[...woken]], client).catch((error: unknown) => {
         if (!isStatementError(error)) broken = error as Error;
       });
@@ -374,9 +377,10 @@ export class Enqueuer {
 
   private async insertStatement(jobs: NormalizedJob[], executor: Executor): Promise<InsertRow[]> {
     const withKeys = jobs.some((j) => j.uniqueKey !== null);
+    const json = jobsJson(jobs, withKeys);
     const result = await this.db.run<InsertRow>(
       withKeys ? this.q.Insert : this.q.InsertPlain,
-      [jobsJson(jobs, withKeys)],
+      withKeys ? [json] : [json, true],
       executor,
     );
     return result.rows;

@@ -23,7 +23,6 @@ export const jobQueries = defineQueries("jobs", [
 /** The statements that insert jobs, from src/db/queries/enqueue.sql. */
 export const enqueueQueries = defineQueries("enqueue", [
   "InsertPlain",
-  "InsertPlainNoWake",
   "Wake",
   "DrawIds",
   "CopyJobs",

@@ -1,4 +1,3 @@
-import { clockQueries } from "../clock.js";
 import type { Database } from "../db/database.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -104,25 +103,26 @@ export async function watchdogSlice(
   const q = scheduleQueries(db.schema);
   const limit = options.limit ?? 2_000;
   const after = options.after ?? "0";
-  const candidates = await db.run<{
-    id: string;
-    next_run_at: Date | null;
-    last_occurrence: Date | null;
-  }>(q.WatchdogCandidates, [after, limit]);
+  const candidates = await db.run<
+    Pick<ScheduleRow, "id" | "next_run_at" | "cron" | "every" | "anchor" | "timezone"> & {
+      last_occurrence: Date | null;
+      now: Date;
+    }
+  >(q.WatchdogCandidates, [after, limit]);
   let repaired = 0;
   for (const c of candidates.rows) {
-    const row = (await db.run<ScheduleRow>(q.Lock, [null, c.id])).rows[0];
-    if (!row) continue;
     let grid: ReturnType<typeof compileSpec>;
     try {
-      grid = compileSpec(specOf(row));
+      grid = compileSpec(specOf(c));
     } catch {
       continue; // the materialization pass quiesces it
     }
-    const now = (await db.run<{ now: Date }>(clockQueries(db.schema).Now)).rows[0]?.now as Date;
-    const from = c.last_occurrence ?? now;
-    const cursor = grid.next(from.getTime() > now.getTime() ? from : now);
+    // The first occurrence after the latest planned one, or after now.
+    const from =
+      c.last_occurrence !== null && c.last_occurrence > c.now ? c.last_occurrence : c.now;
+    const cursor = grid.next(from);
     if (cursor?.getTime() === c.next_run_at?.getTime()) continue;
+    // Compare-and-set: a pass that moved the cursor meanwhile wins.
     const fixed = await db.run(q.RepairCursor, [c.id, c.next_run_at, cursor]);
     repaired += fixed.rowCount ?? 0;
   }

@@ -159,66 +159,71 @@ export class Schedules {
   }
 
   private async upsertOn(client: Executor, schedule: NormalizedSchedule): Promise<UpsertResult> {
-    {
-      const before = await this.lock(client, schedule.name);
-      const written = await this.db.run<{
-        id: string;
-        version: string;
-        owner: Owner;
-        inserted: boolean;
-      }>(
-        this.q.Upsert,
-        [
-          schedule.name,
-          schedule.task,
-          schedule.payload,
-          schedule.queue,
-          schedule.priority,
-          schedule.maxAttempts,
-          schedule.cron,
-          schedule.every,
-          schedule.anchor,
-          schedule.timezone,
-          schedule.catchUp,
-          schedule.catchUpWindowMs,
-          schedule.overlap,
-          schedule.horizon,
-          schedule.owner,
-        ],
-        client,
-      );
-      const { id, version, owner, inserted } = written.rows[0] as {
-        id: string;
-        version: string;
-        owner: Owner;
-        inserted: boolean;
-      };
-      const changed = inserted || before?.version !== version || before?.owner !== owner;
-      let superseded = 0;
-      if (changed) {
-        if (!inserted) {
-          superseded = await this.supersede(
-            client,
-            id,
-            owner === "rota" ? version : null,
-            "the schedule changed",
-          );
-        }
-        await this.setState(client, id, { resetCursor: true });
-      } else if (before?.horizon !== schedule.horizon) {
-        await this.setState(client, id, {});
+    const before = await this.lock(client, schedule.name);
+    const written = await this.db.run<{
+      id: string;
+      version: string;
+      owner: Owner;
+      inserted: boolean;
+    }>(
+      this.q.Upsert,
+      [
+        schedule.name,
+        schedule.task,
+        schedule.payload,
+        schedule.queue,
+        schedule.priority,
+        schedule.maxAttempts,
+        schedule.cron,
+        schedule.every,
+        schedule.anchor,
+        schedule.timezone,
+        schedule.catchUp,
+        schedule.catchUpWindowMs,
+        schedule.overlap,
+        schedule.horizon,
+        schedule.owner,
+      ],
+      client,
+    );
+    const { id, version, owner, inserted } = written.rows[0] as {
+      id: string;
+      version: string;
+      owner: Owner;
+      inserted: boolean;
+    };
+    const changed = inserted || before?.version !== version || before?.owner !== owner;
+    let superseded = 0;
+    if (changed) {
+      if (!inserted) {
+        superseded = await this.supersede(
+          client,
+          id,
+          owner === "rota" ? version : null,
+          "the schedule changed",
+        );
       }
-      const row = (await this.lock(client, null, id)) as ScheduleRow;
-      const materialized = changed
-        ? (await materializeOne(this.db, this.events, client, row)).executions
-        : 0;
-      return {
-        schedule: toSchedule((await this.lock(client, null, id)) as ScheduleRow),
-        outcome: inserted ? "created" : changed ? "changed" : "unchanged",
-        superseded,
-        materialized,
-      };
+      await this.setState(client, id, { resetCursor: true });
+    } else if (before?.horizon !== schedule.horizon) {
+      await this.setState(client, id, {});
     }
+    // A change re-plans from the row as it now stands (cursor reset).
+    const materialized = changed
+      ? (
+          await materializeOne(
+            this.db,
+            this.events,
+            client,
+            (await this.lock(client, null, id)) as ScheduleRow,
+          )
+        ).executions
+      : 0;
+    return {
+      schedule: toSchedule((await this.lock(client, null, id)) as ScheduleRow),
+      outcome: inserted ? "created" : changed ? "changed" : "unchanged",
+      superseded,
+      materialized,
+    };
   }
 
   async get(name: string): Promise<Schedule | null> {

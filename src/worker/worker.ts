@@ -375,8 +375,9 @@ export class Worker {
           room,
           this.id,
           this.leaseMs,
-          // The rows that start at once; the rest wait in the buffer.
-          Math.max(0, this.concurrency - this.running.size),
+          // The rows that start at once (the buffer is dispatched first); the
+          // rest wait in the buffer and are marked started when they leave it.
+          Math.max(0, this.concurrency - this.running.size - this.buffer.length),
         ]);
         claimed = result.rows.length;
         rows = this.startedOnly(result.rows);

@@ -4,10 +4,16 @@
 
 -- name: InsertPlain
 -- Inserts a list of jobs without unique keys in one statement (enqueue and
--- enqueueMany inside the caller's transaction, and short enqueueMany lists).
--- $1 is a JSON array with one object per job: queue, task, payload, priority,
--- delay_ms | run_at, max_attempts, backoff, timeout_ms. Ids are drawn up
--- front, so the result rows come back in input order.
+-- enqueueMany inside the caller's transaction, short enqueueMany lists, and
+-- grouped single enqueues). $1 is a JSON array with one object per job:
+-- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
+-- timeout_ms. Ids are drawn up front, so the result rows come back in input
+-- order. $2: send the workers' NOTIFY from this statement. Grouped enqueues
+-- under load pass false and send Wake after the commit: a transaction that
+-- NOTIFYs holds a database-wide lock from its commit record until its WAL
+-- flush, so such commits cannot share a flush (group commit); with the
+-- NOTIFY inside, ten concurrent callers reached a third of the
+-- one-row-per-commit rate here.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
@@ -37,55 +43,17 @@ inserted as (
   order by ord
 ),
 notified as (
-  select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
+  select case when $2::boolean then {{schema}}.notify_jobs(array_agg(distinct queue)) end as done
   from planned where initial_state = 'available'
 )
 select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
 from planned as p cross join notified
 order by p.ord;
 
--- name: InsertPlainNoWake
--- InsertPlain without the NOTIFY, for grouped single enqueues on rota's own
--- pool, which send Wake after the commit. A transaction that NOTIFYs holds a
--- database-wide lock from its commit record until its WAL flush, so such
--- commits cannot share a flush (group commit): with the NOTIFY inside, ten
--- concurrent callers reached a third of the one-row-per-commit rate here.
-with clock as materialized (select {{schema}}.clock_now() as now),
-input as (
-  select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
-  from rows from (
-    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
-      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
-  ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
-                         timeout_ms, ord)
-),
-planned as (
-  select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
-         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
-         case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
-  from input
-  cross join clock
-  cross join lateral (
-    select coalesce(input.run_at, clock.now + make_interval(secs => coalesce(input.delay_ms, 0) / 1000.0)) as at
-  ) as due
-),
-inserted as (
-  insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, created_at)
-  overriding system value
-  select new_id, queue, task, payload, initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, now
-  from planned
-  order by ord
-)
-select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
-from planned as p
-order by p.ord;
-
 -- name: Wake
 -- Wakes the workers of these queues (the NOTIFY that InsertPlain sends from
--- inside its statement). Sent after the jobs' commit, or inside the caller's
--- transaction, where PostgreSQL delivers it on commit.
+-- inside its statement when $2). Sent after the jobs' commit, or inside the
+-- caller's transaction, where PostgreSQL delivers it on commit.
 select {{schema}}.notify_jobs($1::text[]);
 
 -- name: DrawIds

@@ -267,7 +267,8 @@ limit $1;
 -- Schedules $1 < id, in id order, whose future executions vanished (deleted
 -- by hand) or whose cursor is not past its latest planned occurrence.
 with clock as materialized (select {{schema}}.clock_now() as now)
-select s.id::text, s.next_run_at, live.last_occurrence
+select s.id::text, s.next_run_at, s.cron, s.every, s.anchor, s.timezone,
+       live.last_occurrence, clock.now
 from clock
 cross join lateral (
   select * from {{schema}}.schedules as s
