@@ -425,6 +425,21 @@ describe("grouped single enqueues", () => {
   });
 });
 
+describe("a lone single enqueue", () => {
+  it("wakes the workers of its queue from its own statement: the wake-up is committed with it", async () => {
+    await withClient(async (c) => {
+      const seen: string[] = [];
+      c.on("notification", (n) => seen.push(n.payload ?? ""));
+      await c.query(`listen "${channelName(t.schema, "jobs")}"`);
+      await t.rota.enqueue("woken", {}, { queue: "wake.lone" });
+      // Delivered at the commit, before enqueue resolved: one round trip on
+      // the listening connection picks it up.
+      await c.query("select 1");
+      expect(seen).toEqual(["wake.lone"]);
+    });
+  });
+});
+
 describe("bad input is refused with a code and nothing is written", () => {
   it.each([
     ["negative delay", () => t.rota.enqueue("x", {}, { delayMs: -1 }), "INVALID_RUN_AT"],
