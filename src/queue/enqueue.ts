@@ -3,7 +3,7 @@ import type { Database, Executor } from "../db/database.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
-import { canCopy, copyJobs, drawIds } from "./copy-jobs.js";
+import { canCopy, copyJobs, drawIds, type JobSource } from "./copy-jobs.js";
 import {
   type EnqueueOptions,
   type NormalizedJob,
@@ -144,54 +144,58 @@ export class Enqueuer {
   }
 
   /** Every job checked, and no unique key twice (one statement cannot insert and conflict with itself). */
-  private async prepareAll(specs: readonly EnqueueSpec[]): Promise<NormalizedJob[]> {
+  private prepareAll(specs: readonly EnqueueSpec[]): NormalizedJob[] | Promise<NormalizedJob[]> {
     // Synchronous unless a task has a schema whose validation is async, so a
     // list of 20,000 jobs does not cost 20,000 promises.
     const prepared = specs.map((spec) => this.prepare(spec));
-    const jobs = prepared.some((p) => p instanceof Promise)
-      ? await Promise.all(prepared)
-      : (prepared as NormalizedJob[]);
-    const keys = new Set<string>();
-    for (const job of jobs) {
-      if (job.uniqueKey === null) continue;
-      if (keys.has(job.uniqueKey)) {
-        throw new RotaError(
-          "INVALID_OPTION",
-          `enqueueMany got unique key "${job.uniqueKey}" more than once; give each key once per call.`,
-          { details: { field: "uniqueKey", value: job.uniqueKey } },
-        );
-      }
-      keys.add(job.uniqueKey);
+    if (prepared.some((p) => p instanceof Promise)) {
+      return Promise.all(prepared).then(keysOnce);
     }
-    return jobs;
+    return keysOnce(prepared as NormalizedJob[]);
   }
 
-  /** A long list without unique keys: by COPY (copy-jobs.ts), on `client`. */
+  /**
+   * A long list without unique keys: by COPY (copy-jobs.ts), on `client`. On
+   * rota's own connection the jobs are checked chunk by chunk while the COPY
+   * streams, and a bad one aborts it (nothing is written). On the caller's
+   * client every job is checked first: an aborted COPY would also abort the
+   * caller's transaction.
+   */
   private async copy(
     specs: readonly EnqueueSpec[],
     client: pg.ClientBase,
     options: { ownConnection?: boolean } = {},
   ): Promise<EnqueueResult[]> {
-    // The server draws the ids while the jobs are checked here. A failure is
-    // handled at once (and thrown below), so it is never an unhandled
-    // rejection while an async schema check is still pending.
+    // The server draws the ids while the first jobs are checked here. A
+    // failure is handled at once (and thrown below), so it is never an
+    // unhandled rejection while a check is still pending.
     const drawing = drawIds(this.db, specs.length, client);
     drawing.catch(() => {});
-    let jobs: NormalizedJob[];
-    try {
-      jobs = await this.prepareAll(specs);
-    } catch (error) {
-      // Bad input: nothing is written. The client must be idle again before
-      // it is released or used by the caller.
-      await drawing.catch(() => {});
-      throw error;
+    let source: JobSource;
+    if (options.ownConnection) {
+      source = {
+        count: specs.length,
+        prepare: (start, end) => this.prepareAll(specs.slice(start, end)),
+      };
+    } else {
+      let all: NormalizedJob[];
+      try {
+        all = await this.prepareAll(specs);
+      } catch (error) {
+        // Bad input: nothing is written. The caller's client must be idle
+        // again before the error reaches the caller.
+        await drawing.catch(() => {});
+        throw error;
+      }
+      source = { count: all.length, prepare: (start, end) => all.slice(start, end) };
     }
-    const { ids, states } = await copyJobs(this.db, jobs, await drawing, client, {
-      wakeMayFail: options.ownConnection === true,
-    });
-    const results: EnqueueResult[] = new Array(jobs.length);
     const emit = this.events.wants("job:enqueued");
-    for (let i = 0; i < jobs.length; i++) {
+    const { jobs, ids, states } = await copyJobs(this.db, source, drawing, client, {
+      wakeMayFail: options.ownConnection === true,
+      keepJobs: emit,
+    });
+    const results: EnqueueResult[] = new Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
       const outcome = {
         id: ids[i] as string,
         state: states[i] as string,
@@ -199,7 +203,7 @@ export class Enqueuer {
         replaced: false,
       };
       results[i] = outcome;
-      if (emit) {
+      if (jobs !== null) {
         const job = jobs[i] as NormalizedJob;
         this.events.emit("job:enqueued", { ...outcome, queue: job.queue, task: job.task });
       }
@@ -447,6 +451,23 @@ function jobsJson(jobs: NormalizedJob[], withKeys: boolean): string {
     return `{${fields.join(",")}}`;
   });
   return `[${parts.join(",")}]`;
+}
+
+/** The jobs, once no unique key is in them twice (one statement cannot insert and conflict with itself). */
+function keysOnce(jobs: NormalizedJob[]): NormalizedJob[] {
+  const keys = new Set<string>();
+  for (const job of jobs) {
+    if (job.uniqueKey === null) continue;
+    if (keys.has(job.uniqueKey)) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `enqueueMany got unique key "${job.uniqueKey}" more than once; give each key once per call.`,
+        { details: { field: "uniqueKey", value: job.uniqueKey } },
+      );
+    }
+    keys.add(job.uniqueKey);
+  }
+  return jobs;
 }
 
 function hasUniqueKey(spec: EnqueueSpec): boolean {

@@ -25,6 +25,7 @@ export const enqueueQueries = defineQueries("enqueue", [
   "InsertPlain",
   "Wake",
   "DrawIds",
+  "DrawIdList",
   "CopyJobs",
   "Insert",
   "QueuedByUniqueKey",

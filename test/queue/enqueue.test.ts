@@ -237,8 +237,8 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
     try {
       const copied = await copyJobs(
         t.rota.db,
-        jobs,
-        { first: "0", ids: drawn, now_us: String(now.getTime() * 1000) },
+        { count: jobs.length, prepare: (start, end) => jobs.slice(start, end) },
+        Promise.resolve({ first: "0", ids: drawn, now_us: String(now.getTime() * 1000) }),
         client,
       );
       expect(copied.ids).toEqual(drawn.split(","));
@@ -248,6 +248,27 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
       );
     } finally {
       client.release();
+    }
+  });
+
+  it("draws the ids again as a list when they did not come in one run", async () => {
+    // A sequence stepping by 2 draws ids that are never contiguous, as when
+    // other sessions draw in between: DrawIds sees it, DrawIdList lists them.
+    const sequence = `"${t.schema}".jobs_id_seq`;
+    await withClient((c) => c.query(`alter sequence ${sequence} increment by 2`));
+    try {
+      const results = await t.rota.enqueueMany(
+        Array.from({ length: 700 }, (_, i) => ({
+          task: "copied",
+          payload: { i },
+          options: { queue: "copy.stepped" },
+        })),
+      );
+      const ids = results.map((r) => BigInt(r.id));
+      expect(ids.slice(1).every((id, i) => id - (ids[i] as bigint) === 2n)).toBe(true);
+      await expectInInputOrder(results, "copy.stepped");
+    } finally {
+      await withClient((c) => c.query(`alter sequence ${sequence} increment by 1`));
     }
   });
 
@@ -355,14 +376,89 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
     expect(again.flat()).toHaveLength(6000);
   });
 
-  it("bad input in a long list is refused before anything is written", async () => {
+  it("bad input in a long list is refused with nothing written, even once rows have streamed; the pool stays usable", async () => {
     const before = await countJobs();
-    const specs = Array.from({ length: 1000 }, (_, i) => ({
+    // Jobs are checked a chunk at a time while the COPY streams: the bad one
+    // here comes after 2,999 good rows have been sent, and aborts the COPY.
+    const specs = Array.from({ length: 3000 }, (_, i) => ({
       task: "copied",
-      payload: i === 999 ? { n: Number.NaN } : { i },
+      payload: i === 2999 ? { n: Number.NaN } : { i },
     }));
     await refused(t.rota.enqueueMany(specs), "INVALID_PAYLOAD");
     expect(await countJobs()).toBe(before);
+    // An async schema check that fails mid-list does the same.
+    const checked = defineTask({
+      name: "copied.checked",
+      schema: z.object({ i: z.number() }).refine(async (p) => p.i !== 1500, "no 1500"),
+      handler: async () => {},
+    });
+    await refused(
+      t.rota.enqueueMany(
+        Array.from({ length: 2000 }, (_, i) => ({ task: checked, payload: { i } })),
+      ),
+      "INVALID_PAYLOAD",
+    );
+    expect(await countJobs()).toBe(before);
+    // Every pooled connection still works (the aborted COPY left none unusable).
+    const again = await Promise.all(
+      Array.from({ length: 12 }, (_, n) =>
+        t.rota.enqueueMany(
+          Array.from({ length: 500 }, (_, i) => ({
+            task: "copied",
+            payload: { i },
+            options: { queue: `copy.after.bad.${n}` },
+          })),
+        ),
+      ),
+    );
+    expect(again.flat()).toHaveLength(6000);
+  });
+
+  it("stores long and non-ASCII text, times before 2000, and ids beyond 2^53 exactly", async () => {
+    const long = "x".repeat(3000);
+    const wide = `${"é✓".repeat(400)} \u{1F600} ${"ü".repeat(300)}`;
+    const old = new Date("1999-12-31T23:59:59.999Z");
+    const specs = Array.from({ length: 600 }, (_, i) => ({
+      task: i === 3 ? "copied.ünïcode" : "copied",
+      payload: i === 0 ? { long, i } : i === 1 ? { wide, i } : { i },
+      options: i === 2 ? { queue: "copy.text", runAt: old } : { queue: "copy.text" },
+    }));
+    await refused(t.rota.enqueueMany(specs), "INVALID_TASK_NAME");
+    specs[3] = { task: "copied", payload: { i: 3 }, options: { queue: "copy.text" } };
+    const results = await t.rota.enqueueMany(specs);
+    expect((await t.rota.getJob(results[0]?.id as string))?.payload).toEqual({ long, i: 0 });
+    expect((await t.rota.getJob(results[1]?.id as string))?.payload).toEqual({ wide, i: 1 });
+    expect((await t.rota.getJob(results[2]?.id as string))?.run_at.getTime()).toBe(old.getTime());
+    await expectInInputOrder(results, "copy.text");
+
+    // Ids past the safe integers take the exact (BigInt) path. (The sequence
+    // is put back afterwards: the ids between are unused.)
+    const sequence = `'"${t.schema}".jobs_id_seq'::regclass`;
+    const last = await withClient(
+      async (c) => (await c.query(`select nextval(${sequence})::text as id`)).rows[0].id as string,
+    );
+    await withClient((c) => c.query(`select setval(${sequence}, 9007199254740900)`));
+    const big = await t.rota.enqueueMany(
+      Array.from({ length: 600 }, (_, i) => ({
+        task: "copied",
+        payload: { i },
+        options: { queue: "copy.bigid" },
+      })),
+    );
+    expect(big[0]?.id).toBe("9007199254740901");
+    expect(big[599]?.id).toBe("9007199254741500");
+    const stored = await withClient(
+      async (c) =>
+        (
+          await c.query(
+            `select id::text, (payload->>'i')::int as i from "${t.schema}".jobs
+             where queue = 'copy.bigid' order by id`,
+          )
+        ).rows,
+    );
+    expect(stored.map((r) => r.id)).toEqual(big.map((r) => r.id));
+    expect(stored.map((r) => r.i)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    await withClient((c) => c.query(`select setval(${sequence}, $1::bigint)`, [last]));
   });
 
   it("inside the caller's transaction: gone on rollback, there on commit, woken on commit", async () => {

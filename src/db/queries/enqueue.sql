@@ -57,11 +57,25 @@ order by p.ord;
 select {{schema}}.notify_jobs($1::text[]);
 
 -- name: DrawIds
--- Job ids and the statement clock for a COPY of $1 jobs (queue/copy-jobs.ts).
--- One session draws ids in increasing order, so when they are contiguous only
--- the first is sent back; otherwise (another session drew in between) the
--- whole list, in draw order. The clock is sent as microseconds since the
--- epoch so the client computes run times without losing precision.
+-- Job ids and the statement clock for a COPY of $1 jobs (queue/copy-jobs.ts),
+-- in one pass over the drawn ids. One session draws ids in increasing order,
+-- so when they are contiguous only the first is needed. When they are not
+-- (another session drew in between) the client draws again with DrawIdList;
+-- the ids drawn here are then only a gap in the sequence. The clock is sent
+-- as microseconds since the epoch so the client computes run times without
+-- losing precision.
+with clock as materialized (select {{schema}}.clock_now() as now)
+select span.first::text as first,
+       span.last - span.first + 1 = $1::int as contiguous,
+       (extract(epoch from clock.now) * 1000000)::bigint::text as now_us
+from (
+  select min(d.id) as first, max(d.id) as last
+  from (select nextval('{{schema}}.jobs_id_seq'::regclass) as id from generate_series(1, $1::int)) as d
+) as span cross join clock;
+
+-- name: DrawIdList
+-- DrawIds when its ids were not contiguous: the ids, in draw order, as a
+-- list when they are again not contiguous (null when they are).
 with drawn as materialized (
   select nextval('{{schema}}.jobs_id_seq'::regclass) as id, g.ord
   from generate_series(1, $1::int) with ordinality as g(n, ord)
@@ -75,13 +89,13 @@ select span.first::text as first,
 from span cross join clock;
 
 -- name: CopyJobs
--- The COPY that bulk enqueue streams its rows into (text format; ids, states
+-- The COPY that bulk enqueue streams its rows into (binary format; ids, states
 -- and run times computed from DrawIds). COPY accepts values for the identity
 -- column, and writes a row for a fraction of what an INSERT from a JSON
 -- array costs.
 copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
                       timeout_ms, created_at)
-from stdin;
+from stdin with (format binary);
 
 -- name: Insert
 -- The same for lists where some jobs have a unique key. Per job, conflict
