@@ -3,6 +3,7 @@ import { defineQueries } from "../db/sql.js";
 /** Every statement on the jobs table, from src/db/queries/jobs.sql, bound per schema. */
 export const jobQueries = defineQueries("jobs", [
   "Claim",
+  "ClaimOne",
   "NextDue",
   "CompleteByDelete",
   "CompleteByKeep",

@@ -3,8 +3,11 @@ import type { Database } from "../db/database.js";
 import { channelName } from "../db/sql.js";
 
 export interface ListenerHandlers {
-  /** A job became available in `queue` ("*": any queue, e.g. after a clock shift). */
-  onJobs(queue: string): void;
+  /**
+   * Jobs became available in `queue` ("*": any queue, e.g. after a clock
+   * shift); `jobId` when the wake-up named the one job (a lone enqueue).
+   */
+  onJobs(queue: string, jobId: string | null): void;
   /** A running job was asked to stop. */
   onCancel(jobId: string): void;
   /** The connection was lost (reconnecting) or came back. */
@@ -51,8 +54,10 @@ export class Listener {
     try {
       client = await this.db.dedicatedClient();
       client.on("notification", (message) => {
-        if (message.channel === jobs) this.handlers.onJobs(message.payload ?? "*");
-        else if (message.channel === cancel && message.payload)
+        if (message.channel === jobs) {
+          const [queue, jobId] = parseWake(message.payload ?? "*");
+          this.handlers.onJobs(queue, jobId);
+        } else if (message.channel === cancel && message.payload)
           this.handlers.onCancel(message.payload);
       });
       const lost = (error?: unknown) => {
@@ -88,4 +93,18 @@ export class Listener {
     }, delay);
     this.retryTimer.unref();
   }
+}
+
+/**
+ * A jobs wake-up: "<queue>", or "<queue> <id>" for one job. Queue names have
+ * no spaces, but the id is only taken when the text after the last space is
+ * all digits, so an odd name written to the table by hand still wakes its
+ * queue.
+ */
+export function parseWake(payload: string): [queue: string, jobId: string | null] {
+  const space = payload.lastIndexOf(" ");
+  if (space > 0 && /^[0-9]+$/.test(payload.slice(space + 1))) {
+    return [payload.slice(0, space), payload.slice(space + 1)];
+  }
+  return [payload, null];
 }

@@ -154,8 +154,11 @@ export class Worker {
   private readonly completing = new Set<string>();
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
+  /** A job a wake-up named, to be claimed by id when this worker sits idle (ClaimOne). */
+  private namedJob: string | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private claimCount = 0;
+  private claimOneCount = 0;
   private starting: string[] = [];
   private startTimer: NodeJS.Timeout | null = null;
   private recordingStarts: Promise<void> | null = null;
@@ -276,8 +279,12 @@ export class Worker {
     );
     this.listener = this.useListen
       ? new Listener(db, {
-          onJobs: (queue) => {
-            if (queue === "*" || this.queues.includes(queue)) this.fill();
+          onJobs: (queue, jobId) => {
+            if (queue !== "*" && !this.queues.includes(queue)) return;
+            // Taken by id when the claim loop next finds this worker idle;
+            // other jobs, and a named one a claim took first, go as usual.
+            if (jobId !== null) this.namedJob = jobId;
+            this.fill();
           },
           onCancel: (jobId) => this.abortJob(jobId, "JOB_CANCELLED", "the job was cancelled"),
           onStatus: (listening, error) => {
@@ -294,6 +301,11 @@ export class Worker {
   /** Claim statements run so far (an idle worker runs about one per poll interval). */
   get claims(): number {
     return this.claimCount;
+  }
+
+  /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
+  get claimedById(): number {
+    return this.claimOneCount;
   }
 
   /** The current prefetch (it adapts between `prefetch` and `maxPrefetch`). */
@@ -361,6 +373,18 @@ export class Worker {
   private async claimLoop(): Promise<void> {
     do {
       this.claimAgain = false;
+      const named = this.namedJob;
+      this.namedJob = null;
+      if (
+        named !== null &&
+        this.state === "running" &&
+        this.buffer.length === 0 &&
+        this.running.size < this.concurrency
+      ) {
+        // Idle, and a lone enqueue named its job: start it through its
+        // primary key first, then claim as usual for the other free slots.
+        await this.claimOne(named);
+      }
       // Top up only when the buffer is running low, so claims come in batches.
       const room = this.capacity - this.held;
       if (room <= 0 || this.buffer.length > this.lowWater || this.state !== "running") return;
@@ -407,6 +431,30 @@ export class Worker {
       else if (claimed === 0) await this.sleepUntilNextDue();
       else this.schedulePoll(this.idlePollMs());
     } while (this.claimAgain);
+  }
+
+  /** ClaimOne: the named job, if it is still there for this worker; started at once. */
+  private async claimOne(jobId: string): Promise<void> {
+    let row: ClaimedRow | undefined;
+    try {
+      const result = await this.claimDb.run<ClaimedRow>(this.q.ClaimOne, [
+        jobId,
+        this.queues,
+        this.taskNames,
+        this.id,
+        this.leaseMs,
+      ]);
+      row = result.rows[0];
+    } catch (error) {
+      // The usual claim that follows takes the job if it is still there.
+      this.reportError("claim", error);
+      return;
+    }
+    if (row === undefined) return;
+    this.claimOneCount++;
+    this.buffer.push(row);
+    // stop() may have begun meanwhile: then the job is handed back with the buffer.
+    if (this.state === "running") this.dispatch(false);
   }
 
   /**

@@ -527,11 +527,12 @@ describe("a lone single enqueue", () => {
       const seen: string[] = [];
       c.on("notification", (n) => seen.push(n.payload ?? ""));
       await c.query(`listen "${channelName(t.schema, "jobs")}"`);
-      await t.rota.enqueue("woken", {}, { queue: "wake.lone" });
+      const { id } = await t.rota.enqueue("woken", {}, { queue: "wake.lone" });
       // Delivered at the commit, before enqueue resolved: one round trip on
-      // the listening connection picks it up.
+      // the listening connection picks it up. It names the job, so an idle
+      // worker can claim it by id.
       await c.query("select 1");
-      expect(seen).toEqual(["wake.lone"]);
+      expect(seen).toEqual([`wake.lone ${id}`]);
     });
   });
 });

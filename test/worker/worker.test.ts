@@ -434,6 +434,55 @@ describe("worker", () => {
     }
   });
 
+  it("an idle worker takes a lone enqueue's job by the id its wake-up names", async () => {
+    const worker = await startWorker({
+      queues: ["named"],
+      tasks: { named: async () => {} },
+      retention: { succeededMs: 3_600_000 },
+    });
+    for (let n = 0; n < 5; n++) {
+      const done = nextEvent(rota.events, "job:run:success", (e) => e.task === "named");
+      const { id } = await rota.enqueue("named", { n }, { queue: "named" });
+      expect((await done).id).toBe(id);
+      await expect.poll(async () => (await rota.getJob(id))?.state).toBe("succeeded");
+      const job = await rota.getJob(id);
+      // Claimed as Claim would: one attempt counted, its start recorded.
+      expect(job).toMatchObject({ attempts: 1 });
+      expect(job?.started_at).not.toBeNull();
+    }
+    // A claim still in flight from the previous job may take one first.
+    expect(worker.claimedById).toBeGreaterThan(0);
+  });
+
+  it("a named job of a task the idle worker lacks is left for a worker that has it", async () => {
+    const other = await startWorker({ queues: ["named.mixed"], tasks: { mine: async () => {} } });
+    const { id } = await rota.enqueue("theirs", {}, { queue: "named.mixed" });
+    // The other worker's claims, by id and then as usual, both pass it by.
+    await expect.poll(() => other.claims).toBeGreaterThanOrEqual(1);
+    expect(other.claimedById).toBe(0);
+    expect((await rota.getJob(id))?.state).toBe("available");
+    const done = nextEvent(rota.events, "job:run:success", (e) => e.id === id);
+    await startWorker({ queues: ["named.mixed"], tasks: { theirs: async () => {} } });
+    await done;
+  });
+
+  it("two idle workers woken with the same named job run it once", async () => {
+    const runs = new Map<number, number>();
+    const tasks = {
+      twice: async (payload: unknown) => {
+        const n = (payload as { n: number }).n;
+        runs.set(n, (runs.get(n) ?? 0) + 1);
+      },
+    };
+    const a = await startWorker({ queues: ["named.race"], tasks });
+    const b = await startWorker({ queues: ["named.race"], tasks });
+    for (let n = 0; n < 40; n++) await rota.enqueue("twice", { n }, { queue: "named.race" });
+    await expect.poll(() => runs.size, { timeout: 10_000 }).toBe(40);
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    expect(a.claimedById + b.claimedById).toBeLessThanOrEqual(40);
+    expect(a.claimedById + b.claimedById).toBeGreaterThan(0);
+  });
+
   it("refuses bad worker options with a code naming the field", () => {
     expect(() => rota.worker({ tasks: {} })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),

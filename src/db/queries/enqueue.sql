@@ -42,8 +42,12 @@ inserted as (
   from planned
   order by ord
 ),
+-- A lone available job names itself in the wake-up ("<queue> <id>"), so an
+-- idle worker claims it by id (ClaimOne); more jobs wake their queues.
 notified as (
-  select case when $2::boolean then {{schema}}.notify_jobs(array_agg(distinct queue)) end as done
+  select case when not $2::boolean then null
+              when count(*) = 1 then pg_notify({{channel:jobs}}, min(queue) || ' ' || min(new_id))
+              else {{schema}}.notify_jobs(array_agg(distinct queue)) end as done
   from planned where initial_state = 'available'
 )
 select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced

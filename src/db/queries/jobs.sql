@@ -94,6 +94,35 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
           clock.now as claimed_at;
 
+-- name: ClaimOne
+-- Claim for one job by id, as named in the wake-up of a lone enqueue
+-- (InsertPlain): a worker with free slots and nothing buffered takes that
+-- job through its primary key instead of reading the claim indexes. Only
+-- what Claim would start as it is: available, of the worker's queues $2 and
+-- tasks $3, with no concurrency key or deadline (schedule executions go
+-- through Claim). Leased to worker $4 for $5 ms and started now. No row when
+-- another worker took it first (SKIP LOCKED) or it is not such a job; the
+-- worker then claims as usual.
+with clock as materialized (select {{schema}}.clock_now() as now),
+picked as (
+  select id from {{schema}}.jobs
+  where id = $1::bigint and state = 'available' and queue = any($2::text[])
+    and task = any($3::text[]) and concurrency_key is null and deadline_at is null
+  for update skip locked
+)
+update {{schema}}.jobs as j
+set state = 'running',
+    attempts = j.attempts + 1,
+    lease_holder = $4,
+    lease_expires_at = clock.now + make_interval(secs => $5::double precision / 1000),
+    started_at = clock.now
+from picked, clock
+where j.id = picked.id
+returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
+          j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
+          j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
+          clock.now as claimed_at;
+
 -- name: NextDue
 -- Milliseconds until the next scheduled job of these queues and tasks is due,
 -- by the database clock (null: none). Available jobs are claimed, not waited for.
