@@ -154,6 +154,12 @@ export class Worker {
   private readonly completing = new Set<string>();
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
+  /**
+   * The last claim found fewer jobs than it asked for: the queues are empty
+   * for this worker, so a freed slot or a written outcome does not claim
+   * again; a wake-up, a poll, or a retry it scheduled does.
+   */
+  private drained = false;
   /** A job a wake-up named, to be claimed by id when this worker sits idle (ClaimOne). */
   private namedJob: string | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -273,7 +279,7 @@ export class Worker {
       retention.succeededMs > 0,
       (ids) => {
         for (const id of ids) this.completing.delete(id);
-        this.fill();
+        this.topUp();
       },
       (error) => this.reportError("completion", error),
     );
@@ -359,6 +365,11 @@ export class Worker {
 
   // ── claiming ────────────────────────────────────────────────────────────
 
+  /** A claim for room that freed up (a slot, a written outcome), unless the queues are empty. */
+  private topUp(): void {
+    if (!this.drained) this.fill();
+  }
+
   private fill(): void {
     if (this.state !== "running") return;
     if (this.claiming) {
@@ -390,6 +401,7 @@ export class Worker {
       if (room <= 0 || this.buffer.length > this.lowWater || this.state !== "running") return;
       let rows: ClaimedRow[];
       let claimed: number;
+      let putBack: boolean;
       this.starved = false;
       try {
         this.claimCount++;
@@ -404,6 +416,7 @@ export class Worker {
           Math.max(0, this.concurrency - this.running.size - this.buffer.length),
         ]);
         claimed = result.rows.length;
+        putBack = result.rows.some((row) => row.state === "scheduled");
         rows = this.startedOnly(result.rows);
       } catch (error) {
         if (isConcurrencyRace(error)) {
@@ -421,6 +434,7 @@ export class Worker {
         this.buffer.push(...rows);
         return;
       }
+      this.drained = claimed < room;
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
       this.buffer.push(...rows);
@@ -428,7 +442,9 @@ export class Worker {
       // at once after every claim, an idle worker claiming in a tight loop.
       this.dispatch(false);
       if (claimed === room) this.claimAgain = true;
-      else if (claimed === 0) await this.sleepUntilNextDue();
+      // Nothing found, or some executions put back to wait (overlap 'queue'):
+      // sleep until the next one is due rather than a whole poll interval.
+      else if (rows.length === 0 || putBack) await this.sleepUntilNextDue();
       else this.schedulePoll(this.idlePollMs());
     } while (this.claimAgain);
   }
@@ -577,7 +593,7 @@ export class Worker {
     if (this.buffer.length === 0 && this.running.size < this.concurrency && this.claiming) {
       this.starved = true;
     }
-    if (topUp && this.buffer.length <= this.lowWater) this.fill();
+    if (topUp && this.buffer.length <= this.lowWater) this.topUp();
   }
 
   private run(row: ClaimedRow): void {
@@ -736,6 +752,9 @@ export class Worker {
       if (!Number.isFinite(retryMs) || retryMs < 0)
         retryMs = backoffDelay(row.backoff, row.attempts);
     }
+    // A retry waits in 'scheduled': once this outcome is written, the claim
+    // that follows finds it not yet due and sleeps until it is (NextDue).
+    if (retryMs !== null) this.drained = false;
     this.completer.fail({
       id: row.id,
       attempt: row.attempts,

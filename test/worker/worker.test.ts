@@ -483,6 +483,20 @@ describe("worker", () => {
     expect(a.claimedById + b.claimedById).toBeGreaterThan(0);
   });
 
+  it("after its jobs, an idle worker claims again only when woken, not per freed slot or written outcome", async () => {
+    const worker = await startWorker({ queues: ["quiet"], tasks: { quiet: async () => {} } });
+    const before = worker.claims;
+    for (let n = 0; n < 10; n++) {
+      const done = nextEvent(rota.events, "job:run:success", (e) => e.task === "quiet");
+      await rota.enqueue("quiet", { n }, { queue: "quiet" });
+      await done;
+    }
+    // About one claim per wake-up (each job is taken by id, then one claim
+    // finds the queue empty); a claim per freed slot and per written outcome
+    // came to 17 here.
+    expect(worker.claims - before).toBeLessThanOrEqual(12);
+  });
+
   it("refuses bad worker options with a code naming the field", () => {
     expect(() => rota.worker({ tasks: {} })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),
