@@ -17,6 +17,7 @@ const HEADER = Buffer.from([
 const TRAILER = Buffer.from([0xff, 0xff]);
 /** Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 UTC. */
 const PG_EPOCH_US = 946_684_800_000_000;
+const PG_EPOCH_US_BIG = 946_684_800_000_000n;
 const TWO_32 = 4_294_967_296;
 const JSONB_VERSION = 1;
 /** Text up to this many UTF-16 units is tried as ASCII by hand before Buffer.write. */
@@ -86,6 +87,22 @@ export class CopyBinaryWriter {
   timestamp(unixUs: number): void {
     this.int32(8);
     this.int64(unixUs - PG_EPOCH_US);
+  }
+
+  /**
+   * A timestamptz given as milliseconds since the Unix epoch, exact over
+   * PostgreSQL's whole range (microseconds pass 2^53 after the year 2255).
+   */
+  timestampMs(unixMs: number): void {
+    const us = unixMs * 1000;
+    if (Number.isSafeInteger(us)) this.timestamp(us);
+    else this.timestampExact(BigInt(unixMs) * 1000n);
+  }
+
+  /** A timestamptz given as microseconds since the Unix epoch, beyond the safe integers. */
+  timestampExact(unixUs: bigint): void {
+    this.int32(8);
+    this.at = this.buffer.writeBigInt64BE(unixUs - PG_EPOCH_US_BIG, this.at);
   }
 
   text(value: string): void {

@@ -10,7 +10,7 @@ import { enqueueQueries } from "./job-queries.js";
 /**
  * Bulk enqueue by COPY: ids and the statement clock are drawn first
  * (DrawIds), the rows are streamed into the jobs table in binary COPY format
- * (copy-binary.ts), and the queues with jobs due now are woken (Wake), all on
+ * (copy-binary.ts), and the queues it filled are woken (Wake), all on
  * one client.
  *
  * Why COPY: for 20,000 jobs the server spends about half as long on a COPY
@@ -43,7 +43,7 @@ export interface JobSource {
   prepare(start: number, end: number): NormalizedJob[] | Promise<NormalizedJob[]>;
 }
 
-/** What DrawIds returns. */
+/** The ids and clock a COPY uses: from DrawIds (first only) or DrawIdList. */
 export interface DrawnIds {
   first: string;
   ids: string | null;
@@ -127,15 +127,11 @@ export async function copyJobs(
       for (let i = start; i < end; i++) {
         const job = chunk[i - start] as NormalizedJob;
         if (jobs !== null) jobs[i] = job;
-        let dueUs = nowUs;
-        if (job.runAt !== null) dueUs = job.runAt.getTime() * 1000;
-        // The INSERT statements add make_interval(secs => delay_ms / 1000),
-        // which keeps microseconds; so does this.
-        else if (job.delayMs !== null && job.delayMs > 0)
-          dueUs = nowUs + Math.round(job.delayMs * 1000);
+        // Run times as the INSERT statements compute them (see dueMicros).
+        const dueUs = dueMicros(job, nowUs);
         const state = dueUs > nowUs ? "scheduled" : "available";
         states[i] = state;
-        if (state === "available") woken.add(job.queue);
+        woken.add(job.queue);
         writer.reserve(
           ROW_FIXED_BYTES +
             textBytes(job.queue) +
@@ -151,7 +147,9 @@ export async function copyJobs(
         writer.jsonb(job.payload);
         writer.text(state);
         writer.int4(job.priority);
-        writer.timestamp(dueUs);
+        if (job.runAt !== null) writer.timestampMs(job.runAt.getTime());
+        else if (Number.isSafeInteger(dueUs)) writer.timestamp(dueUs);
+        else writer.timestampExact(BigInt(nowUs) + BigInt(delayMicros(job.delayMs)));
         writer.int4(job.maxAttempts);
         if (job.backoff === null) writer.null();
         else writer.jsonb(job.backoff);
@@ -172,6 +170,34 @@ export async function copyJobs(
     else await waking;
   }
   return { jobs, ids, states };
+}
+
+/**
+ * When a job is due, in microseconds since the epoch, as the INSERT
+ * statements compute it: its runAt, or the statement clock plus
+ * make_interval(secs => delay_ms / 1000), which PostgreSQL rounds to the
+ * microsecond half to even. Past 2^53 microseconds (after the year 2255) the
+ * sum is not exact: it only decides the state there, and the run time is
+ * written from exact parts.
+ */
+export function dueMicros(job: Pick<NormalizedJob, "runAt" | "delayMs">, nowUs: number): number {
+  if (job.runAt !== null) return job.runAt.getTime() * 1000;
+  return nowUs + delayMicros(job.delayMs);
+}
+
+/** make_interval(secs => delay_ms / 1000) in whole microseconds, as PostgreSQL computes it. */
+function delayMicros(delayMs: number | null): number {
+  if (delayMs === null || delayMs <= 0) return 0;
+  return roundHalfEven((delayMs / 1000) * 1_000_000);
+}
+
+/** PostgreSQL's rint(): to the nearest integer, ties to the even one. */
+function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const rest = value - floor;
+  if (rest < 0.5) return floor;
+  if (rest > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /** The ids DrawIds handed out, in draw order: from the first when contiguous, else its list. */

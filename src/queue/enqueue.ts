@@ -107,7 +107,12 @@ export class Enqueuer {
     });
   }
 
-  /** All or nothing: every job is validated first, then one statement inserts them all. */
+  /**
+   * All or nothing: a short list (or one with unique keys) is checked whole,
+   * then inserted by one statement; a long one goes by COPY (copy()), where a
+   * job that fails its checks aborts the COPY. Either way a bad job means
+   * nothing is written.
+   */
   async enqueueMany(
     specs: readonly EnqueueSpec[],
     options: TransactionOption = {},
@@ -147,7 +152,15 @@ export class Enqueuer {
   private prepareAll(specs: readonly EnqueueSpec[]): NormalizedJob[] | Promise<NormalizedJob[]> {
     // Synchronous unless a task has a schema whose validation is async, so a
     // list of 20,000 jobs does not cost 20,000 promises.
-    const prepared = specs.map((spec) => this.prepare(spec));
+    const prepared: (NormalizedJob | Promise<NormalizedJob>)[] = [];
+    try {
+      for (const spec of specs) prepared.push(this.prepare(spec));
+    } catch (error) {
+      // Async checks already begun are abandoned; their outcome must not
+      // surface as an unhandled rejection.
+      for (const p of prepared) if (p instanceof Promise) p.catch(() => {});
+      throw error;
+    }
     if (prepared.some((p) => p instanceof Promise)) {
       return Promise.all(prepared).then(keysOnce);
     }
@@ -321,7 +334,11 @@ export class Enqueuer {
     let rows: InsertRow[];
     try {
       rows = (
-        await this.db.run<InsertRow>(this.q.InsertPlain, [jobsJson(jobs, false), alone], client)
+        await this.db.run<InsertRow>(
+          this.q.InsertPlain,
+          [jobsJson(jobs, false), alone, alone],
+          client,
+        )
       ).rows;
     } catch (error) {
       client.release(isStatementError(error) ? undefined : (error as Error));
@@ -331,7 +348,7 @@ export class Enqueuer {
     const woken = new Set<string>();
     for (const [i, w] of group.entries()) {
       const row = rows[i] as InsertRow;
-      if (row.state === "available") woken.add(w.job.queue);
+      woken.add(w.job.queue);
       w.resolve(this.outcome(w.job, row));
     }
     let broken: Error | undefined;
@@ -384,7 +401,7 @@ export class Enqueuer {
     const json = jobsJson(jobs, withKeys);
     const result = await this.db.run<InsertRow>(
       withKeys ? this.q.Insert : this.q.InsertPlain,
-      withKeys ? [json] : [json, true],
+      withKeys ? [json] : [json, true, false],
       executor,
     );
     return result.rows;

@@ -28,8 +28,10 @@ import { Listener } from "./listener.js";
  *
  * Claiming: one claim statement in flight at a time. It tops the held jobs up
  * to `concurrency + prefetch` when the buffer runs low (half the prefetch,
- * at least `concurrency`), when a NOTIFY for one of its queues arrives, or
- * when the poll timer fires. The prefetch adapts: it doubles (up to
+ * at least `concurrency`) unless the last claim found the queues empty
+ * ("drained"), when a NOTIFY for one of its queues arrives, or when the poll
+ * timer fires. A NOTIFY that names one job (a lone enqueue) lets an idle
+ * worker start that job through its primary key first (ClaimOne). The prefetch adapts: it doubles (up to
  * `maxPrefetch`) when a full claim comes back to runners that sat idle
  * waiting for it, and halves back toward `prefetch` when a claim comes back
  * to a buffer that still held a round of work. An empty claim asks the
@@ -155,9 +157,9 @@ export class Worker {
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
   /**
-   * The last claim found fewer jobs than it asked for: the queues are empty
-   * for this worker, so a freed slot or a written outcome does not claim
-   * again; a wake-up, a poll, or a retry it scheduled does.
+   * The last claim found nothing: the queues are empty for this worker, so a
+   * freed slot or a written outcome does not claim again (topUp); a wake-up,
+   * a poll, a rescue, or a retry it scheduled does.
    */
   private drained = false;
   /** A job a wake-up named, to be claimed by id when this worker sits idle (ClaimOne). */
@@ -365,12 +367,23 @@ export class Worker {
 
   // ── claiming ────────────────────────────────────────────────────────────
 
-  /** A claim for room that freed up (a slot, a written outcome), unless the queues are empty. */
+  /**
+   * A claim for room that freed up (a slot, a written outcome), unless the
+   * queues are empty or a claim is in flight: the loop claims again after a
+   * full claim, and a short one is followed by a claim when the next room
+   * frees.
+   */
   private topUp(): void {
-    if (!this.drained) this.fill();
+    if (!this.drained && !this.claiming) this.fill();
   }
 
+  /**
+   * A claim now, or once the one in flight returns. Called for what may have
+   * brought jobs (a wake-up, a poll, a rescue, LISTEN back), so the queues are
+   * no longer taken to be empty; room that freed up goes through topUp().
+   */
   private fill(): void {
+    this.drained = false;
     if (this.state !== "running") return;
     if (this.claiming) {
       this.claimAgain = true;
@@ -434,7 +447,9 @@ export class Worker {
         this.buffer.push(...rows);
         return;
       }
-      this.drained = claimed < room;
+      // Only an empty claim: a short one may have been cut by rows another
+      // worker's claim held locked at that moment, with more still waiting.
+      this.drained = claimed === 0;
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
       this.buffer.push(...rows);

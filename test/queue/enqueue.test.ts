@@ -272,6 +272,95 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
     }
   });
 
+  it("stores edge values exactly as the INSERT path does: extreme numbers, 4-byte characters, far run times, fractional delays", async () => {
+    type Spec = { task: string; payload: unknown; options: Record<string, unknown> };
+    const edges: Spec[] = [
+      {
+        task: "edge",
+        payload: { s: "é✓\u{1F600}".repeat(200) },
+        options: { priority: -2147483647 },
+      },
+      {
+        task: "edge",
+        payload: { s: `${"a".repeat(600)}\u{10FFFF}`, k: ["ü", 1.5, null, true] },
+        options: { priority: 2147483647, maxAttempts: 2147483647, timeoutMs: 2147483647 },
+      },
+      { task: "edge", payload: {}, options: { backoff: { kind: "fixed", delayMs: 1234 } } },
+      ...[
+        "1969-12-31T23:59:59.999Z",
+        "0001-01-01T00:00:00.001Z",
+        "2300-06-01T00:00:00.001Z",
+        "5000-01-01T00:00:00.001Z",
+        "9999-12-31T23:59:59.999Z",
+      ].map((at) => ({ task: "edge.at", payload: {}, options: { runAt: new Date(at) } })),
+      // PostgreSQL rounds make_interval to the microsecond half to even.
+      ...[0.0005, 0.0015, 0.0025, 1.0005, 2.5e-3, 1e13 + 0.5].map((delayMs) => ({
+        task: "edge.delay",
+        payload: {},
+        options: { delayMs },
+      })),
+    ];
+    const stored = (queue: string) =>
+      withClient(async (c) =>
+        (
+          await c.query(
+            `select payload::text, state, priority, max_attempts, timeout_ms, backoff::text, task,
+                      to_char(run_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as run_at,
+                      ((extract(epoch from run_at) - extract(epoch from created_at)) * 1000000)::numeric(30)::text as delay_us
+               from "${t.schema}".jobs where queue = $1 order by id`,
+            [queue],
+          )
+        ).rows.map((row) =>
+          // A run time given is compared as it is; one from the clock, as a delay.
+          row.task === "edge.at" ? { ...row, delay_us: undefined } : { ...row, run_at: undefined },
+        ),
+      );
+    // A short list goes in by InsertPlain; the same jobs first in a long one by COPY.
+    await t.rota.enqueueMany(
+      edges.map((e) => ({ ...e, options: { ...e.options, queue: "edge.insert" } })),
+    );
+    await t.rota.enqueueMany([
+      ...edges.map((e) => ({ ...e, options: { ...e.options, queue: "edge.copy" } })),
+      ...Array.from({ length: 600 }, (_, i) => ({
+        task: "pad",
+        payload: { i },
+        options: { queue: "edge.pad" },
+      })),
+    ]);
+    const viaInsert = await stored("edge.insert");
+    expect(viaInsert).toHaveLength(edges.length);
+    expect(await stored("edge.copy")).toEqual(viaInsert);
+  });
+
+  it("a bad job after a pending async schema check leaves no unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const slow = defineTask({
+        name: "copied.slowcheck",
+        schema: z.object({ i: z.number() }).refine(async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          return false;
+        }, "never"),
+        handler: async () => {},
+      });
+      for (const length of [3, 800]) {
+        const specs = [
+          { task: slow, payload: { i: 0 } },
+          { task: "copied", payload: { n: Number.NaN } },
+          ...Array.from({ length }, (_, i) => ({ task: "copied", payload: { i } })),
+        ];
+        await refused(t.rota.enqueueMany(specs), "INVALID_PAYLOAD");
+      }
+      // Let the abandoned checks settle, then look.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("computes states and run times as the INSERT statements do, and stores payloads exactly", async () => {
     const now = await t.rota.clock.now();
     const past = new Date(now.getTime() - 60_000);
@@ -510,14 +599,40 @@ describe("grouped single enqueues", () => {
       // Wake follows the commit, after the callers are answered: wait for
       // it with round trips on the listening connection, not with a sleep.
       const deadline = Date.now() + 5000;
-      while (!["wake.a", "wake.b"].every((q) => seen.includes(q))) {
+      while (!["wake.a", "wake.b", "wake.later"].every((q) => seen.includes(q))) {
         if (Date.now() > deadline) break;
         await c.query("select 1"); // a round trip delivers pending notifications
       }
       expect(seen).toContain("wake.a");
       expect(seen).toContain("wake.b");
-      expect(seen).not.toContain("wake.later");
+      // A delayed job wakes its queue too: an idle worker then sleeps until it is due.
+      expect(seen).toContain("wake.later");
     });
+  });
+});
+
+describe("enqueues inside the caller's transaction", () => {
+  it("send one wake-up per queue at commit, however many jobs", async () => {
+    const pool = new pg.Pool({ connectionString: t.url, max: 1 });
+    try {
+      const client = await pool.connect();
+      try {
+        const wakes = await wakesDuring(async () => {
+          await client.query("begin");
+          for (let n = 0; n < 50; n++) {
+            await t.rota.enqueue("woken", { n }, { queue: "wake.tx", client });
+          }
+          await client.query("commit");
+        });
+        // Identical payloads in one transaction are folded by PostgreSQL; a
+        // wake-up naming each job would not be.
+        expect(wakes).toEqual(["wake.tx"]);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -497,6 +497,66 @@ describe("worker", () => {
     expect(worker.claims - before).toBeLessThanOrEqual(12);
   });
 
+  // The poll interval below is a minute: each job must start from its wake-up
+  // or a freed slot, or the test times out.
+  it("a wake-up that finds the buffer full is not lost: the job is claimed when room frees", async () => {
+    const gate = deferred();
+    await startWorker({
+      queues: ["drained.full"],
+      concurrency: 2,
+      prefetch: 4,
+      pollIntervalMs: 60_000,
+      tasks: { hold: () => gate.promise, late: async () => {} },
+    });
+    // 5 jobs for a room of 6: a partial claim (the queue is drained), 2 run, 3 wait.
+    const held = nextEvent(rota.events, "job:run:start", (e) => e.task === "hold");
+    await rota.enqueueMany(
+      Array.from({ length: 5 }, (_, i) => ({
+        task: "hold",
+        payload: { i },
+        options: { queue: "drained.full" },
+      })),
+    );
+    await held;
+    // Its wake-up comes while the buffer is above its low water: no claim yet.
+    const late = nextEvent(rota.events, "job:run:start", (e) => e.task === "late", 10_000);
+    await rota.enqueue("late", {}, { queue: "drained.full" });
+    gate.resolve();
+    await late;
+  });
+
+  it("with no room at all, a lone enqueue's job starts when the running one ends", async () => {
+    const gate = deferred();
+    await startWorker({
+      queues: ["drained.one"],
+      concurrency: 1,
+      prefetch: 0,
+      pollIntervalMs: 60_000,
+      tasks: { first: () => gate.promise, second: async () => {} },
+    });
+    const first = nextEvent(rota.events, "job:run:start", (e) => e.task === "first");
+    await rota.enqueue("first", {}, { queue: "drained.one" });
+    await first;
+    const second = nextEvent(rota.events, "job:run:start", (e) => e.task === "second", 10_000);
+    await rota.enqueue("second", {}, { queue: "drained.one" });
+    gate.resolve();
+    await second;
+  });
+
+  it("an idle worker starts a delayed job when it is due, not at its next poll", async () => {
+    await startWorker({
+      queues: ["drained.delay"],
+      pollIntervalMs: 60_000,
+      tasks: { delayed: async () => {} },
+    });
+    const started = nextEvent(rota.events, "job:run:start", (e) => e.task === "delayed", 10_000);
+    const { id } = await rota.enqueue("delayed", {}, { queue: "drained.delay", delayMs: 300 });
+    const runAt = (await rota.getJob(id))?.run_at as Date;
+    await started;
+    // Woken by the enqueue, the worker slept until the job was due (NextDue).
+    expect((await rota.clock.now()).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
+  });
+
   it("refuses bad worker options with a code naming the field", () => {
     expect(() => rota.worker({ tasks: {} })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),

@@ -8,7 +8,7 @@
 -- grouped single enqueues). $1 is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
 -- timeout_ms. Ids are drawn up front, so the result rows come back in input
--- order. $2: send the workers' NOTIFY from this statement. Grouped enqueues
+-- order. $2: send the workers' NOTIFY from this statement ($3: see below). Grouped enqueues
 -- under load pass false and send Wake after the commit: a transaction that
 -- NOTIFYs holds a database-wide lock from its commit record until its WAL
 -- flush, so such commits cannot share a flush (group commit); with the
@@ -42,13 +42,19 @@ inserted as (
   from planned
   order by ord
 ),
--- A lone available job names itself in the wake-up ("<queue> <id>"), so an
--- idle worker claims it by id (ClaimOne); more jobs wake their queues.
+-- The wake-up ($2) names the queues of every job, delayed ones too: a worker
+-- that finds nothing due yet sleeps until the next job is (NextDue), so a
+-- short delay is kept by an idle worker as well. With $3 (a lone call on
+-- rota's own connection) a single available job names itself,
+-- "<queue> <id>", and an idle worker claims it by id (ClaimOne). Not inside
+-- a caller's transaction: there many enqueues would each send a wake-up
+-- PostgreSQL cannot fold into one.
 notified as (
   select case when not $2::boolean then null
-              when count(*) = 1 then pg_notify({{channel:jobs}}, min(queue) || ' ' || min(new_id))
+              when $3::boolean and count(*) = 1 and min(initial_state) = 'available'
+                then pg_notify({{channel:jobs}}, min(queue) || ' ' || min(new_id))
               else {{schema}}.notify_jobs(array_agg(distinct queue)) end as done
-  from planned where initial_state = 'available'
+  from planned
 )
 select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
 from planned as p cross join notified
@@ -156,8 +162,7 @@ replaced as (
 ),
 notified as (
   select {{schema}}.notify_jobs(array_agg(woken.queue)) as done
-  from (select queue, state from kept union all select queue, state from replaced) as woken
-  where woken.state = 'available'
+  from (select queue from kept union all select queue from replaced) as woken
 )
 select coalesce(k.id, r.id, existing.id)::text as id,
        coalesce(k.state, r.state, existing.state) as state,
