@@ -112,13 +112,14 @@ export async function copyJobs(
     throw error;
   }
   const drawn = await drawing;
-  const ids = drawnIds(drawn.first, drawn.ids, count);
+  // Contiguous safe ids are turned into text as the rows are encoded (while
+  // the server inserts); the others up front.
+  const ids: string[] = contiguousSafe(drawn, count)
+    ? new Array(count)
+    : drawnIds(drawn.first, drawn.ids, count);
   const nowUs = Number(drawn.now_us);
   // Contiguous ids in the safe integer range are computed, not parsed.
-  const firstId =
-    drawn.ids === null && Number.isSafeInteger(Number(drawn.first) + count)
-      ? Number(drawn.first)
-      : -1;
+  const firstId = contiguousSafe(drawn, count) ? Number(drawn.first) : -1;
   async function* encoded(): AsyncGenerator<Buffer> {
     const writer = new CopyBinaryWriter();
     for (let start = 0; start < count; start += CHUNK_ROWS) {
@@ -140,8 +141,10 @@ export async function copyJobs(
             (job.backoff === null ? 0 : textBytes(job.backoff)),
         );
         writer.row(COPY_FIELDS);
-        if (firstId >= 0) writer.int8(firstId + i);
-        else writer.int8Text(ids[i] as string);
+        if (firstId >= 0) {
+          writer.int8(firstId + i);
+          ids[i] = String(firstId + i);
+        } else writer.int8Text(ids[i] as string);
         writer.text(job.queue);
         writer.text(job.task);
         writer.jsonb(job.payload);
@@ -198,6 +201,10 @@ function roundHalfEven(value: number): number {
   if (rest < 0.5) return floor;
   if (rest > 0.5) return floor + 1;
   return floor % 2 === 0 ? floor : floor + 1;
+}
+
+function contiguousSafe(drawn: DrawnIds, count: number): boolean {
+  return drawn.ids === null && Number.isSafeInteger(Number(drawn.first) + count);
 }
 
 /** The ids DrawIds handed out, in draw order: from the first when contiguous, else its list. */
