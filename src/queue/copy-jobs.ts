@@ -25,6 +25,7 @@ import { enqueueQueries } from "./job-queries.js";
  *
  * Only lists without unique keys come here: ON CONFLICT needs an INSERT.
  */
+
 /** A client COPY can run on: node-postgres clients only (pg-copy-streams drives their connection). */
 export function canCopy(executor: unknown): executor is pg.ClientBase {
   return executor instanceof pg.Client;
