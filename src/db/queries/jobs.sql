@@ -10,8 +10,9 @@
 -- (its free slots) are marked started now, the others when they leave the
 -- worker's buffer (MarkStarted), and a rescue gives a job that never started
 -- its attempt back, once.
--- Candidates come per queue from the two claim indexes, each read in its own
--- order and cut at $3: available jobs by priority then age, and scheduled jobs
+-- Candidates come per queue from the two claim indexes (led by
+-- hashtext(queue), see migration 0006), each read in its own order and cut at
+-- $3: available jobs by priority then age, and scheduled jobs
 -- that have come due by due time. The best $3 of those are taken. (Among
 -- scheduled jobs that came due together, the earliest due go first.)
 with clock as materialized (select {{schema}}.clock_now() as now),
@@ -20,7 +21,8 @@ available as (
   from unnest($1::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
-    where state = 'available' and queue = q.name and task = any($2::text[])
+    where state = 'available' and hashtext(queue) = hashtext(q.name) and queue = q.name
+      and task = any($2::text[])
     order by priority desc, run_at, id
     limit $3
     for update skip locked
@@ -31,7 +33,8 @@ came_due as (
   from unnest($1::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
-    where state = 'scheduled' and queue = q.name and task = any($2::text[])
+    where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
+      and task = any($2::text[])
       and run_at <= (select {{schema}}.clock_now())
     order by run_at, id
     limit $3
@@ -130,7 +133,8 @@ select extract(epoch from (min(next.run_at) - (select {{schema}}.clock_now()))) 
 from unnest($1::text[]) as q(name)
 cross join lateral (
   select run_at from {{schema}}.jobs
-  where state = 'scheduled' and queue = q.name and task = any($2::text[])
+  where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
+    and task = any($2::text[])
   order by run_at
   limit 1
 ) as next;
