@@ -311,6 +311,11 @@ export class Worker {
     return this.claimCount;
   }
 
+  /** True while the last claim found the queues empty and nothing has woken the worker since. */
+  get idle(): boolean {
+    return this.drained;
+  }
+
   /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
   get claimedById(): number {
     return this.claimOneCount;

@@ -1,4 +1,3 @@
-import pg from "pg";
 import * as v from "valibot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -557,31 +556,23 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
         payload: { i },
         options: { queue },
       }));
-    const pool = new pg.Pool({ connectionString: t.url, max: 1 });
-    try {
-      const client = await pool.connect();
-      try {
+    await withClient(async (client) => {
+      await client.query("begin");
+      const rolledBack = await t.rota.enqueueMany(specs("copy.tx.rollback"), { client });
+      expect(rolledBack).toHaveLength(1000);
+      await client.query("rollback");
+      expect(await t.rota.getJob(rolledBack[0]?.id as string)).toBeNull();
+      let committed: Awaited<ReturnType<Rota["enqueueMany"]>> = [];
+      const wakes = await wakesDuring(async () => {
         await client.query("begin");
-        const rolledBack = await t.rota.enqueueMany(specs("copy.tx.rollback"), { client });
-        expect(rolledBack).toHaveLength(1000);
-        await client.query("rollback");
-        expect(await t.rota.getJob(rolledBack[0]?.id as string)).toBeNull();
-        let committed: Awaited<ReturnType<Rota["enqueueMany"]>> = [];
-        const wakes = await wakesDuring(async () => {
-          await client.query("begin");
-          committed = await t.rota.enqueueMany(specs("copy.tx.commit"), { client });
-          // Invisible to others, and nobody woken, until the caller commits.
-          expect(await t.rota.getJob(committed[0]?.id as string)).toBeNull();
-          await client.query("commit");
-        });
-        await expectInInputOrder(committed, "copy.tx.commit");
-        expect(wakes).toEqual(["copy.tx.commit"]);
-      } finally {
-        client.release();
-      }
-    } finally {
-      await pool.end();
-    }
+        committed = await t.rota.enqueueMany(specs("copy.tx.commit"), { client });
+        // Invisible to others, and nobody woken, until the caller commits.
+        expect(await t.rota.getJob(committed[0]?.id as string)).toBeNull();
+        await client.query("commit");
+      });
+      await expectInInputOrder(committed, "copy.tx.commit");
+      expect(wakes).toEqual(["copy.tx.commit"]);
+    });
   });
 });
 
@@ -613,42 +604,31 @@ describe("grouped single enqueues", () => {
 
 describe("enqueues inside the caller's transaction", () => {
   it("send one wake-up per queue at commit, however many jobs", async () => {
-    const pool = new pg.Pool({ connectionString: t.url, max: 1 });
-    try {
-      const client = await pool.connect();
-      try {
-        const wakes = await wakesDuring(async () => {
-          await client.query("begin");
-          for (let n = 0; n < 50; n++) {
-            await t.rota.enqueue("woken", { n }, { queue: "wake.tx", client });
-          }
-          await client.query("commit");
-        });
-        // Identical payloads in one transaction are folded by PostgreSQL; a
-        // wake-up naming each job would not be.
-        expect(wakes).toEqual(["wake.tx"]);
-      } finally {
-        client.release();
-      }
-    } finally {
-      await pool.end();
-    }
+    await withClient(async (client) => {
+      const wakes = await wakesDuring(async () => {
+        await client.query("begin");
+        for (let n = 0; n < 50; n++) {
+          await t.rota.enqueue("woken", { n }, { queue: "wake.tx", client });
+        }
+        await client.query("commit");
+      });
+      // Identical payloads in one transaction are folded by PostgreSQL; a
+      // wake-up naming each job would not be.
+      expect(wakes).toEqual(["wake.tx"]);
+    });
   });
 });
 
 describe("a lone single enqueue", () => {
   it("wakes the workers of its queue from its own statement: the wake-up is committed with it", async () => {
-    await withClient(async (c) => {
-      const seen: string[] = [];
-      c.on("notification", (n) => seen.push(n.payload ?? ""));
-      await c.query(`listen "${channelName(t.schema, "jobs")}"`);
-      const { id } = await t.rota.enqueue("woken", {}, { queue: "wake.lone" });
-      // Delivered at the commit, before enqueue resolved: one round trip on
-      // the listening connection picks it up. It names the job, so an idle
-      // worker can claim it by id.
-      await c.query("select 1");
-      expect(seen).toEqual([`wake.lone ${id}`]);
+    let id = "";
+    // Delivered at the commit, before enqueue resolved: the one round trip
+    // wakesDuring makes after it picks it up. It names the job, so an idle
+    // worker can claim it by id.
+    const wakes = await wakesDuring(async () => {
+      ({ id } = await t.rota.enqueue("woken", {}, { queue: "wake.lone" }));
     });
+    expect(wakes).toEqual([`wake.lone ${id}`]);
   });
 });
 

@@ -508,7 +508,7 @@ describe("worker", () => {
       pollIntervalMs: 60_000,
       tasks: { hold: () => gate.promise, late: async () => {} },
     });
-    // 5 jobs for a room of 6: a partial claim (the queue is drained), 2 run, 3 wait.
+    // 5 jobs for a room of 6: one short claim, 2 run, 3 wait in the buffer.
     const held = nextEvent(rota.events, "job:run:start", (e) => e.task === "hold");
     await rota.enqueueMany(
       Array.from({ length: 5 }, (_, i) => ({
@@ -527,18 +527,24 @@ describe("worker", () => {
 
   it("with no room at all, a lone enqueue's job starts when the running one ends", async () => {
     const gate = deferred();
-    await startWorker({
+    const worker = await startWorker({
       queues: ["drained.one"],
       concurrency: 1,
       prefetch: 0,
       pollIntervalMs: 60_000,
       tasks: { first: () => gate.promise, second: async () => {} },
     });
+    // Its first claim finds the queue empty: freed slots no longer claim,
+    // so only the wake-ups below can lead to the second job.
+    await expect.poll(() => worker.idle).toBe(true);
     const first = nextEvent(rota.events, "job:run:start", (e) => e.task === "first");
     await rota.enqueue("first", {}, { queue: "drained.one" });
     await first;
     const second = nextEvent(rota.events, "job:run:start", (e) => e.task === "second", 10_000);
     await rota.enqueue("second", {}, { queue: "drained.one" });
+    // The wake-ups, though no claim could follow them, took the worker out
+    // of its idle state, so the slot the first job frees claims again.
+    await expect.poll(() => worker.idle).toBe(false);
     gate.resolve();
     await second;
   });
