@@ -103,7 +103,8 @@ function summarize(report: TickReport): string {
     `tick as leader (epoch ${report.epoch}):`,
     `rescued ${report.rescued ? report.rescued.retried + report.rescued.failed + report.rescued.cancelled : "-"}`,
     `materialized ${m ? `${m.executions} execution(s) for ${m.schedules} schedule(s)` : "-"}`,
-    `reconciled ${report.reconciled ? report.reconciled.reconciled + report.reconciled.repaired : "-"}`,
+    `reconciled ${report.reconciled ? report.reconciled.reconciled : "-"}`,
+    `repaired ${report.watchdog ? report.watchdog.repaired : "-"}`,
     `pruned ${report.pruned ?? "-"}`,
     ...report.errors.map(
       (e) => `error in ${e.step}: ${e.error instanceof Error ? e.error.message : String(e.error)}`,

@@ -51,6 +51,8 @@ export interface TickReport {
   rescued: RescueResult | null;
   materialized: MaterializeResult | null;
   reconciled: ReconcileResult | null;
+  /** Cursors the watchdog repaired (null when its slice did not run this tick). */
+  watchdog: { repaired: number } | null;
   pruned: number | null;
   /** Steps that failed in this tick (the others still ran). */
   errors: { step: string; error: unknown }[];
@@ -142,6 +144,7 @@ export class Orchestrator {
       rescued: null,
       materialized: null,
       reconciled: null,
+      watchdog: null,
       pruned: null,
       errors: [],
     };
@@ -166,16 +169,17 @@ export class Orchestrator {
         keepLease: () => this.lease.keep(),
       }),
     );
-    report.reconciled = await this.step(report, "reconcile", async () => {
-      const result = await reconcileDrifted(this.db, this.events);
-      if (performance.now() - this.lastWatchdog >= this.watchdogIntervalMs) {
-        this.lastWatchdog = performance.now();
+    report.reconciled = await this.step(report, "reconcile", () =>
+      reconcileDrifted(this.db, this.events),
+    );
+    if (performance.now() - this.lastWatchdog >= this.watchdogIntervalMs) {
+      this.lastWatchdog = performance.now();
+      report.watchdog = await this.step(report, "watchdog", async () => {
         const slice = await watchdogSlice(this.db, { after: this.watchdogAfter });
         this.watchdogAfter = slice.resumeAfter;
-        result.repaired += slice.repaired;
-      }
-      return result;
-    });
+        return { repaired: slice.repaired };
+      });
+    }
     if (performance.now() - this.lastPrune >= this.pruneIntervalMs) {
       this.lastPrune = performance.now();
       report.pruned = await this.step(report, "prune", () =>

@@ -24,8 +24,6 @@ import { compileSpec } from "./spec.js";
 export interface ReconcileResult {
   /** Drifted schedules re-planned. */
   reconciled: number;
-  /** Cursors repaired by the watchdog. */
-  repaired: number;
   /** Schedules disabled for a spec that does not parse, or data the database refuses. */
   quiesced: number;
   /** Schedules whose reconcile failed for another reason (left for the next tick). */
@@ -38,7 +36,7 @@ export async function reconcileDrifted(
   options: { limit?: number } = {},
 ): Promise<ReconcileResult> {
   const q = scheduleQueries(db.schema);
-  const total: ReconcileResult = { reconciled: 0, repaired: 0, quiesced: 0, failed: 0 };
+  const total: ReconcileResult = { reconciled: 0, quiesced: 0, failed: 0 };
   const drifted = await db.run<{ id: string; name: string; version: string }>(q.Drifted, [
     options.limit ?? 500,
   ]);
@@ -103,14 +101,17 @@ export async function watchdogSlice(
   const q = scheduleQueries(db.schema);
   const limit = options.limit ?? 2_000;
   const after = options.after ?? "0";
-  const candidates = await db.run<
+  const rows = await db.run<
     Pick<ScheduleRow, "id" | "next_run_at" | "cron" | "every" | "anchor" | "timezone"> & {
+      slice_last: string | null;
+      slice_size: number;
       last_occurrence: Date | null;
       now: Date;
     }
-  >(q.WatchdogCandidates, [after, limit]);
+  >(q.WatchdogSlice, [after, limit]);
   let repaired = 0;
-  for (const c of candidates.rows) {
+  for (const c of rows.rows) {
+    if (c.id === null) continue; // only the slice's end: no candidate in it
     let grid: ReturnType<typeof compileSpec>;
     try {
       grid = compileSpec(specOf(c));
@@ -127,11 +128,7 @@ export async function watchdogSlice(
     repaired += fixed.rowCount ?? 0;
   }
   // The scan covers `limit` schedules per slice, candidates or not.
-  const slice = await db.run<{ last: string | null; size: number }>(q.WatchdogSliceEnd, [
-    after,
-    limit,
-  ]);
-  const end = slice.rows[0];
-  const last = end && end.size === limit ? end.last : null;
+  const end = rows.rows[0];
+  const last = end && end.slice_size === limit ? end.slice_last : null;
   return { repaired, resumeAfter: last === null ? "0" : last };
 }

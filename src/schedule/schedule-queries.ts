@@ -22,8 +22,7 @@ export const scheduleQueries = defineQueries("schedules", [
   "Quiesce",
   "Delay",
   "Drifted",
-  "WatchdogCandidates",
-  "WatchdogSliceEnd",
+  "WatchdogSlice",
   "RepairCursor",
   "HandoverCandidates",
 ]);

@@ -2,6 +2,7 @@
 // clock: baseline, catch-up, overlap, skip, supersede, trigger, pause, watchdog.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Orchestrator } from "../../src/orchestrator/orchestrator.js";
+import { watchdogSlice } from "../../src/schedule/reconciler.js";
 import type { JobContext } from "../../src/worker/job-context.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker } from "../../src/worker/worker.js";
@@ -396,13 +397,36 @@ describe("drift and repair", () => {
     expect(live.every((r) => (r.at as number) % (5 * MINUTE) === 0)).toBe(true);
   });
 
+  it("the watchdog scans a fixed number of schedules per slice, skipped ones included, and wraps", async () => {
+    for (const name of ["s1", "s2", "s3", "s4", "s5"]) {
+      await t.rota.schedules.upsert({ name, task: "work", cron: "* * * * *" });
+    }
+    await t.rota.schedules.pause("s2");
+    await t.rota.schedules.pause("s3");
+    // s4's cursor falls behind its planned executions.
+    await sql(
+      `update {s}.schedules set next_run_at = next_run_at - interval '2 minutes' where name = 's4'`,
+    );
+    const ids = (await sql<{ id: string }>(`select id::text from {s}.schedules order by id`)).map(
+      (r) => r.id,
+    );
+    // Two schedules per slice: the paused ones count toward it, so s4 comes in the second.
+    const first = await watchdogSlice(t.rota.db, { after: "0", limit: 2 });
+    expect(first).toEqual({ repaired: 0, resumeAfter: ids[1] });
+    const second = await watchdogSlice(t.rota.db, { after: first.resumeAfter, limit: 2 });
+    expect(second).toEqual({ repaired: 1, resumeAfter: ids[3] });
+    // The last slice is short: the scan wraps.
+    const third = await watchdogSlice(t.rota.db, { after: second.resumeAfter, limit: 2 });
+    expect(third).toEqual({ repaired: 0, resumeAfter: "0" });
+  });
+
   it("the watchdog re-creates deleted future executions and repairs a wrong cursor", async () => {
     await t.rota.schedules.upsert({ name: "w", task: "work", cron: "* * * * *" });
     const planned = await t.rota.schedules.upcoming("w", { limit: 3 });
     await sql(`delete from {s}.jobs where schedule_id is not null`);
     orchestrator.runAllStepsNextTick();
     let report = await orchestrator.tick();
-    expect(report.reconciled?.repaired).toBe(1);
+    expect(report.watchdog?.repaired).toBe(1);
     // The repair puts the cursor back; the next pass re-creates the executions.
     report = await orchestrator.tick();
     const again = await t.rota.schedules.upcoming("w", { limit: 3 });
@@ -415,7 +439,7 @@ describe("drift and repair", () => {
     );
     orchestrator.runAllStepsNextTick();
     report = await orchestrator.tick();
-    expect(report.reconciled?.repaired).toBe(1);
+    expect(report.watchdog?.repaired).toBe(1);
     const schedule = await t.rota.schedules.get("w");
     expect(schedule?.nextRunAt?.getTime()).toBe((planned[2]?.runAt.getTime() as number) + MINUTE);
   });

@@ -263,34 +263,35 @@ where s.materialized_version is distinct from s.version and s.materialized_versi
 order by s.id
 limit $1;
 
--- name: WatchdogCandidates
--- Schedules $1 < id, in id order, whose future executions vanished (deleted
--- by hand) or whose cursor is not past its latest planned occurrence.
-with clock as materialized (select {{schema}}.clock_now() as now)
-select s.id::text, s.next_run_at, s.cron, s.every, s.anchor, s.timezone,
-       live.last_occurrence, clock.now
-from clock
-cross join lateral (
-  select * from {{schema}}.schedules as s
-  where s.id > $1 and s.enabled and not s.paused and s.owner = 'rota'
-    and s.next_run_at is not null
+-- name: WatchdogSlice
+-- The next $2 schedules after id $1 (the slice; the next resumes after its
+-- last id, and a short one means the scan reached the end and wraps), and
+-- among them those whose future executions vanished (deleted by hand) or
+-- whose cursor is not past its latest planned occurrence: one row per such
+-- candidate, each carrying the slice's end, or one row with only the end.
+with clock as materialized (select {{schema}}.clock_now() as now),
+slice as materialized (
+  select * from {{schema}}.schedules where id > $1 order by id limit $2
+),
+span as (select max(id)::text as slice_last, count(*)::int as slice_size from slice)
+select span.slice_last, span.slice_size, c.*
+from span
+left join lateral (
+  select s.id::text, s.next_run_at, s.cron, s.every, s.anchor, s.timezone,
+         live.last_occurrence, clock.now
+  from slice as s
+  cross join clock
+  cross join lateral (
+    select max(j.occurrence_at) as last_occurrence
+    from {{schema}}.jobs as j
+    where j.schedule_id = s.id and j.target_key = '' and j.occurrence_at > clock.now
+      and j.state <> 'superseded'
+  ) as live
+  where s.enabled and not s.paused and s.owner = 'rota' and s.next_run_at is not null
+    and ((live.last_occurrence is null and s.fill_at > clock.now)
+         or s.next_run_at <= live.last_occurrence)
   order by s.id
-  limit $2
-) as s
-cross join lateral (
-  select max(j.occurrence_at) as last_occurrence
-  from {{schema}}.jobs as j
-  where j.schedule_id = s.id and j.target_key = '' and j.occurrence_at > clock.now
-    and j.state <> 'superseded'
-) as live
-where (live.last_occurrence is null and s.fill_at > clock.now)
-   or s.next_run_at <= live.last_occurrence;
-
--- name: WatchdogSliceEnd
--- The last id of the slice WatchdogCandidates looked at (the next resumes
--- after it) and its size (short: the scan reached the end and wraps).
-select max(id)::text as last, count(*)::int as size
-from (select id from {{schema}}.schedules where id > $1 order by id limit $2) as slice;
+) as c on true;
 
 -- name: RepairCursor
 update {{schema}}.schedules
