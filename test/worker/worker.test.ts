@@ -120,6 +120,44 @@ describe("worker", () => {
     expect(order).toEqual([5, 3, 1]);
   });
 
+  it("runs one claim's jobs in priority order, and marks started the one it starts at once", async () => {
+    const order: number[] = [];
+    const gate = deferred();
+    // Lower priorities first, so their ids are smaller: the claim must not
+    // hand them over in id order.
+    const ids = await rota.enqueueMany(
+      [1, 3, 5].map((priority) => ({
+        task: "prio.batch",
+        payload: { priority },
+        options: { queue: "prio.batch", priority },
+      })),
+    );
+    const first = nextEvent(rota.events, "job:run:start", (e) => e.task === "prio.batch");
+    const done = events(rota.events, "job:run:success", 3, (e) => e.task === "prio.batch");
+    await startWorker({
+      queues: ["prio.batch"],
+      concurrency: 1,
+      prefetch: 5, // all three come in one claim
+      retention: { succeededMs: 3_600_000 },
+      tasks: {
+        "prio.batch": async (p: { priority: number }) => {
+          order.push(p.priority);
+          await gate.promise;
+        },
+      },
+    });
+    await first;
+    // The job started at once was marked started by the claim; the two in the
+    // buffer were not (the gate holds the first job well under 50 ms here).
+    const started = await Promise.all(
+      ids.map(async (r) => (await rota.getJob(r.id))?.started_at !== null),
+    );
+    expect(started).toEqual([false, false, true]);
+    gate.resolve();
+    await done;
+    expect(order).toEqual([5, 3, 1]);
+  });
+
   it("retries with the job's backoff, then leaves it 'failed' with its error and stack", async () => {
     let calls = 0;
     await startWorker({

@@ -55,6 +55,7 @@ next as (
 -- The candidates carry the columns this needs, so it reads no row again.
 decided as (
   select j.id,
+         row_number() over (order by j.priority desc, j.run_at, j.id) as claim_rank,
          -- The first $6 (the worker's free slots) start at once; the others
          -- wait in its buffer, and their start is recorded when it comes.
          row_number() over (order by j.priority desc, j.run_at, j.id) <= $6::bigint as starts_now,
@@ -72,7 +73,8 @@ decided as (
               when j.overlap = 'skip' then 'skipped'
               else 'scheduled' end as to_state
   from next as j cross join clock
-)
+),
+claimed as (
 update {{schema}}.jobs as j
 set state = d.to_state,
     attempts = case when d.to_state = 'running' then j.attempts + 1 else j.attempts end,
@@ -95,7 +97,12 @@ where j.id = d.id and j.id = any(array(select id from decided))
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at;
+          clock.now as claimed_at, d.claim_rank
+)
+-- In claim order: UPDATE returns rows in whatever order it met them (by id
+-- here), and the worker starts the rows from the front, so the ones marked
+-- started now must come first, and a higher priority before a lower.
+select * from claimed order by claim_rank;
 
 -- name: ClaimOne
 -- Claim for one job by id, as named in the wake-up of a lone enqueue
