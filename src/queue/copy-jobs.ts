@@ -113,14 +113,15 @@ export async function copyJobs(
     throw error;
   }
   const drawn = await drawing;
-  // Contiguous safe ids are turned into text as the rows are encoded (while
-  // the server inserts); the others up front.
-  const ids: string[] = contiguousSafe(drawn, count)
-    ? new Array(count)
-    : drawnIds(drawn.first, drawn.ids, count);
+  // Contiguous ids in the safe integer range are computed, and turned into
+  // text as the rows are encoded (while the server inserts); others are
+  // listed up front.
+  const firstId =
+    drawn.ids === null && Number.isSafeInteger(Number(drawn.first) + count)
+      ? Number(drawn.first)
+      : -1;
+  const ids: string[] = firstId >= 0 ? new Array(count) : listedIds(drawn, count);
   const nowUs = Number(drawn.now_us);
-  // Contiguous ids in the safe integer range are computed, not parsed.
-  const firstId = contiguousSafe(drawn, count) ? Number(drawn.first) : -1;
   async function* encoded(): AsyncGenerator<Buffer> {
     const writer = new CopyBinaryWriter();
     for (let start = 0; start < count; start += CHUNK_ROWS) {
@@ -184,7 +185,7 @@ export async function copyJobs(
  * sum is not exact: it only decides the state there, and the run time is
  * written from exact parts.
  */
-export function dueMicros(job: Pick<NormalizedJob, "runAt" | "delayMs">, nowUs: number): number {
+function dueMicros(job: Pick<NormalizedJob, "runAt" | "delayMs">, nowUs: number): number {
   if (job.runAt !== null) return job.runAt.getTime() * 1000;
   return nowUs + delayMicros(job.delayMs);
 }
@@ -204,20 +205,9 @@ function roundHalfEven(value: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-function contiguousSafe(drawn: DrawnIds, count: number): boolean {
-  return drawn.ids === null && Number.isSafeInteger(Number(drawn.first) + count);
-}
-
-/** The ids DrawIds handed out, in draw order: from the first when contiguous, else its list. */
-function drawnIds(first: string, list: string | null, count: number): string[] {
-  if (list !== null) return list.split(",");
-  const ids: string[] = new Array(count);
-  const start = Number(first);
-  if (Number.isSafeInteger(start + count)) {
-    for (let i = 0; i < count; i++) ids[i] = String(start + i);
-  } else {
-    const big = BigInt(first);
-    for (let i = 0; i < count; i++) ids[i] = String(big + BigInt(i));
-  }
-  return ids;
+/** Ids DrawIds handed out that are not contiguous safe integers: its list, or a run past 2^53. */
+function listedIds(drawn: DrawnIds, count: number): string[] {
+  if (drawn.ids !== null) return drawn.ids.split(",");
+  const first = BigInt(drawn.first);
+  return Array.from({ length: count }, (_, i) => String(first + BigInt(i)));
 }

@@ -44,7 +44,8 @@ export class Completer {
     private readonly events: RotaEvents,
     private readonly workerId: string,
     private readonly keepSucceeded: boolean,
-    private readonly onWritten: (ids: string[]) => void,
+    /** `retried`: some of these were failures written back to wait for their next attempt. */
+    private readonly onWritten: (ids: string[], retried: boolean) => void,
     private readonly onWriteError: (error: unknown) => void,
   ) {
     this.q = jobQueries(db.schema);
@@ -111,7 +112,11 @@ export class Completer {
         this.failures = [...failures, ...this.failures];
         error = wroteFailures.reason;
       }
-      if (written.length > 0) this.onWritten(written);
+      if (written.length > 0) {
+        const retried =
+          wroteFailures.status === "fulfilled" && failures.some((f) => f.retryMs !== null);
+        this.onWritten(written, retried);
+      }
       if (error === null) {
         failuresInARow = 0;
         continue;

@@ -279,9 +279,12 @@ export class Worker {
       events,
       this.id,
       retention.succeededMs > 0,
-      (ids) => {
+      (ids, retried) => {
         for (const id of ids) this.completing.delete(id);
-        this.topUp();
+        // A retry waits in the table now: claim, so the worker finds it
+        // (due, or not yet: then it sleeps until it is, NextDue).
+        if (retried) this.fill();
+        else this.topUp();
       },
       (error) => this.reportError("completion", error),
     );
@@ -423,6 +426,8 @@ export class Worker {
       this.starved = false;
       try {
         this.claimCount++;
+        // This claim takes any job a wake-up named before it.
+        this.namedJob = null;
         const result = await this.claimDb.run<ClaimedRow>(this.q.Claim, [
           this.queues,
           this.taskNames,
@@ -772,9 +777,6 @@ export class Worker {
       if (!Number.isFinite(retryMs) || retryMs < 0)
         retryMs = backoffDelay(row.backoff, row.attempts);
     }
-    // A retry waits in 'scheduled': once this outcome is written, the claim
-    // that follows finds it not yet due and sleeps until it is (NextDue).
-    if (retryMs !== null) this.drained = false;
     this.completer.fail({
       id: row.id,
       attempt: row.attempts,
@@ -800,8 +802,6 @@ export class Worker {
               },
             },
     });
-    // Wake up for the retry even if no NOTIFY comes (delayed rows notify nobody).
-    if (retryMs !== null && retryMs < this.pollIntervalMs) this.schedulePoll(retryMs);
   }
 
   private abortJob(

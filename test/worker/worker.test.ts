@@ -601,6 +601,36 @@ describe("worker", () => {
     expect((await rota.clock.now()).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
   });
 
+  it("an idle worker runs a retry when it is due, not at its next poll", async () => {
+    let attempts = 0;
+    let worker: Worker | null = null;
+    worker = await startWorker({
+      queues: ["drained.retry"],
+      pollIntervalMs: 60_000,
+      tasks: {
+        flaky: async () => {
+          attempts++;
+          if (attempts > 1) return;
+          // Fail only once the worker has found the queue empty, so nothing
+          // but the written retry can lead it back.
+          await expect.poll(() => worker?.idle).toBe(true);
+          throw new Error("first attempt fails");
+        },
+      },
+    });
+    const done = nextEvent(rota.events, "job:run:success", (e) => e.task === "flaky", 10_000);
+    await rota.enqueue(
+      "flaky",
+      {},
+      {
+        queue: "drained.retry",
+        backoff: { kind: "fixed", delayMs: 200 },
+      },
+    );
+    await done;
+    expect(attempts).toBe(2);
+  });
+
   it("refuses bad worker options with a code naming the field", () => {
     expect(() => rota.worker({ tasks: {} })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),
