@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { validateMillis } from "../config.js";
+import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -95,7 +95,7 @@ export class Orchestrator {
     );
     this.pruneIntervalMs = validateMillis("pruneIntervalMs", options.pruneIntervalMs ?? 60_000);
     this.retention = resolveRetention(options.retention);
-    this.batchSize = validateMillis("batchSize", options.batchSize ?? 5_000, 1);
+    this.batchSize = validateCount("batchSize", options.batchSize ?? 5_000);
     this.holder =
       options.holder ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.lease = new LeaderLease(db, events, options.leaseName ?? "orchestrator", this.holder, ttl);

@@ -333,6 +333,34 @@ function isoOrInfinity(at: Date): string {
 }
 
 /**
+ * Marks a schedule's not-yet-started executions superseded (all of them, or
+ * those not of `keepVersion`) and announces each; returns how many.
+ */
+export async function supersedeExecutions(
+  db: Database,
+  events: RotaEvents,
+  executor: Executor,
+  scheduleId: string,
+  keepVersion: string | null,
+  reason: string,
+): Promise<number> {
+  const result = await db.run<{ id: string; occurrence_at: Date | null }>(
+    scheduleQueries(db.schema).Supersede,
+    [scheduleId, keepVersion, reason],
+    executor,
+  );
+  for (const r of result.rows) {
+    events.emit("schedule:execution:superseded", {
+      scheduleId,
+      executionId: r.id,
+      occurrenceAt: r.occurrence_at,
+      reason,
+    });
+  }
+  return result.rowCount ?? 0;
+}
+
+/**
  * Plans one schedule inside the caller's transaction (a create, change,
  * resume, enable, skip or hand-over), from its cursor, or from a baseline
  * when the cursor is null. Stale future executions must already be

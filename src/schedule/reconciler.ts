@@ -1,7 +1,7 @@
 import type { Database } from "../db/database.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { materializeOne, quiesce, setAside } from "./materializer.js";
+import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
 import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
 import { compileSpec } from "./spec.js";
 
@@ -72,20 +72,7 @@ async function reconcileOne(
       }
       return;
     }
-    const reason = "the schedule changed";
-    const stale = await db.run<{ id: string; occurrence_at: Date | null }>(
-      q.Supersede,
-      [row.id, row.version, reason],
-      client,
-    );
-    for (const r of stale.rows) {
-      events.emit("schedule:execution:superseded", {
-        scheduleId: row.id,
-        executionId: r.id,
-        occurrenceAt: r.occurrence_at,
-        reason,
-      });
-    }
+    await supersedeExecutions(db, events, client, row.id, row.version, "the schedule changed");
     await db.run(q.SetState, [row.id, null, null, null, true], client);
     const fresh = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0] as ScheduleRow;
     await materializeOne(db, events, client, fresh);

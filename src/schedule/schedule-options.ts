@@ -1,5 +1,10 @@
 import { RotaError } from "../errors.js";
-import { serializePayload, validateQueueName, validateTaskName } from "../queue/job-options.js";
+import {
+  DEFAULT_QUEUE,
+  serializePayload,
+  validateQueueName,
+  validateTaskName,
+} from "../queue/job-options.js";
 import type { TaskDefinition } from "../task.js";
 import type { CatchUp } from "./plan.js";
 import type { Overlap, Owner } from "./schedule-queries.js";
@@ -167,7 +172,7 @@ export function normalizeSchedule(
       ? { cron: input.cron, timezone }
       : { every: input.every as string, anchor, timezone };
   compileSpec(spec);
-  const queue = validateQueueName(input.queue ?? definition?.queue ?? "default");
+  const queue = validateQueueName(input.queue ?? definition?.queue ?? DEFAULT_QUEUE);
   const priority = wholeNumber("priority", input.priority ?? 0, -2_147_483_648, 2_147_483_647);
   const maxAttempts = input.maxAttempts ?? definition?.maxAttempts ?? null;
   if (maxAttempts !== null) wholeNumber("maxAttempts", maxAttempts, 1, 2_147_483_647);

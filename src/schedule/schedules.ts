@@ -4,7 +4,7 @@ import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { JOB_STATES } from "../queue/job-admin.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
-import { materializeOne } from "./materializer.js";
+import { materializeOne, supersedeExecutions } from "./materializer.js";
 import type { CatchUp } from "./plan.js";
 import {
   type NormalizedSchedule,
@@ -607,26 +607,13 @@ export class Schedules {
     });
   }
 
-  private async supersede(
+  private supersede(
     client: Executor,
     id: string,
     keepVersion: string | null,
     reason: string,
   ): Promise<number> {
-    const result = await this.db.run<{ id: string; occurrence_at: Date | null }>(
-      this.q.Supersede,
-      [id, keepVersion, reason],
-      client,
-    );
-    for (const r of result.rows) {
-      this.events.emit("schedule:execution:superseded", {
-        scheduleId: id,
-        executionId: r.id,
-        occurrenceAt: r.occurrence_at,
-        reason,
-      });
-    }
-    return result.rowCount ?? 0;
+    return supersedeExecutions(this.db, this.events, client, id, keepVersion, reason);
   }
 
   private async setState(

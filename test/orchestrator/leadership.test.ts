@@ -102,4 +102,18 @@ describe("leadership", () => {
       expect.objectContaining({ code: "INVALID_OPTION" }),
     );
   });
+
+  it("refuses a batch size that is not a whole number of schedules, naming it as a count", () => {
+    for (const batchSize of [0, 1.5]) {
+      let error: unknown = null;
+      try {
+        t.rota.orchestrator({ batchSize });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code: "INVALID_OPTION" });
+      expect((error as Error).message).toContain("batchSize");
+      expect((error as Error).message).not.toMatch(/milli/i);
+    }
+  });
 });
