@@ -274,7 +274,9 @@ async function write(
           : null,
     })),
   );
-  const result = await db.run<{ advanced: string[]; executions: WrittenExecution[] }>(
+  const wanted =
+    events.wants("schedule:execution:materialized") || events.wants("schedule:execution:missed");
+  const result = await db.run<MaterializeRow>(
     scheduleQueries(db.schema).Materialize,
     [
       JSON.stringify(schedules),
@@ -282,20 +284,25 @@ async function write(
       lease?.name ?? null,
       lease?.holder ?? null,
       lease?.epoch ?? null,
+      wanted,
     ],
     executor,
   );
-  const row = result.rows[0] as { advanced: string[]; executions: WrittenExecution[] };
-  total.schedules += row.advanced.length;
-  total.executions += row.executions.length;
-  emitWritten(events, row.executions, planned);
-  return row.advanced.length;
+  const row = result.rows[0] as MaterializeRow;
+  total.schedules += row.advanced;
+  total.executions += row.inserted;
+  if (row.executions !== null) emitWritten(events, row.executions, planned);
+  return row.advanced;
+}
+
+/** What Materialize returns: counts, and the executions when asked for. */
+interface MaterializeRow {
+  advanced: number;
+  inserted: number;
+  executions: WrittenExecution[] | null;
 }
 
 function emitWritten(events: RotaEvents, written: WrittenExecution[], planned: Planned[]): void {
-  const wantsMaterialized = events.wants("schedule:execution:materialized");
-  const wantsMissed = events.wants("schedule:execution:missed");
-  if (!wantsMaterialized && !wantsMissed) return;
   const counts = new Map<string, number>();
   for (const p of planned) {
     for (const e of p.plan.executions) {

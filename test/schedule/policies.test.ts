@@ -127,6 +127,38 @@ describe("catch-up after downtime", () => {
   });
 });
 
+describe("materialization events", () => {
+  it("announce each execution a tick writes, missed ones too", async () => {
+    await t.rota.schedules.upsert({
+      name: "announced",
+      task: "work",
+      cron: "* * * * *",
+      horizon: 1,
+      catchUp: "latest",
+    });
+    const materialized: { executionId: string; runAt: Date }[] = [];
+    const missed: { count: number }[] = [];
+    const offMaterialized = t.rota.events.on("schedule:execution:materialized", (e) =>
+      materialized.push(e),
+    );
+    const offMissed = t.rota.events.on("schedule:execution:missed", (e) => missed.push(e));
+    try {
+      await t.rota.clock.shift(10 * MINUTE);
+      const report = await orchestrator.tick();
+      // Every row the tick wrote is announced: the latest to run, the
+      // others recorded as missed (one row each, under the summary limit).
+      expect(report.materialized?.executions).toBe(materialized.length + missed.length);
+      expect(materialized.length).toBeGreaterThanOrEqual(1);
+      expect(missed.length).toBeGreaterThanOrEqual(8);
+      expect(missed.every((m) => m.count === 1)).toBe(true);
+      expect(materialized.every((m) => m.executionId !== "" && m.runAt instanceof Date)).toBe(true);
+    } finally {
+      offMaterialized();
+      offMissed();
+    }
+  });
+});
+
 describe("overlap", () => {
   async function overlapping(overlap: "skip" | "queue") {
     const release = deferred();

@@ -111,7 +111,8 @@ group by clock.now;
 -- only for schedules written: a second orchestrator, a stale leader or a
 -- concurrent change writes nothing. The unique index jobs_execution_once
 -- backs this up. $3/$4/$5: the leader lease (name, holder, epoch) the writer
--- must still hold, or null when an API call materializes inline.
+-- must still hold, or null when an API call materializes inline. $6: send
+-- the written executions back (for their events).
 with clock as materialized (select {{schema}}.clock_now() as now),
 leader as materialized (
   select $3::text is null
@@ -155,11 +156,16 @@ notified as (
   select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
   from inserted where state = 'scheduled'
 )
-select (select coalesce(array_agg(id::text), '{}') from advanced) as advanced,
-       (select coalesce(jsonb_agg(jsonb_build_object(
-          'id', id::text, 'schedule_id', schedule_id::text, 'queue', queue, 'task', task,
-          'state', state, 'run_at', run_at, 'occurrence_at', occurrence_at)), '[]'::jsonb)
-        from inserted) as executions,
+-- The executions themselves come back only when $6 (someone listens for
+-- their events); otherwise only the counts, not one JSON object per row.
+select (select count(*)::int from advanced) as advanced,
+       (select count(*)::int from inserted) as inserted,
+       case when $6::boolean then
+         (select coalesce(jsonb_agg(jsonb_build_object(
+            'id', id::text, 'schedule_id', schedule_id::text, 'queue', queue, 'task', task,
+            'state', state, 'run_at', run_at, 'occurrence_at', occurrence_at)), '[]'::jsonb)
+          from inserted)
+       end as executions,
        (select done from notified) as notified;
 
 -- name: Supersede
