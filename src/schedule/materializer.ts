@@ -120,19 +120,14 @@ async function planRow(
   row: DueRow,
   total: MaterializeResult,
 ): Promise<Planned | null> {
-  let plan: Plan;
   try {
     // Planning is deterministic: whatever it throws for this row it would
     // throw every pass, so the schedule is disabled once, with the reason.
-    plan = planExecutions({
-      grid: compileSpec(specOf(row)),
-      cursor: row.next_run_at,
+    return planSchedule(row, {
+      count: row.live_future,
+      first_run_at: row.first_run_at,
+      last_occurrence: row.last_occurrence,
       now: row.now,
-      horizon: row.horizon,
-      liveFuture: row.live_future,
-      lastLiveOccurrence: row.last_occurrence,
-      catchUp: row.catch_up,
-      catchUpWindowMs: row.catch_up_window_ms,
     });
   } catch (error) {
     const reason = isRotaError(error)
@@ -141,13 +136,43 @@ async function planRow(
     if (await quiesce(db, events, row.id, row.name, row.version, reason)) total.quiesced++;
     return null;
   }
+}
+
+/** The next executions of one schedule, given what it has planned already (`live`). */
+function planSchedule(
+  row: Pick<
+    ScheduleRow,
+    | "id"
+    | "name"
+    | "version"
+    | "cron"
+    | "every"
+    | "anchor"
+    | "timezone"
+    | "next_run_at"
+    | "horizon"
+    | "catch_up"
+    | "catch_up_window_ms"
+  >,
+  live: LiveFuture,
+): Planned {
+  const plan = planExecutions({
+    grid: compileSpec(specOf(row)),
+    cursor: row.next_run_at,
+    now: live.now,
+    horizon: row.horizon,
+    liveFuture: live.count,
+    lastLiveOccurrence: live.last_occurrence,
+    catchUp: row.catch_up,
+    catchUpWindowMs: row.catch_up_window_ms,
+  });
   return {
     id: row.id,
     name: row.name,
     version: row.version,
     expectedCursor: row.next_run_at,
     plan,
-    fillAt: fillAt(plan, row.first_run_at, row.now),
+    fillAt: fillAt(plan, live.first_run_at, live.now),
   };
 }
 
@@ -386,25 +411,7 @@ export async function materializeOne(
     [row.id, row.version],
     executor,
   );
-  const { count, first_run_at: firstRunAt, last_occurrence, now } = live.rows[0] as LiveFuture;
-  const plan = planExecutions({
-    grid: compileSpec(specOf(row)),
-    cursor: row.next_run_at,
-    now,
-    horizon: row.horizon,
-    liveFuture: count,
-    lastLiveOccurrence: last_occurrence,
-    catchUp: row.catch_up,
-    catchUpWindowMs: row.catch_up_window_ms,
-  });
-  const item: Planned = {
-    id: row.id,
-    name: row.name,
-    version: row.version,
-    expectedCursor: row.next_run_at,
-    plan,
-    fillAt: fillAt(plan, firstRunAt, now),
-  };
+  const item = planSchedule(row, live.rows[0] as LiveFuture);
   await write(db, events, [item], null, total, executor);
   return total;
 }

@@ -223,7 +223,10 @@ cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from release
 -- database) claimable again, or 'failed' when that was the last attempt.
 with clock as materialized (select {{schema}}.clock_now() as now),
 expired as (
-  select id from {{schema}}.jobs
+  -- refund: it never started (it waited in the dead worker's buffer), so the
+  -- attempt counted at claim is given back, once per job.
+  select id, started_at is null and unstarted_rescues = 0 as refund
+  from {{schema}}.jobs
   where state = 'running' and lease_expires_at < (select now from clock)
   order by lease_expires_at
   limit $1
@@ -232,18 +235,14 @@ expired as (
 rescued as (
   update {{schema}}.jobs as j
   set state = case when j.cancel_requested_at is not null then 'cancelled'
-                   when j.started_at is null and j.unstarted_rescues = 0 then 'available'
+                   when e.refund then 'available'
                    when j.attempts >= j.max_attempts then 'failed'
                    else 'available' end,
-      -- Never started (it waited in the dead worker's buffer): the attempt
-      -- counted at claim is given back, once per job.
-      attempts = case when j.started_at is null and j.unstarted_rescues = 0
-                      then j.attempts - 1 else j.attempts end,
-      unstarted_rescues = case when j.started_at is null and j.unstarted_rescues = 0
-                               then 1 else j.unstarted_rescues end,
+      attempts = case when e.refund then j.attempts - 1 else j.attempts end,
+      unstarted_rescues = case when e.refund then 1 else j.unstarted_rescues end,
       run_at = clock.now,
       finished_at = case when j.cancel_requested_at is not null then clock.now
-                         when j.started_at is null and j.unstarted_rescues = 0 then null
+                         when e.refund then null
                          when j.attempts >= j.max_attempts then clock.now end,
       last_error = jsonb_build_object(
         'message', 'lease expired: worker ' || coalesce(j.lease_holder, '?') ||
@@ -251,8 +250,8 @@ rescued as (
         'attempt', j.attempts, 'at', clock.now, 'rescued', true),
       lease_holder = null,
       lease_expires_at = null
-  from expired, clock
-  where j.id = expired.id
+  from expired as e, clock
+  where j.id = e.id
   returning j.id, j.queue, j.task, j.state, j.attempts
 )
 select rescued.id::text, rescued.queue, rescued.task, rescued.state, rescued.attempts, notified.done
