@@ -204,8 +204,6 @@ export class Schedules {
         );
       }
       await this.setState(client, id, { resetCursor: true });
-    } else if (before?.horizon !== schedule.horizon) {
-      await this.setState(client, id, {});
     }
     // A change re-plans from the row as it now stands (cursor reset).
     const materialized = changed

@@ -127,6 +127,20 @@ describe("catch-up after downtime", () => {
   });
 });
 
+describe("horizon", () => {
+  it("a wider horizon alone changes no execution, and the next pass fills it", async () => {
+    const spec = { name: "wider", task: "work", cron: "* * * * *" } as const;
+    await t.rota.schedules.upsert({ ...spec, horizon: 1 });
+    expect(await states("wider")).toHaveLength(1);
+    const again = await t.rota.schedules.upsert({ ...spec, horizon: 3 });
+    expect(again.superseded).toBe(0);
+    await orchestrator.tick();
+    const rows = await states("wider");
+    expect(rows).toHaveLength(3);
+    expect(rows.every((r) => r.state === "scheduled")).toBe(true);
+  });
+});
+
 describe("materialization events", () => {
   it("announce each execution a tick writes, missed ones too", async () => {
     await t.rota.schedules.upsert({

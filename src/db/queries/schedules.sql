@@ -41,6 +41,9 @@ set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
     every = excluded.every, anchor = excluded.anchor, timezone = excluded.timezone,
     catch_up = excluded.catch_up, catch_up_window_ms = excluded.catch_up_window_ms,
     overlap = excluded.overlap, horizon = excluded.horizon,
+    -- A new horizon (not part of the version) is filled at the next pass.
+    fill_at = case when s.horizon is distinct from excluded.horizon then '-infinity'
+                   else s.fill_at end,
     -- A schedule in a hand-over changes owner only through handover/handback:
     -- importing the same crontab again must not undo a hand-over.
     owner = case when s.handover then s.owner else excluded.owner end,
