@@ -108,6 +108,7 @@ describe("exactly-once firing", () => {
       await seen.until(minuteMarks(start, now));
     }
     await worker.stop();
+    const end = await t.rota.clock.now();
 
     const weekEnd = new Date(start.getTime() + 7 * 24 * 60 * MINUTE);
     const inWeek = fired.filter((at) => at.getTime() <= weekEnd.getTime());
@@ -117,7 +118,12 @@ describe("exactly-once firing", () => {
     const distinct = new Set(fired.map((at) => at.getTime()));
     expect(distinct.size).toBe(fired.length);
     expect(fired.every((at) => at.getTime() % MINUTE === 0)).toBe(true);
-    expect(fired).toHaveLength(minuteMarks(start, now));
+    // Every mark up to the last shift fired; a real minute mark passing
+    // before the worker stopped may add one more (its execution was already
+    // materialized, and it was due): never one that was not yet due.
+    expect(fired.length).toBeGreaterThanOrEqual(minuteMarks(start, now));
+    expect(fired.length).toBeLessThanOrEqual(minuteMarks(start, end));
+    expect(fired.every((at) => at.getTime() > start.getTime() && at <= end)).toBe(true);
   }, 120_000);
 
   it("two orchestrators with random pauses over 1,000 simulated minutes: every occurrence once", async () => {
