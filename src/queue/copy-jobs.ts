@@ -84,15 +84,16 @@ export async function drawIds(
  * Inserts the jobs of `source` (none with a unique key) on `client` with ids
  * from `drawing`. Runs no BEGIN/COMMIT: inside the caller's transaction
  * everything commits or rolls back with it (and the NOTIFY is delivered on
- * its commit); on an idle pool client the COPY commits by itself and Wake
- * follows it.
+ * its commit); on rota's own connection (`ownConnection`) the COPY commits
+ * by itself and Wake follows it, telling the workers of a queue whose jobs
+ * are all delayed when the first comes due.
  */
 export async function copyJobs(
   db: Database,
   source: JobSource,
   drawing: Promise<DrawnIds>,
   client: pg.ClientBase,
-  options: { wakeMayFail?: boolean; keepJobs?: boolean } = {},
+  options: { ownConnection?: boolean; keepJobs?: boolean } = {},
 ): Promise<CopiedJobs> {
   const q = enqueueQueries(db.schema);
   const count = source.count;
@@ -100,7 +101,8 @@ export async function copyJobs(
   // the garbage collector more than checking them did.
   const jobs: NormalizedJob[] | null = options.keepJobs ? new Array(count) : null;
   const states: CopiedJobs["states"] = new Array(count);
-  const woken = new Set<string>();
+  // Per queue filled, when its earliest job is due (microseconds, database clock).
+  const woken = new Map<string, number>();
   // The server draws the ids while the first chunk is checked; the COPY is
   // sent once they are in (a client runs one statement at a time).
   let firstChunk: NormalizedJob[];
@@ -113,6 +115,7 @@ export async function copyJobs(
     throw error;
   }
   const drawn = await drawing;
+  const drawnAt = performance.now();
   // Contiguous ids in the safe integer range are computed, and turned into
   // text as the rows are encoded (while the server inserts); others are
   // listed up front.
@@ -134,7 +137,8 @@ export async function copyJobs(
         const dueUs = dueMicros(job, nowUs);
         const state = dueUs > nowUs ? "scheduled" : "available";
         states[i] = state;
-        woken.add(job.queue);
+        const earliest = woken.get(job.queue);
+        if (earliest === undefined || dueUs < earliest) woken.set(job.queue, dueUs);
         writer.reserve(
           ROW_FIXED_BYTES +
             textBytes(job.queue) +
@@ -167,11 +171,18 @@ export async function copyJobs(
   }
   await pipeline(Readable.from(encoded()), client.query(copyFrom(q.CopyJobs.text)));
   if (woken.size > 0) {
-    const waking = db.run(q.Wake, [[...woken]], client);
+    // Inside a caller's transaction the wake-up is delivered at its commit,
+    // however late: the queues are woken as due now. On rota's own
+    // connection it goes out at once, with the time since the clock was read.
+    const sinceDrawnMs = performance.now() - drawnAt;
+    const dueInMs = options.ownConnection
+      ? [...woken.values()].map((dueUs) => (dueUs - nowUs) / 1000 - sinceDrawnMs)
+      : null;
+    const waking = db.run(q.Wake, [[...woken.keys()], dueInMs], client);
     // On rota's own connection the COPY has committed by now: the jobs exist,
     // so a failed wake-up must not report them as not enqueued (a retry would
     // duplicate them); workers find them by polling.
-    if (options.wakeMayFail) await waking.catch(() => {});
+    if (options.ownConnection) await waking.catch(() => {});
     else await waking;
   }
   return { jobs, ids, states };

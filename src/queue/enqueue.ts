@@ -204,7 +204,7 @@ export class Enqueuer {
     }
     const emit = this.events.wants("job:enqueued");
     const { jobs, ids, states } = await copyJobs(this.db, source, drawing, client, {
-      wakeMayFail: options.ownConnection === true,
+      ownConnection: options.ownConnection === true,
       keepJobs: emit,
     });
     const results: EnqueueResult[] = new Array(ids.length);
@@ -353,7 +353,7 @@ export class Enqueuer {
     }
     let broken: Error | undefined;
     if (woken.size > 0 && !alone) {
-      await this.db.run(this.q.Wake, [[...woken]], client).catch((error: unknown) => {
+      await this.db.run(this.q.Wake, [[...woken], null], client).catch((error: unknown) => {
         if (!isStatementError(error)) broken = error as Error;
       });
     }
@@ -401,7 +401,9 @@ export class Enqueuer {
     const json = jobsJson(jobs, withKeys);
     const result = await this.db.run<InsertRow>(
       withKeys ? this.q.Insert : this.q.InsertPlain,
-      withKeys ? [json] : [json, true, false],
+      // On rota's pool each statement commits by itself: its wake-up can say
+      // when delayed jobs come due (see enqueue.sql).
+      withKeys ? [json, executor === this.db.pool] : [json, true, executor === this.db.pool],
       executor,
     );
     return result.rows;

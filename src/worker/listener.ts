@@ -2,12 +2,18 @@ import type pg from "pg";
 import type { Database } from "../db/database.js";
 import { channelName } from "../db/sql.js";
 
+/** What a jobs wake-up says (see parseWake). */
+export interface Wake {
+  /** The queue that got jobs ("*": any queue, e.g. after a clock shift). */
+  queue: string;
+  /** The one job, when the wake-up named it (a lone enqueue). */
+  jobId: string | null;
+  /** Milliseconds until the queue's earliest new job is due; 0 when one is due now. */
+  dueInMs: number;
+}
+
 export interface ListenerHandlers {
-  /**
-   * Jobs became available in `queue` ("*": any queue, e.g. after a clock
-   * shift); `jobId` when the wake-up named the one job (a lone enqueue).
-   */
-  onJobs(queue: string, jobId: string | null): void;
+  onJobs(wake: Wake): void;
   /** A running job was asked to stop. */
   onCancel(jobId: string): void;
   /** The connection was lost (reconnecting) or came back. */
@@ -55,8 +61,7 @@ export class Listener {
       client = await this.db.dedicatedClient();
       client.on("notification", (message) => {
         if (message.channel === jobs) {
-          const [queue, jobId] = parseWake(message.payload ?? "*");
-          this.handlers.onJobs(queue, jobId);
+          this.handlers.onJobs(parseWake(message.payload ?? "*"));
         } else if (message.channel === cancel && message.payload)
           this.handlers.onCancel(message.payload);
       });
@@ -96,15 +101,20 @@ export class Listener {
 }
 
 /**
- * A jobs wake-up: "<queue>", or "<queue> <id>" for one job. Queue names have
- * no spaces, but the id is only taken when the text after the last space is
- * all digits, so an odd name written to the table by hand still wakes its
- * queue.
+ * A jobs wake-up: "<queue>"; "<queue> <id>" for one job due now (a lone
+ * enqueue); "<queue> +<ms>" when the queue's new jobs are all due later, the
+ * earliest in that many milliseconds (notify_due in the migrations). Queue
+ * names have no spaces, but the text after the last space is only read as
+ * an id or a delay when it has that form, so an odd name written to the
+ * table by hand still wakes its queue.
  */
-export function parseWake(payload: string): [queue: string, jobId: string | null] {
+export function parseWake(payload: string): Wake {
   const space = payload.lastIndexOf(" ");
-  if (space > 0 && /^[0-9]+$/.test(payload.slice(space + 1))) {
-    return [payload.slice(0, space), payload.slice(space + 1)];
+  if (space > 0) {
+    const last = payload.slice(space + 1);
+    const queue = payload.slice(0, space);
+    if (/^[0-9]+$/.test(last)) return { queue, jobId: last, dueInMs: 0 };
+    if (/^\+[0-9]+$/.test(last)) return { queue, jobId: null, dueInMs: Number(last.slice(1)) };
   }
-  return [payload, null];
+  return { queue: payload, jobId: null, dueInMs: 0 };
 }

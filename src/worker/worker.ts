@@ -31,7 +31,9 @@ import { Listener } from "./listener.js";
  * at least `concurrency`) unless the last claim found the queues empty
  * ("drained"), when a NOTIFY for one of its queues arrives, or when the poll
  * timer fires. A NOTIFY that names one job (a lone enqueue) lets an idle
- * worker start that job through its primary key first (ClaimOne). The prefetch adapts: it doubles (up to
+ * worker start that job through its primary key first (ClaimOne); one that
+ * says the queue's new jobs are due later ("<queue> +<ms>") only sets the
+ * timer for then. The prefetch adapts: it doubles (up to
  * `maxPrefetch`) when a full claim comes back to runners that sat idle
  * waiting for it, and halves back toward `prefetch` when a claim comes back
  * to a buffer that still held a round of work. An empty claim asks the
@@ -172,8 +174,10 @@ export class Worker {
   private recordingStarts: Promise<void> | null = null;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
-  /** When the next scheduled job is due (process clock), as last asked of the database. */
+  /** When the next scheduled job is due (process clock), as last asked of the database or announced by a wake-up. */
   private nextDueAt: number | null = null;
+  /** When the poll timer fires (performance.now() time), while it is set. */
+  private pollAt: number | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private rescueTimer: NodeJS.Timeout | null = null;
   private state: "new" | "running" | "stopping" | "stopped" = "new";
@@ -290,8 +294,13 @@ export class Worker {
     );
     this.listener = this.useListen
       ? new Listener(db, {
-          onJobs: (queue, jobId) => {
+          onJobs: ({ queue, jobId, dueInMs }) => {
             if (queue !== "*" && !this.queues.includes(queue)) return;
+            // Jobs due later: no claim now, only a timer for when they are.
+            if (dueInMs > 0) {
+              this.wakeIn(dueInMs);
+              return;
+            }
             // Taken by id when the claim loop next finds this worker idle;
             // other jobs, and a named one a claim took first, go as usual.
             if (jobId !== null) this.namedJob = jobId;
@@ -576,8 +585,30 @@ export class Worker {
     } else {
       this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
     }
-    this.nextDueAt = performance.now() + wait;
+    this.noteDueAt(performance.now() + wait);
     this.schedulePoll(wait);
+  }
+
+  /**
+   * A wake-up said this worker's queues have jobs due in `ms`: claim then.
+   * While a claim is in flight its loop sets the next wake-up itself, and
+   * that heeds this time (noteDueAt keeps the earliest).
+   */
+  private wakeIn(ms: number): void {
+    this.noteDueAt(performance.now() + ms);
+    if (this.claiming || this.state !== "running") return;
+    const pollIn = this.pollAt === null ? this.idlePollMs() : this.pollAt - performance.now();
+    this.schedulePoll(Math.max(0, pollIn));
+  }
+
+  /**
+   * Remembers that a job comes due at `at` (performance.now() time), unless an
+   * earlier time still to come is known: NextDue may have been read just
+   * before a wake-up announced an earlier job, and must not push it back.
+   */
+  private noteDueAt(at: number): void {
+    const known = this.nextDueAt;
+    if (known === null || known <= performance.now() || at < known) this.nextDueAt = at;
   }
 
   /**
@@ -593,8 +624,10 @@ export class Worker {
       else ms = Math.min(ms, Math.ceil(dueIn));
     }
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollAt = performance.now() + ms;
     this.pollTimer = setTimeout(() => {
       this.pollTimer = null;
+      this.pollAt = null;
       this.fill();
     }, ms);
     this.pollTimer.unref();

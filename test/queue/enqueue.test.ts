@@ -632,6 +632,88 @@ describe("a lone single enqueue", () => {
   });
 });
 
+describe("wake-ups of jobs due later", () => {
+  // A statement that commits by itself on rota's own connection says when a
+  // queue whose new jobs are all delayed has the first of them due, and idle
+  // workers sleep until then instead of claiming at once.
+  it("a lone delayed enqueue says in how many milliseconds its job is due", async () => {
+    const wakes = await wakesDuring(() =>
+      t.rota.enqueue("woken", {}, { queue: "due.lone", delayMs: 60_000 }),
+    );
+    expect(wakes).toEqual(["due.lone +60000"]);
+  });
+
+  it("a list says it per queue: the earliest delay, or due now when any job is", async () => {
+    const wakes = await wakesDuring(() =>
+      t.rota.enqueueMany([
+        { task: "woken", payload: {}, options: { queue: "due.list.a", delayMs: 5_000 } },
+        { task: "woken", payload: {}, options: { queue: "due.list.a", delayMs: 2_000 } },
+        { task: "woken", payload: {}, options: { queue: "due.list.b", delayMs: 9_000 } },
+        { task: "woken", payload: {}, options: { queue: "due.list.b" } },
+        { task: "woken", payload: {}, options: { queue: "due.list.c", runAt: new Date(0) } },
+      ]),
+    );
+    expect(wakes.sort()).toEqual(["due.list.a +2000", "due.list.b", "due.list.c"]);
+  });
+
+  it("a list with unique keys says it too", async () => {
+    const wakes = await wakesDuring(() =>
+      t.rota.enqueueMany([
+        {
+          task: "woken",
+          payload: {},
+          options: { queue: "due.keyed", delayMs: 3_000, uniqueKey: "due-keyed-1" },
+        },
+      ]),
+    );
+    expect(wakes).toEqual(["due.keyed +3000"]);
+  });
+
+  it("a COPY says it, less the time the COPY took", async () => {
+    const specs = Array.from({ length: 600 }, (_, i) => ({
+      task: "woken",
+      payload: { i },
+      options: { queue: "due.copy", delayMs: 30_000 + i },
+    }));
+    const wakes = await wakesDuring(() => t.rota.enqueueMany(specs));
+    expect(wakes).toHaveLength(1);
+    const [queue, due] = (wakes[0] as string).split(" +");
+    expect(queue).toBe("due.copy");
+    expect(Number(due)).toBeGreaterThan(25_000);
+    expect(Number(due)).toBeLessThanOrEqual(30_000);
+  });
+
+  it("inside the caller's transaction, delivered at its commit, it names only the queue", async () => {
+    await withClient(async (client) => {
+      const wakes = await wakesDuring(async () => {
+        await client.query("begin");
+        await t.rota.enqueue("woken", {}, { queue: "due.tx", delayMs: 60_000, client });
+        await client.query("commit");
+      });
+      expect(wakes).toEqual(["due.tx"]);
+    });
+  });
+
+  it("the scheduler's planned executions say when the first is due", async () => {
+    const wakes = await wakesDuring(() =>
+      t.rota.schedules.upsert({
+        name: "due-planned",
+        task: "woken",
+        queue: "due.planned",
+        cron: "0 0 1 1 *",
+        horizon: 2,
+      }),
+    );
+    expect(wakes).toHaveLength(1);
+    const [queue, due] = (wakes[0] as string).split(" +");
+    expect(queue).toBe("due.planned");
+    const now = await t.rota.clock.now();
+    const nextNewYear = Date.UTC(now.getUTCFullYear() + 1, 0, 1);
+    // Next New Year's midnight (UTC, the default time zone), as of the upsert.
+    expect(Math.abs(Number(due) - (nextNewYear - now.getTime()))).toBeLessThan(60_000);
+  });
+});
+
 describe("bad input is refused with a code and nothing is written", () => {
   it.each([
     ["negative delay", () => t.rota.enqueue("x", {}, { delayMs: -1 }), "INVALID_RUN_AT"],

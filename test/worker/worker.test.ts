@@ -601,6 +601,34 @@ describe("worker", () => {
     expect((await rota.clock.now()).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
   });
 
+  it("an idle worker told that jobs come due later claims once, when they are due, not at each wake-up", async () => {
+    const worker = await startWorker({
+      queues: ["drained.later"],
+      pollIntervalMs: 60_000,
+      tasks: { later: async () => {} },
+    });
+    await expect.poll(() => worker.idle).toBe(true);
+    const before = worker.claims;
+    let started = 0;
+    const off = rota.events.on("job:run:start", (e) => {
+      if (e.task === "later") started++;
+    });
+    try {
+      const runAt = new Date((await rota.clock.now()).getTime() + 1_500);
+      // Five lone enqueues: each wake-up says "+<ms>" and sets a timer.
+      for (let n = 0; n < 5; n++) {
+        await rota.enqueue("later", { n }, { queue: "drained.later", runAt });
+      }
+      await expect.poll(() => started, { timeout: 10_000 }).toBe(5);
+      expect((await rota.clock.now()).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
+      // One claim took all five when they came due; a claim (and a NextDue)
+      // per wake-up made it six or more.
+      expect(worker.claims - before).toBeLessThanOrEqual(2);
+    } finally {
+      off();
+    }
+  });
+
   it("an idle worker runs a retry when it is due, not at its next poll", async () => {
     let attempts = 0;
     let worker: Worker | null = null;

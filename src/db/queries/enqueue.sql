@@ -8,8 +8,8 @@
 -- grouped single enqueues). $1 is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
 -- timeout_ms. Ids are drawn up front, so the result rows come back in input
--- order. $2: send the workers' NOTIFY from this statement ($3: see below). Grouped enqueues
--- under load pass false and send Wake after the commit: a transaction that
+-- order. $2: send the workers' NOTIFY from this statement ($3: see below).
+-- Grouped enqueues under load pass false and send Wake after the commit: a transaction that
 -- NOTIFYs holds a database-wide lock from its commit record until its WAL
 -- flush, so such commits cannot share a flush (group commit); with the
 -- NOTIFY inside, ten concurrent callers reached a third of the
@@ -42,18 +42,23 @@ inserted as (
   from planned
   order by ord
 ),
--- The wake-up ($2) names the queues of every job, delayed ones too: a worker
--- that finds nothing due yet sleeps until the next job is (NextDue), so a
--- short delay is kept by an idle worker as well. With $3 (a lone call on
--- rota's own connection) a single available job names itself,
--- "<queue> <id>", and an idle worker claims it by id (ClaimOne). Not inside
--- a caller's transaction: there many enqueues would each send a wake-up
--- PostgreSQL cannot fold into one.
+-- The wake-up ($2) covers the queues of every job, delayed ones too. $3:
+-- the statement commits by itself on rota's own connection, so the wake-up
+-- is delivered at once and may be precise: a single available job names
+-- itself, "<queue> <id>", and an idle worker claims it by id (ClaimOne); a
+-- queue whose jobs are all delayed reads "<queue> +<ms>" (notify_due), and
+-- an idle worker sleeps until then instead of claiming now. Inside a
+-- caller's transaction the wake-up names only queues: it is delivered at
+-- commit, maybe long after this statement's clock, and PostgreSQL folds the
+-- same queue's wake-ups of many enqueues into one.
 notified as (
   select case when not $2::boolean then null
-              when $3::boolean and count(*) = 1 and min(initial_state) = 'available'
+              when not $3::boolean then {{schema}}.notify_jobs(array_agg(distinct queue))
+              when count(*) = 1 and min(initial_state) = 'available'
                 then pg_notify({{channel:jobs}}, min(queue) || ' ' || min(new_id))
-              else {{schema}}.notify_jobs(array_agg(distinct queue)) end as done
+              else {{schema}}.notify_due(array_agg(queue),
+                                         array_agg(extract(epoch from due_at - now)::float8 * 1000))
+         end as done
   from planned
 )
 select p.new_id::text as id, p.initial_state as state, true as inserted, false as replaced
@@ -61,10 +66,12 @@ from planned as p cross join notified
 order by p.ord;
 
 -- name: Wake
--- Wakes the workers of these queues (the NOTIFY that InsertPlain sends from
+-- Wakes the workers of queues $1 (the NOTIFY that InsertPlain sends from
 -- inside its statement when $2). Sent after the jobs' commit, or inside the
--- caller's transaction, where PostgreSQL delivers it on commit.
-select {{schema}}.notify_jobs($1::text[]);
+-- caller's transaction, where PostgreSQL delivers it on commit. $2: per
+-- queue, the milliseconds until its earliest new job is due (0 or less: due
+-- now; see notify_due); null wakes the queues as due now.
+select {{schema}}.notify_due($1::text[], $2::float8[]);
 
 -- name: DrawIds
 -- Job ids and the statement clock for a COPY of $1 jobs (queue/copy-jobs.ts),
@@ -111,7 +118,8 @@ from stdin with (format binary);
 -- The same for lists where some jobs have a unique key. Per job, conflict
 -- 'keep' leaves an existing queued job with the same key alone and returns
 -- it; 'replace' overwrites its payload, run time and options while it has not
--- started.
+-- started. $2 as InsertPlain's $3: on rota's own connection, queues whose
+-- written jobs are all delayed are woken with when they come due.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
@@ -142,7 +150,7 @@ kept as (
   order by ord
   on conflict (unique_key) where unique_key is not null and state in ('scheduled', 'available')
   do nothing
-  returning id, queue, state
+  returning id, queue, state, run_at
 ),
 replaced as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
@@ -158,11 +166,15 @@ replaced as (
                 priority = excluded.priority, max_attempts = excluded.max_attempts,
                 backoff = excluded.backoff, timeout_ms = excluded.timeout_ms,
                 queue = excluded.queue, task = excluded.task
-  returning id, queue, state, unique_key, (xmax = 0) as inserted
+  returning id, queue, state, run_at, unique_key, (xmax = 0) as inserted
 ),
 notified as (
-  select {{schema}}.notify_jobs(array_agg(woken.queue)) as done
-  from (select queue from kept union all select queue from replaced) as woken
+  select case when $2::boolean
+              then {{schema}}.notify_due(array_agg(woken.queue),
+                                         array_agg(extract(epoch from woken.run_at - clock.now)::float8 * 1000))
+              else {{schema}}.notify_jobs(array_agg(woken.queue)) end as done
+  from (select queue, run_at from kept union all select queue, run_at from replaced) as woken
+  cross join clock
 )
 select coalesce(k.id, r.id, existing.id)::text as id,
        coalesce(k.state, r.state, existing.state) as state,

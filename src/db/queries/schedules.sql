@@ -155,9 +155,13 @@ inserted as (
   do nothing
   returning id, schedule_id, queue, task, state, run_at, occurrence_at
 ),
+-- Workers of these queues learn when the new executions come due; an idle
+-- one sleeps until then (notify_due).
 notified as (
-  select {{schema}}.notify_jobs(array_agg(distinct queue)) as done
-  from inserted where state = 'scheduled'
+  select {{schema}}.notify_due(array_agg(inserted.queue),
+                               array_agg(extract(epoch from inserted.run_at - clock.now)::float8 * 1000)) as done
+  from inserted cross join clock
+  where inserted.state = 'scheduled'
 )
 -- The executions themselves come back only when $6 (someone listens for
 -- their events); otherwise only the counts, not one JSON object per row.
