@@ -310,6 +310,9 @@ async function write(
       lease?.holder ?? null,
       lease?.epoch ?? null,
       wanted,
+      // Without an executor the statement commits by itself, and its
+      // wake-up may say when the executions come due (see Materialize).
+      executor === undefined,
     ],
     executor,
   );

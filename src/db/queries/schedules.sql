@@ -115,7 +115,8 @@ group by clock.now;
 -- concurrent change writes nothing. The unique index jobs_execution_once
 -- backs this up. $3/$4/$5: the leader lease (name, holder, epoch) the writer
 -- must still hold, or null when an API call materializes inline. $6: send
--- the written executions back (for their events).
+-- the written executions back (for their events). $7: the statement commits
+-- by itself (the orchestrator's pass), so its wake-up is delivered at once.
 with clock as materialized (select {{schema}}.clock_now() as now),
 leader as materialized (
   select $3::text is null
@@ -155,11 +156,15 @@ inserted as (
   do nothing
   returning id, schedule_id, queue, task, state, run_at, occurrence_at
 ),
--- Workers of these queues learn when the new executions come due; an idle
--- one sleeps until then (notify_due).
+-- Workers of these queues learn when the new executions come due, and an
+-- idle one sleeps until then (notify_due). Inside an API call's transaction
+-- ($7 false) the wake-up is delivered at its commit, however late: there it
+-- names only the queues.
 notified as (
-  select {{schema}}.notify_due(array_agg(inserted.queue),
-                               array_agg(extract(epoch from inserted.run_at - clock.now)::float8 * 1000)) as done
+  select case when $7::boolean
+              then {{schema}}.notify_due(array_agg(inserted.queue),
+                                         array_agg(extract(epoch from inserted.run_at - clock.now)::float8 * 1000))
+              else {{schema}}.notify_jobs(array_agg(inserted.queue)) end as done
   from inserted cross join clock
   where inserted.state = 'scheduled'
 )
