@@ -36,6 +36,10 @@ export const errorCodes = {
   JOB_CANCELLED: "the job was cancelled while it ran",
   JOB_TIMEOUT: "the job ran longer than its timeout",
   LEASE_LOST: "the worker lost the job's lease (it was rescued and may run elsewhere)",
+  OUTCOME_NOT_WRITTEN:
+    "the database refused to record a job's outcome; the job is left to be rescued",
+  OUTCOMES_NOT_WRITTEN:
+    "a stopping worker gave up writing outcomes; those jobs are rescued when their leases expire",
   // lifecycle
   SHUTTING_DOWN: "the component is stopping and accepts no new work",
 } as const;
@@ -78,6 +82,14 @@ export function describeThrown(thrown: unknown): { message: string; stack: strin
     const json = JSON.stringify(thrown);
     return { message: `non-Error thrown: ${json ?? String(thrown)}`, stack: null };
   } catch {
-    return { message: `non-Error thrown: ${String(thrown)}`, stack: null };
+    try {
+      return { message: `non-Error thrown: ${String(thrown)}`, stack: null };
+    } catch {
+      // A value whose toString throws too (or an object without one).
+      return {
+        message: `non-Error thrown: ${Object.prototype.toString.call(thrown)}`,
+        stack: null,
+      };
+    }
   }
 }

@@ -137,6 +137,11 @@ export class Database {
   }
 }
 
+/** An error the server reported for the statement (so the statement wrote nothing). */
+export function isStatementError(error: unknown): boolean {
+  return error instanceof pg.DatabaseError;
+}
+
 export function unreachable(config: pg.ClientConfig, cause: unknown): RotaError {
   const target = config.connectionString
     ? redactUrl(config.connectionString)

@@ -1,5 +1,5 @@
-import pg from "pg";
-import type { Database, Executor } from "../db/database.js";
+import type pg from "pg";
+import { type Database, type Executor, isStatementError } from "../db/database.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
@@ -492,9 +492,4 @@ function keysOnce(jobs: NormalizedJob[]): NormalizedJob[] {
 function hasUniqueKey(spec: EnqueueSpec): boolean {
   const options = spec?.options as EnqueueOptions | undefined;
   return typeof options === "object" && options !== null && options.uniqueKey !== undefined;
-}
-
-/** An error the server reported for the statement (so the statement wrote nothing). */
-function isStatementError(error: unknown): boolean {
-  return error instanceof pg.DatabaseError;
 }

@@ -1,4 +1,5 @@
-import type { Database } from "../db/database.js";
+import { type Database, isStatementError } from "../db/database.js";
+import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
 import { jobQueries } from "../queue/job-queries.js";
 
@@ -26,17 +27,35 @@ export interface Failure {
     | { name: "job:cancelled"; payload: RotaEventMap["job:cancelled"] };
 }
 
+/** One attempt whose outcome was written (or given up on). */
+export interface Written {
+  id: string;
+  attempt: number;
+}
+
+/** Times the database may refuse one outcome written alone before it is given up on. */
+const REFUSALS_BEFORE_GIVING_UP = 3;
+
 /**
  * Records finished attempts in batches: whatever finished while the previous
  * batch was being written goes in the next one, so a busy worker spends one
  * round trip on many jobs and an idle one records each job at once (no
  * batching delay). A batch that fails to write is kept and retried; the jobs
  * stay leased (the worker keeps heartbeating them) until it is written.
+ *
+ * A batch the database refuses (an error for the statement, not a lost
+ * connection) is written again one outcome at a time, so one outcome it
+ * cannot take never holds back the others; one refused alone a few times is
+ * given up on (reported, and its job left to be rescued when its lease
+ * expires) instead of being retried forever.
  */
 export class Completer {
   private successes: Success[] = [];
   private failures: Failure[] = [];
   private flushing: Promise<void> | null = null;
+  private closed = false;
+  /** Times each attempt's outcome was refused when written alone. */
+  private readonly refusals = new Map<string, number>();
   private readonly q;
 
   constructor(
@@ -44,8 +63,11 @@ export class Completer {
     private readonly events: RotaEvents,
     private readonly workerId: string,
     private readonly keepSucceeded: boolean,
-    /** `retried`: some of these were failures written back to wait for their next attempt. */
-    private readonly onWritten: (ids: string[], retried: boolean) => void,
+    /**
+     * Outcomes settled: written, fenced, or given up on. `retried`: some were
+     * failures written back to wait for their next attempt.
+     */
+    private readonly onWritten: (written: Written[], retried: boolean) => void,
     private readonly onWriteError: (error: unknown) => void,
   ) {
     this.q = jobQueries(db.schema);
@@ -71,6 +93,15 @@ export class Completer {
     while (this.flushing) await this.flushing;
   }
 
+  /** Stops writing (the worker is closing); returns the ids not written. */
+  abandon(): string[] {
+    this.closed = true;
+    const ids = this.pendingIds();
+    this.successes = [];
+    this.failures = [];
+    return ids;
+  }
+
   private schedule(): void {
     this.flushing ??= this.flushLoop().finally(() => {
       this.flushing = null;
@@ -79,7 +110,7 @@ export class Completer {
 
   private async flushLoop(): Promise<void> {
     let failuresInARow = 0;
-    while (this.successes.length > 0 || this.failures.length > 0) {
+    while (!this.closed && (this.successes.length > 0 || this.failures.length > 0)) {
       const successes = this.successes;
       const failures = this.failures;
       this.successes = [];
@@ -90,41 +121,91 @@ export class Completer {
       // only when a batch holds both).
       const deleted = this.keepSucceeded ? [] : successes.filter((s) => !s.keep);
       const kept = this.keepSucceeded ? successes : successes.filter((s) => s.keep);
-      const [wroteDeleted, wroteKept, wroteFailures] = await Promise.allSettled([
-        this.writeSuccesses(deleted, false),
-        this.writeSuccesses(kept, true),
-        this.writeFailures(failures),
-      ]);
-      const written: string[] = [];
+      const batches = [
+        { items: deleted, write: (b: Success[]) => this.writeSuccesses(b, false) },
+        { items: kept, write: (b: Success[]) => this.writeSuccesses(b, true) },
+        { items: failures, write: (b: Failure[]) => this.writeFailures(b) },
+      ] as const;
+      const outcomes = await Promise.allSettled(
+        batches.map(({ items, write }) => (write as (b: typeof items) => Promise<void>)(items)),
+      );
+      const written: Written[] = [];
       let error: unknown = null;
-      for (const [outcome, items] of [
-        [wroteDeleted, deleted],
-        [wroteKept, kept],
-      ] as const) {
-        if (outcome.status === "fulfilled") written.push(...items.map((s) => s.id));
-        else {
-          this.successes = [...items, ...this.successes];
+      let retried = false;
+      for (const [i, outcome] of outcomes.entries()) {
+        const { items, write } = batches[i] as (typeof batches)[number];
+        if (outcome.status === "fulfilled") {
+          written.push(...items);
+          if (items === failures) retried = failures.some((f) => f.retryMs !== null);
+          continue;
+        }
+        if (!isStatementError(outcome.reason)) {
+          // The connection, not the outcomes: all of them are tried again.
+          this.requeue(items);
           error = outcome.reason;
+          continue;
+        }
+        for (const item of items) {
+          const settled = await this.writeAlone(
+            item,
+            write as (b: (typeof items)[number][]) => Promise<void>,
+          );
+          if (settled === "requeued") error = outcome.reason;
+          else {
+            written.push(item);
+            if (settled === "written" && "retryMs" in item && item.retryMs !== null) retried = true;
+          }
         }
       }
-      if (wroteFailures.status === "fulfilled") written.push(...failures.map((f) => f.id));
-      else {
-        this.failures = [...failures, ...this.failures];
-        error = wroteFailures.reason;
-      }
-      if (written.length > 0) {
-        const retried =
-          wroteFailures.status === "fulfilled" && failures.some((f) => f.retryMs !== null);
-        this.onWritten(written, retried);
-      }
+      if (written.length > 0) this.onWritten(written, retried);
       if (error === null) {
         failuresInARow = 0;
         continue;
       }
-      // Kept and retried after a pause: a completion is never dropped.
+      // Kept and retried after a pause: a completion is not dropped while
+      // the database may yet take it.
       this.onWriteError(error);
       failuresInARow++;
       await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failuresInARow)));
+    }
+  }
+
+  /**
+   * Writes one outcome of a batch the database refused. Returns whether it
+   * was written, given up on (refused alone too often), or put back.
+   */
+  private async writeAlone<T extends Success | Failure>(
+    item: T,
+    write: (batch: T[]) => Promise<void>,
+  ): Promise<"written" | "given up" | "requeued"> {
+    const key = `${item.id}/${item.attempt}`;
+    try {
+      await write([item]);
+      this.refusals.delete(key);
+      return "written";
+    } catch (error) {
+      const refused = (this.refusals.get(key) ?? 0) + 1;
+      if (!isStatementError(error) || refused < REFUSALS_BEFORE_GIVING_UP) {
+        if (isStatementError(error)) this.refusals.set(key, refused);
+        this.requeue([item]);
+        return "requeued";
+      }
+      this.refusals.delete(key);
+      this.onWriteError(
+        new RotaError(
+          "OUTCOME_NOT_WRITTEN",
+          `The database refused the outcome of job ${item.id} (attempt ${item.attempt}) ${refused} times: ${(error as Error).message}. It is left running; it is rescued once its lease expires.`,
+          { cause: error, details: { id: item.id, attempt: item.attempt } },
+        ),
+      );
+      return "given up";
+    }
+  }
+
+  private requeue(items: readonly (Success | Failure)[]): void {
+    for (const item of items) {
+      if ("retryMs" in item) this.failures.push(item);
+      else this.successes.push(item);
     }
   }
 

@@ -10,7 +10,7 @@ import { jobQueries } from "../queue/job-queries.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { normalizeTasks, type TaskDefinition, type TaskList, validatePayload } from "../task.js";
-import { Completer } from "./completer.js";
+import { Completer, type Failure } from "./completer.js";
 import {
   childLogger,
   consoleLogger,
@@ -123,6 +123,8 @@ interface Running {
   controller: AbortController;
   /** Set once the outcome was handed to the completer (a timeout may do it early). */
   settled: boolean;
+  /** Set when a heartbeat found the job rescued from this worker: no lease left to renew. */
+  leaseLost: boolean;
   done: Promise<void>;
 }
 
@@ -154,8 +156,8 @@ export class Worker {
 
   private buffer: ClaimedRow[] = [];
   private readonly running = new Map<string, Running>();
-  /** Ids whose outcome is with the completer, not yet written. */
-  private readonly completing = new Set<string>();
+  /** Jobs whose outcome is with the completer, not yet written: id to attempt. */
+  private readonly completing = new Map<string, number>();
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
   /**
@@ -283,8 +285,10 @@ export class Worker {
       events,
       this.id,
       retention.succeededMs > 0,
-      (ids, retried) => {
-        for (const id of ids) this.completing.delete(id);
+      (written, retried) => {
+        for (const { id, attempt } of written) {
+          if (this.completing.get(id) === attempt) this.completing.delete(id);
+        }
         // A retry waits in the table now: claim, so the worker finds it
         // (due, or not yet: then it sleeps until it is, NextDue).
         if (retried) this.fill();
@@ -306,7 +310,7 @@ export class Worker {
             if (jobId !== null) this.namedJob = jobId;
             this.fill();
           },
-          onCancel: (jobId) => this.abortJob(jobId, "JOB_CANCELLED", "the job was cancelled"),
+          onCancel: (jobId) => this.cancelHeld(jobId),
           onStatus: (listening, error) => {
             if (!listening && this.state === "running") {
               this.events.emit("worker:listen:lost", { workerId: this.id, error });
@@ -361,13 +365,14 @@ export class Worker {
       process.once("SIGINT", this.onSignal);
       process.once("SIGTERM", this.onSignal);
     }
-    if (this.listener) await this.listener.start();
+    // The timers first: a stop() while LISTEN connects clears them.
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.heartbeatTimer.unref();
     if (this.rescueIntervalMs > 0) {
       this.rescueTimer = setInterval(() => void this.rescue(), this.rescueIntervalMs);
       this.rescueTimer.unref();
     }
+    if (this.listener) await this.listener.start();
     this.fill();
   }
 
@@ -641,12 +646,12 @@ export class Worker {
    * claim when the buffer is low.
    */
   private dispatch(topUp = true): void {
-    while (
-      this.running.size < this.concurrency &&
-      this.buffer.length > 0 &&
-      this.state === "running"
-    ) {
-      this.run(this.buffer.shift() as ClaimedRow);
+    while (this.running.size < this.concurrency && this.state === "running") {
+      // A job whose earlier attempt's handler still runs here (it timed out,
+      // or lost its lease, and was claimed again) waits for it to return.
+      const next = this.buffer.findIndex((row) => !this.running.has(row.id));
+      if (next < 0) break;
+      this.run(this.buffer.splice(next, 1)[0] as ClaimedRow);
     }
     if (this.buffer.length === 0 && this.running.size < this.concurrency && this.claiming) {
       this.starved = true;
@@ -657,10 +662,16 @@ export class Worker {
   private run(row: ClaimedRow): void {
     if (row.started_at === null) this.recordStart(row.id);
     const controller = new AbortController();
-    const entry: Running = { row, controller, settled: false, done: Promise.resolve() };
+    const entry: Running = {
+      row,
+      controller,
+      settled: false,
+      leaseLost: false,
+      done: Promise.resolve(),
+    };
     this.running.set(row.id, entry);
     entry.done = this.execute(entry).finally(() => {
-      this.running.delete(row.id);
+      if (this.running.get(row.id) === entry) this.running.delete(row.id);
       this.dispatch();
     });
   }
@@ -725,22 +736,22 @@ export class Worker {
     try {
       const payload = await validatePayload(task, row.payload).catch((error: unknown) => {
         // A payload that fails its schema will fail every attempt: no retry.
-        throw Object.assign(error as object, { noRetry: true });
+        throw new PayloadRefused(error);
       });
       const context = this.contextFor(row, controller.signal);
       const handling = Promise.resolve().then(() => task.handler(payload, context));
       try {
         // On timeout the attempt is recorded at once ...
         await (timedOut ? Promise.race([handling, timedOut]) : handling);
-        this.settle(entry, null, performance.now() - started);
+        this.settle(entry, SUCCEEDED, performance.now() - started);
       } catch (error) {
-        this.settle(entry, error, performance.now() - started);
+        this.settle(entry, { thrown: error }, performance.now() - started);
       }
       // ... but the slot stays taken until the handler really returns, so
       // no more than `concurrency` handlers ever run at once.
       await handling.catch(() => {});
     } catch (error) {
-      this.settle(entry, error, performance.now() - started);
+      this.settle(entry, { thrown: error }, performance.now() - started);
     } finally {
       if (timeout) clearTimeout(timeout);
     }
@@ -779,13 +790,13 @@ export class Worker {
   }
 
   /** Hands one attempt's outcome to the completer, once. */
-  private settle(entry: Running, error: unknown, durationMs: number): void {
+  private settle(entry: Running, outcome: Outcome, durationMs: number): void {
     if (entry.settled) return;
     entry.settled = true;
-    const { row, controller } = entry;
-    this.completing.add(row.id);
+    const { row } = entry;
     const ref = { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts };
-    if (error === null) {
+    if (outcome === SUCCEEDED) {
+      this.completing.set(row.id, row.attempts);
       this.completer.succeed({
         id: row.id,
         attempt: row.attempts,
@@ -794,26 +805,34 @@ export class Worker {
       });
       return;
     }
+    // Everything below is computed before the job counts as completing: a
+    // user's retryDelay that throws must not leave it held for good.
+    const failure = this.failureOf(entry, outcome.thrown, ref);
+    this.completing.set(row.id, row.attempts);
+    this.completer.fail(failure);
+  }
+
+  private failureOf(
+    entry: Running,
+    thrown: unknown,
+    ref: { id: string; queue: string; task: string; attempt: number },
+  ): Failure {
+    const { row, controller } = entry;
     const reason = controller.signal.aborted ? controller.signal.reason : null;
     const cancelled = reason instanceof RotaError && reason.code === "JOB_CANCELLED";
+    const noRetry = thrown instanceof PayloadRefused;
+    const error = noRetry ? thrown.cause : thrown;
     const described = describeThrown(error);
-    const noRetry =
-      typeof error === "object" &&
-      error !== null &&
-      (error as { noRetry?: boolean }).noRetry === true;
     let retryMs: number | null = null;
     if (!cancelled && !noRetry && row.attempts < row.max_attempts) {
-      const task = this.tasks.get(row.task);
-      retryMs = task?.retryDelay
-        ? task.retryDelay(row.attempts, error)
-        : backoffDelay(row.backoff, row.attempts);
-      if (!Number.isFinite(retryMs) || retryMs < 0)
-        retryMs = backoffDelay(row.backoff, row.attempts);
+      retryMs = this.retryDelay(row, error);
     }
-    this.completer.fail({
+    return {
       id: row.id,
       attempt: row.attempts,
-      error: JSON.stringify({
+      // As jsonb stores it: without NUL characters or unpaired surrogates,
+      // which it refuses (and the write with them).
+      error: storableJson({
         message: described.message,
         stack: described.stack,
         attempt: row.attempts,
@@ -834,7 +853,28 @@ export class Worker {
                 retryAt: new Date(Date.now() + retryMs),
               },
             },
-    });
+    };
+  }
+
+  /**
+   * The pause before the next attempt: the task's retryDelay, or the job's
+   * backoff when there is none or it throws or gives no usable number; at
+   * most MAX_RETRY_DELAY_MS, so the run time stays a valid timestamp.
+   */
+  private retryDelay(row: ClaimedRow, error: unknown): number {
+    const task = this.tasks.get(row.task);
+    let ms = Number.NaN;
+    if (task?.retryDelay) {
+      try {
+        ms = task.retryDelay(row.attempts, error);
+      } catch (retryDelayError) {
+        this.reportError("retryDelay", retryDelayError);
+      }
+    }
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+      ms = backoffDelay(row.backoff, row.attempts);
+    }
+    return Math.min(ms, MAX_RETRY_DELAY_MS);
   }
 
   private abortJob(
@@ -852,30 +892,86 @@ export class Worker {
   private async heartbeat(): Promise<void> {
     // A running entry whose outcome was already handed over (a timed-out
     // handler still returning) is covered by `completing` until written, and
-    // holds no lease after that.
-    const unsettled = [...this.running.values()].filter((r) => !r.settled).map((r) => r.row.id);
-    const ids = [...this.buffer.map((r) => r.id), ...unsettled, ...this.completing];
+    // holds no lease after that. Leases are renewed per attempt: an attempt
+    // this worker still runs after the job was rescued and claimed again
+    // (maybe by this worker) is not kept alive by the new one.
+    const ids: string[] = [];
+    const attempts: number[] = [];
+    const add = (id: string, attempt: number) => {
+      ids.push(id);
+      attempts.push(attempt);
+    };
+    for (const row of this.buffer) add(row.id, row.attempts);
+    for (const entry of this.running.values()) {
+      if (!entry.settled && !entry.leaseLost) add(entry.row.id, entry.row.attempts);
+    }
+    for (const [id, attempt] of this.completing) add(id, attempt);
     if (ids.length === 0) return;
     try {
-      const result = await this.db.run<{ id: string; cancel_requested: boolean }>(
-        this.q.Heartbeat,
-        [ids, this.id, this.leaseMs],
-      );
+      const result = await this.db.run<{
+        id: string;
+        attempts: number;
+        cancel_requested: boolean;
+      }>(this.q.Heartbeat, [ids, attempts, this.id, this.leaseMs]);
       const kept = new Set<string>();
       for (const row of result.rows) {
-        kept.add(row.id);
-        if (row.cancel_requested) this.abortJob(row.id, "JOB_CANCELLED", "the job was cancelled");
+        kept.add(`${row.id}/${row.attempts}`);
+        if (row.cancel_requested) this.cancelHeld(row.id);
       }
-      for (const id of ids) {
-        if (kept.has(id) || this.completing.has(id)) continue;
+      ids.forEach((id, i) => {
+        const attempt = attempts[i] as number;
+        if (kept.has(`${id}/${attempt}`) || this.completing.get(id) === attempt) return;
+        // Settled while the heartbeat was out: not lost, only done.
+        if (!this.holds(id, attempt)) return;
         // Rescued from this worker: stop its handler; the fence refuses its outcome.
         this.events.emit("job:lease:lost", { id, workerId: this.id });
-        this.abortJob(id, "LEASE_LOST", "its lease expired and it was rescued");
-        this.buffer = this.buffer.filter((r) => r.id !== id);
-      }
+        const entry = this.running.get(id);
+        if (entry?.row.attempts === attempt) {
+          entry.leaseLost = true;
+          this.abortJob(id, "LEASE_LOST", "its lease expired and it was rescued");
+        }
+        this.buffer = this.buffer.filter((r) => r.id !== id || r.attempts !== attempt);
+      });
     } catch (error) {
       this.reportError("heartbeat", error);
     }
+  }
+
+  /** Whether this attempt of the job is still buffered or running unsettled here. */
+  private holds(id: string, attempt: number): boolean {
+    const entry = this.running.get(id);
+    if (entry !== undefined && !entry.settled && !entry.leaseLost && entry.row.attempts === attempt)
+      return true;
+    return this.buffer.some((r) => r.id === id && r.attempts === attempt);
+  }
+
+  /**
+   * The job was cancelled while this worker holds it: a running handler's
+   * signal is aborted; a job still waiting in the buffer never starts and is
+   * recorded cancelled.
+   */
+  private cancelHeld(jobId: string): void {
+    const buffered = this.buffer.find((r) => r.id === jobId);
+    if (buffered === undefined) {
+      this.abortJob(jobId, "JOB_CANCELLED", "the job was cancelled");
+      return;
+    }
+    this.buffer = this.buffer.filter((r) => r !== buffered);
+    this.completing.set(buffered.id, buffered.attempts);
+    this.completer.fail({
+      id: buffered.id,
+      attempt: buffered.attempts,
+      error: storableJson({
+        message: "cancelled before it started",
+        stack: null,
+        attempt: buffered.attempts,
+        at: new Date().toISOString(),
+        worker: this.id,
+      }),
+      retryMs: null,
+      cancelled: true,
+      event: { name: "job:cancelled", payload: { id: buffered.id, previousState: "running" } },
+    });
   }
 
   /** Leader-free upkeep any worker may do: rescue expired leases, prune old finished jobs. */
@@ -923,13 +1019,31 @@ export class Worker {
           // failed so the job is retried elsewhere instead of waiting for rescue.
           this.settle(
             entry,
-            new RotaError("SHUTTING_DOWN", "The worker stopped before the job finished."),
+            {
+              thrown: new RotaError("SHUTTING_DOWN", "The worker stopped before the job finished."),
+            },
             0,
           );
         }
       }
     }
-    await this.completer.drain();
+    // Outcomes are written, or given up on after a while (the database is
+    // gone, or refuses a write): those jobs' leases expire and they are
+    // rescued, so a stop always ends.
+    const written = await Promise.race([
+      this.completer.drain().then(() => true),
+      delay(Math.max(this.gracefulStopMs, OUTCOME_WRITE_LIMIT_MS)).then(() => false),
+    ]);
+    if (!written) {
+      const abandoned = this.completer.abandon();
+      this.reportError(
+        "stop",
+        new RotaError(
+          "OUTCOMES_NOT_WRITTEN",
+          `The worker stopped with ${abandoned.length} outcome(s) it could not write (jobs ${abandoned.join(", ")}); they are rescued once their leases expire.`,
+        ),
+      );
+    }
     if (this.startTimer) clearTimeout(this.startTimer);
     await this.recordingStarts;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
@@ -939,10 +1053,11 @@ export class Worker {
 
   private async releaseBuffered(): Promise<void> {
     const ids = this.buffer.map((r) => r.id);
+    const attempts = this.buffer.map((r) => r.attempts);
     this.buffer = [];
     if (ids.length === 0) return;
     try {
-      await this.db.run(this.q.ReleaseUnstarted, [ids, this.id]);
+      await this.db.run(this.q.ReleaseUnstarted, [ids, attempts, this.id]);
     } catch (error) {
       // Not fatal: their leases expire and they are rescued.
       this.reportError("release", error);
@@ -954,6 +1069,35 @@ export class Worker {
     this.logger.warn(`worker ${during} failed: ${describeThrown(error).message}`);
   }
 }
+
+/** The outcome of a handler that returned. */
+const SUCCEEDED = Symbol("succeeded");
+/** What settle() records: success, or what the attempt threw (any value, null included). */
+type Outcome = typeof SUCCEEDED | { thrown: unknown };
+
+/** A payload its task's schema refused before the handler ran: retrying cannot help. */
+class PayloadRefused {
+  constructor(readonly cause: unknown) {}
+}
+
+/** How long stop() waits for outcomes to be written, at least (gracefulStopMs if longer). */
+const OUTCOME_WRITE_LIMIT_MS = 5_000;
+
+/** The longest pause before a retry: 100 years (a run time must stay a valid timestamp). */
+const MAX_RETRY_DELAY_MS = 100 * 365 * 24 * 3_600_000;
+
+/**
+ * JSON that PostgreSQL's jsonb accepts: it refuses the NUL character and
+ * unpaired UTF-16 surrogates, which an error message may carry (echoed
+ * binary data, a string cut in half); both become U+FFFD.
+ */
+function storableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === "string" ? v.replace(UNSTORABLE, "\uFFFD") : v,
+  );
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters jsonb refuses.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());

@@ -166,31 +166,49 @@ returning j.id::text;
 -- name: Fail
 -- Records failed attempts, fenced like completion. Per job: retry_ms null
 -- means no retry is left ('failed', the dead-letter state); cancelled means
--- the job was cancelled while running.
-with clock as materialized (select {{schema}}.clock_now() as now)
+-- the job was cancelled while running, and so does a cancel request the
+-- worker had not heard of yet. A job going back to the queue for its retry
+-- while another job with its unique key waits there (enqueued while this one
+-- ran) gives its key up (twin_queued): at most one queued job per key, and
+-- neither is lost.
+with clock as materialized (select {{schema}}.clock_now() as now),
+failed as (
+  select f.*, f.cancelled or j.cancel_requested_at is not null as cancel,
+         j.unique_key is not null and exists (
+           select 1 from {{schema}}.jobs as twin
+           where twin.unique_key = j.unique_key and twin.state in ('scheduled', 'available')
+         ) as twin_queued
+  from unnest($1::bigint[], $2::int[], $3::text[], $4::double precision[], $5::boolean[])
+    as f(id, attempt, error, retry_ms, cancelled)
+  join {{schema}}.jobs as j on j.id = f.id
+)
 update {{schema}}.jobs as j
-set state = case when f.cancelled then 'cancelled'
+set state = case when f.cancel then 'cancelled'
                  when f.retry_ms is null then 'failed'
                  when f.retry_ms > 0 then 'scheduled'
                  else 'available' end,
-    run_at = case when f.retry_ms is null or f.cancelled then j.run_at
+    run_at = case when f.retry_ms is null or f.cancel then j.run_at
                   else clock.now + make_interval(secs => f.retry_ms / 1000.0) end,
-    finished_at = case when f.retry_ms is null or f.cancelled then clock.now end,
+    finished_at = case when f.retry_ms is null or f.cancel then clock.now end,
+    unique_key = case when f.retry_ms is not null and not f.cancel and f.twin_queued then null
+                      else j.unique_key end,
     last_error = f.error::jsonb,
     lease_holder = null,
     lease_expires_at = null
-from clock, unnest($1::bigint[], $2::int[], $3::text[], $4::double precision[], $5::boolean[])
-  as f(id, attempt, error, retry_ms, cancelled)
+from clock, failed as f
 where j.id = f.id and j.attempts = f.attempt and j.lease_holder = $6 and j.state = 'running'
 returning j.id::text, j.state, j.run_at;
 
 -- name: Heartbeat
--- Extends the leases a worker still holds; rows missing from the result were
--- taken from it (rescued). Also reports cancellation requests.
-update {{schema}}.jobs
-set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $3::double precision / 1000)
-where id = any($1::bigint[]) and lease_holder = $2 and state = 'running'
-returning id::text, cancel_requested_at is not null as cancel_requested;
+-- Extends the leases worker $3 still holds, per job and attempt ($1, $2):
+-- pairs missing from the result were taken from it (rescued; an attempt it
+-- still runs after the job was claimed again, even by itself, is not kept
+-- alive by the new one). Also reports cancellation requests.
+update {{schema}}.jobs as j
+set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000)
+from unnest($1::bigint[], $2::int[]) as held(id, attempt)
+where j.id = held.id and j.attempts = held.attempt and j.lease_holder = $3 and j.state = 'running'
+returning j.id::text, j.attempts, j.cancel_requested_at is not null as cancel_requested;
 
 -- name: ExtendLease
 update {{schema}}.jobs
@@ -205,18 +223,32 @@ set started_at = (select {{schema}}.clock_now())
 where id = any($1::bigint[]) and lease_holder = $2 and state = 'running' and started_at is null;
 
 -- name: ReleaseUnstarted
--- Hands claimed-but-never-started jobs back at once (graceful stop): the
--- attempt counted by Claim is returned too.
-with released as (
-  update {{schema}}.jobs
-  set state = 'available', attempts = attempts - 1, lease_holder = null,
-      lease_expires_at = null, started_at = null
-  where id = any($1::bigint[]) and lease_holder = $2 and state = 'running'
-  returning id, queue
+-- Hands claimed-but-never-started jobs ($1 with attempts $2) of worker $3 back
+-- at once (graceful stop): the attempt counted by Claim is returned too. One
+-- cancelled meanwhile ends cancelled; one whose unique key is queued again
+-- gives the key up (see Fail).
+with clock as materialized (select {{schema}}.clock_now() as now),
+released as (
+  update {{schema}}.jobs as j
+  set state = case when j.cancel_requested_at is not null then 'cancelled' else 'available' end,
+      finished_at = case when j.cancel_requested_at is not null then clock.now end,
+      attempts = j.attempts - 1, lease_holder = null, lease_expires_at = null, started_at = null,
+      unique_key = case when j.unique_key is not null and exists (
+                          select 1 from {{schema}}.jobs as twin
+                          where twin.unique_key = j.unique_key
+                            and twin.state in ('scheduled', 'available'))
+                        then null else j.unique_key end
+  from clock, unnest($1::bigint[], $2::int[]) as held(id, attempt)
+  where j.id = held.id and j.attempts = held.attempt and j.lease_holder = $3
+    and j.state = 'running'
+  returning j.id, j.queue, j.state
 )
 select released.id::text, released.queue, notified.done
 from released
-cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from released) as notified;
+cross join (
+  select {{schema}}.notify_jobs(array_agg(queue) filter (where state = 'available')) as done
+  from released
+) as notified;
 
 -- name: Rescue
 -- Makes jobs whose lease expired (the worker crashed, hung or lost the
@@ -225,7 +257,11 @@ with clock as materialized (select {{schema}}.clock_now() as now),
 expired as (
   -- refund: it never started (it waited in the dead worker's buffer), so the
   -- attempt counted at claim is given back, once per job.
-  select id, started_at is null and unstarted_rescues = 0 as refund
+  select id, started_at is null and unstarted_rescues = 0 as refund,
+         unique_key is not null and exists (
+           select 1 from {{schema}}.jobs as twin
+           where twin.unique_key = jobs.unique_key and twin.state in ('scheduled', 'available')
+         ) as twin_queued
   from {{schema}}.jobs
   where state = 'running' and lease_expires_at < (select now from clock)
   order by lease_expires_at
@@ -240,6 +276,11 @@ rescued as (
                    else 'available' end,
       attempts = case when e.refund then j.attempts - 1 else j.attempts end,
       unstarted_rescues = case when e.refund then 1 else j.unstarted_rescues end,
+      -- Back to the queue while its unique key is queued again: the key goes
+      -- (see Fail).
+      unique_key = case when e.twin_queued and j.cancel_requested_at is null
+                             and (e.refund or j.attempts < j.max_attempts)
+                        then null else j.unique_key end,
       run_at = clock.now,
       finished_at = case when j.cancel_requested_at is not null then clock.now
                          when e.refund then null
@@ -287,13 +328,14 @@ from target as t
 left join changed as c on c.id = t.id;
 
 -- name: Replay
--- Puts failed jobs back in their queue with a fresh set of attempts. Filters
--- are optional (null: any). A failed job whose unique key is queued again
--- meanwhile is left failed.
-with replayed as (
-  update {{schema}}.jobs as j
-  set state = 'available', attempts = 0, run_at = (select {{schema}}.clock_now()),
-      finished_at = null, started_at = null
+-- Puts failed jobs back in their queue with a fresh set of attempts (and no
+-- cancel request or refund left from before). Filters are optional (null:
+-- any). A failed job whose unique key is queued again meanwhile is left
+-- failed, and of several failed jobs with one key only the last to fail is
+-- replayed: at most one queued job per key.
+with candidates as (
+  select j.id, j.unique_key, j.finished_at
+  from {{schema}}.jobs as j
   where j.state = 'failed'
     and ($1::text is null or j.queue = $1)
     and ($2::text is null or j.task = $2)
@@ -303,6 +345,19 @@ with replayed as (
     and (j.unique_key is null or not exists (
       select 1 from {{schema}}.jobs as twin
       where twin.unique_key = j.unique_key and twin.state in ('scheduled', 'available')))
+),
+chosen as (
+  select id from candidates where unique_key is null
+  union all
+  (select distinct on (unique_key) id from candidates where unique_key is not null
+   order by unique_key, finished_at desc, id desc)
+),
+replayed as (
+  update {{schema}}.jobs as j
+  set state = 'available', attempts = 0, run_at = (select {{schema}}.clock_now()),
+      finished_at = null, started_at = null, cancel_requested_at = null, unstarted_rescues = 0
+  from chosen
+  where j.id = chosen.id and j.state = 'failed'
   returning j.id, j.queue
 )
 select replayed.id::text, notified.done

@@ -1,0 +1,437 @@
+// The ugly ways an attempt can end: odd thrown values, a user's retryDelay
+// that throws, error text the database refuses, a unique key queued again
+// while the job ran, a cancel that reaches a job still in the buffer, an
+// outcome the database will never take, and a job claimed again by the worker
+// whose earlier attempt still runs. Each must leave the job recorded (or to
+// be rescued), never stuck, and never stop the others.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { defineTask } from "../../src/task.js";
+import { silentLogger } from "../../src/worker/job-context.js";
+import type { Worker, WorkerOptions } from "../../src/worker/worker.js";
+import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
+import { deferred } from "../helpers/events.js";
+
+let t: TestSchema;
+const workers: Worker[] = [];
+beforeAll(async () => {
+  t = await migratedSchema();
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+afterAll(() => t.drop());
+
+async function startWorker(options: WorkerOptions): Promise<Worker> {
+  const worker = t.rota.worker({ logger: silentLogger, rescueIntervalMs: 0, ...options });
+  workers.push(worker);
+  await worker.start();
+  return worker;
+}
+
+async function finalState(id: string, states = ["failed", "cancelled", "succeeded"]) {
+  await expect
+    .poll(async () => (await t.rota.getJob(id))?.state, { timeout: 10_000 })
+    .toSatisfy((state) => states.includes(state as string));
+  return t.rota.getJob(id);
+}
+
+describe("an attempt that ends badly is still recorded", () => {
+  it("a handler that throws null or undefined fails the attempt; it never counts as a success", async () => {
+    let succeeded = 0;
+    const off = t.rota.events.on("job:run:success", () => void succeeded++);
+    try {
+      await startWorker({
+        queues: ["odd.thrown"],
+        tasks: {
+          throwsNull: async () => {
+            throw null;
+          },
+          throwsUndefined: () => Promise.reject(undefined),
+        },
+        retention: { succeededMs: 60_000 },
+      });
+      const a = await t.rota.enqueue("throwsNull", {}, { queue: "odd.thrown", maxAttempts: 1 });
+      const b = await t.rota.enqueue(
+        "throwsUndefined",
+        {},
+        { queue: "odd.thrown", maxAttempts: 1 },
+      );
+      expect((await finalState(a.id))?.state).toBe("failed");
+      expect((await t.rota.getJob(a.id))?.last_error?.message).toBe("non-Error thrown: null");
+      expect((await finalState(b.id))?.state).toBe("failed");
+      expect((await t.rota.getJob(b.id))?.last_error?.message).toBe("non-Error thrown: undefined");
+      expect(succeeded).toBe(0);
+    } finally {
+      off();
+    }
+  });
+
+  it("a retryDelay that throws falls back to the job's backoff; one of centuries is capped", async () => {
+    const errors: string[] = [];
+    const off = t.rota.events.on("worker:error", (e) => void errors.push(e.during));
+    try {
+      const worker = await startWorker({
+        queues: ["odd.retry"],
+        tasks: {
+          throwingDelay: defineTask({
+            name: "throwingDelay",
+            handler: async () => {
+              throw undefined;
+            },
+            // Reads a field of what was thrown: a TypeError for `undefined`.
+            retryDelay: (_attempt, error) => ((error as { status: number }).status === 429 ? 1 : 2),
+          }),
+          hugeDelay: defineTask({
+            name: "hugeDelay",
+            handler: async () => {
+              throw new Error("later, much later");
+            },
+            retryDelay: () => 9e15,
+          }),
+        },
+      });
+      const a = await t.rota.enqueue(
+        "throwingDelay",
+        {},
+        { queue: "odd.retry", backoff: { kind: "fixed", delayMs: 3_600_000 } },
+      );
+      const b = await t.rota.enqueue("hugeDelay", {}, { queue: "odd.retry" });
+      const now = (await t.rota.clock.now()).getTime();
+      const retriedA = await finalState(a.id, ["scheduled"]);
+      // The backoff's hour, not a job stuck 'running'.
+      expect(retriedA?.run_at.getTime()).toBeGreaterThan(now + 3_500_000);
+      const retriedB = await finalState(b.id, ["scheduled"]);
+      const years = (retriedB?.run_at.getTime() ?? 0) - now;
+      expect(years / (365 * 24 * 3_600_000)).toBeGreaterThan(99);
+      expect(years / (365 * 24 * 3_600_000)).toBeLessThan(101);
+      expect(errors).toContain("retryDelay");
+      await expect.poll(() => worker.held).toBe(0);
+    } finally {
+      off();
+    }
+  });
+
+  it("error text jsonb refuses (NUL, an unpaired surrogate) is stored mended, and other failures go on being written", async () => {
+    await startWorker({
+      queues: ["odd.text"],
+      tasks: {
+        nul: async () => {
+          throw new Error("bad\u0000byte");
+        },
+        surrogate: async () => {
+          throw new Error("half \ud800 a pair");
+        },
+        plain: async () => {
+          throw new Error("ordinary failure");
+        },
+      },
+    });
+    const ids = [];
+    for (const task of ["nul", "surrogate", "plain"]) {
+      ids.push((await t.rota.enqueue(task, {}, { queue: "odd.text", maxAttempts: 1 })).id);
+    }
+    const [nul, surrogate, plain] = await Promise.all(ids.map((id) => finalState(id)));
+    expect(nul?.last_error?.message).toBe("bad\ufffdbyte");
+    expect(surrogate?.last_error?.message).toBe("half \ufffd a pair");
+    expect(plain?.last_error?.message).toBe("ordinary failure");
+  });
+});
+
+describe("unique keys queued again while their job ran", () => {
+  it("a failed attempt's retry gives its key to the queued twin: both are kept, neither blocks the other", async () => {
+    const release = deferred();
+    const started = deferred();
+    const worker = await startWorker({
+      queues: ["twin.fail"],
+      concurrency: 1,
+      prefetch: 0,
+      tasks: {
+        sync: async (payload: { n: number }) => {
+          if (payload.n === 1) {
+            started.resolve();
+            await release.promise;
+            throw new Error("transient");
+          }
+        },
+      },
+    });
+    const first = await t.rota.enqueue(
+      "sync",
+      { n: 1 },
+      { queue: "twin.fail", uniqueKey: "user:42", backoff: { kind: "fixed", delayMs: 3_600_000 } },
+    );
+    await started.promise;
+    // The key covers queued jobs only: a twin may be queued while the first runs.
+    const twin = await t.rota.enqueue(
+      "sync",
+      { n: 2 },
+      { queue: "twin.fail", uniqueKey: "user:42", delayMs: 3_600_000 },
+    );
+    expect(twin.inserted).toBe(true);
+    release.resolve();
+    const retried = await finalState(first.id, ["scheduled"]);
+    expect(retried?.unique_key).toBeNull();
+    expect(retried?.attempts).toBe(1);
+    expect((await t.rota.getJob(twin.id))?.unique_key).toBe("user:42");
+    await expect.poll(() => worker.held).toBe(0);
+  });
+
+  it("a rescue or a graceful stop hands a job back without its key when a twin is queued, and rescues every other job", async () => {
+    const s = `"${t.schema}"`;
+    const ids = await withClient(async (c) => {
+      const result = await c.query(
+        `insert into ${s}.jobs (queue, task, state, run_at, unique_key, attempts, lease_holder, lease_expires_at)
+         values ('twin.rescue', 'sync', 'running', now(), 'k2', 1, 'gone', now() - interval '1 minute'),
+                ('twin.rescue', 'sync', 'running', now(), null, 1, 'gone', now() - interval '1 minute'),
+                ('twin.rescue', 'sync', 'available', now() + interval '1 hour', 'k2', 0, null, null)
+         returning id::text`,
+      );
+      return result.rows.map((r: { id: string }) => r.id);
+    });
+    expect((await t.rota.rescueExpired()).retried).toBe(2);
+    const [keyed, plain, twin] = await Promise.all(ids.map((id) => t.rota.getJob(id)));
+    expect(keyed?.state).toBe("available");
+    expect(keyed?.unique_key).toBeNull();
+    expect(plain?.state).toBe("available");
+    expect(twin?.unique_key).toBe("k2");
+
+    // A stopping worker's buffered job, with its key queued again meanwhile.
+    const gate = deferred();
+    const started = deferred();
+    const worker = await startWorker({
+      queues: ["twin.release"],
+      concurrency: 1,
+      prefetch: 1,
+      gracefulStopMs: 5_000,
+      tasks: {
+        hold: async () => {
+          started.resolve();
+          await gate.promise;
+        },
+        keyed: async () => {},
+      },
+    });
+    await t.rota.enqueue("hold", {}, { queue: "twin.release" });
+    await started.promise;
+    const buffered = await t.rota.enqueue("keyed", {}, { queue: "twin.release", uniqueKey: "k3" });
+    await expect.poll(async () => (await t.rota.getJob(buffered.id))?.state).toBe("running");
+    const again = await t.rota.enqueue(
+      "keyed",
+      {},
+      { queue: "twin.release", uniqueKey: "k3", delayMs: 3_600_000 },
+    );
+    const stopping = worker.stop();
+    gate.resolve();
+    await stopping;
+    const released = await t.rota.getJob(buffered.id);
+    expect(released?.state).toBe("available");
+    expect(released?.unique_key).toBeNull();
+    expect((await t.rota.getJob(again.id))?.unique_key).toBe("k3");
+  });
+
+  it("replay puts back one failed job per key, the last to fail", async () => {
+    const s = `"${t.schema}"`;
+    const ids = await withClient(async (c) => {
+      const result = await c.query(
+        `insert into ${s}.jobs (queue, task, state, run_at, unique_key, attempts, finished_at)
+         values ('twin.replay', 'sync', 'failed', now(), 'k4', 1, now() - interval '2 minutes'),
+                ('twin.replay', 'sync', 'failed', now(), 'k4', 1, now() - interval '1 minute'),
+                ('twin.replay', 'sync', 'failed', now(), null, 1, now())
+         returning id::text`,
+      );
+      return result.rows.map((r: { id: string }) => r.id);
+    });
+    const replayed = await t.rota.replayFailed({ queue: "twin.replay" });
+    expect(replayed.sort()).toEqual([ids[1], ids[2]].sort());
+    expect((await t.rota.getJob(ids[0] as string))?.state).toBe("failed");
+  });
+});
+
+describe("cancel", () => {
+  it("reaches a job still waiting in the worker's buffer: it never starts and ends cancelled", async () => {
+    const gate = deferred();
+    const started = deferred();
+    let victimRuns = 0;
+    await startWorker({
+      queues: ["cancel.buffer"],
+      concurrency: 1,
+      prefetch: 1,
+      tasks: {
+        block: async () => {
+          started.resolve();
+          await gate.promise;
+        },
+        victim: async () => {
+          victimRuns++;
+        },
+      },
+    });
+    await t.rota.enqueue("block", {}, { queue: "cancel.buffer" });
+    await started.promise;
+    const victim = await t.rota.enqueue("victim", {}, { queue: "cancel.buffer" });
+    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
+    await t.rota.cancel(victim.id);
+    expect((await finalState(victim.id, ["cancelled"]))?.state).toBe("cancelled");
+    gate.resolve();
+    expect(victimRuns).toBe(0);
+  });
+});
+
+describe("outcomes the database will not take", () => {
+  it("are given up on after a few refusals, the rest are written, and stop() ends", async () => {
+    const s = `"${t.schema}"`;
+    const refused = await t.rota.enqueue("doomed", {}, { queue: "refused", maxAttempts: 1 });
+    await withClient((c) =>
+      c.query(`
+        create function ${s}.refuse_outcome() returns trigger language plpgsql as $$
+        begin
+          if new.id = ${refused.id} and new.state <> 'running' then
+            raise exception 'this outcome is refused';
+          end if;
+          return new;
+        end $$;
+        create trigger refuse_outcome before update on ${s}.jobs
+          for each row execute function ${s}.refuse_outcome();`),
+    );
+    const errors: string[] = [];
+    const off = t.rota.events.on("worker:error", (e) => {
+      const code = (e.error as { code?: string }).code;
+      if (code) errors.push(code);
+    });
+    try {
+      const worker = await startWorker({
+        queues: ["refused"],
+        tasks: {
+          doomed: async () => {
+            throw new Error("fails, and its failure cannot be written");
+          },
+          fine: async () => {
+            throw new Error("fails, and is written");
+          },
+        },
+      });
+      const fine = await t.rota.enqueue("fine", {}, { queue: "refused", maxAttempts: 1 });
+      expect((await finalState(fine.id))?.state).toBe("failed");
+      await expect.poll(() => errors, { timeout: 10_000 }).toContain("OUTCOME_NOT_WRITTEN");
+      // Left running, for a rescue once its lease expires.
+      expect((await t.rota.getJob(refused.id))?.state).toBe("running");
+      await expect.poll(() => worker.held).toBe(0);
+      await worker.stop();
+    } finally {
+      off();
+      await withClient((c) => c.query(`drop trigger refuse_outcome on ${s}.jobs`));
+    }
+  });
+});
+
+describe("a job claimed again by the worker whose earlier attempt still runs", () => {
+  it("waits for that attempt's handler to return: never more handlers than the concurrency", async () => {
+    let active = 0;
+    let most = 0;
+    const log: string[] = [];
+    const track = async (name: string, ms: number) => {
+      active++;
+      most = Math.max(most, active);
+      log.push(`${name} start`);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      log.push(`${name} end`);
+      active--;
+    };
+    await startWorker({
+      queues: ["reclaim"],
+      concurrency: 2,
+      tasks: {
+        // Attempt 1 times out at once but ignores its signal for a while;
+        // its retry (no backoff) is claimed by this same worker.
+        slow: (_payload, ctx) => track(`attempt ${ctx.attempt}`, ctx.attempt === 1 ? 500 : 10),
+        filler: () => track("filler", 300),
+      },
+    });
+    const slow = await t.rota.enqueue(
+      "slow",
+      {},
+      { queue: "reclaim", timeoutMs: 50, maxAttempts: 3, backoff: { kind: "fixed", delayMs: 0 } },
+    );
+    // Attempt 1 timed out and its retry is claimed ...
+    await expect.poll(async () => (await t.rota.getJob(slow.id))?.attempts).toBe(2);
+    // ... and two more jobs want the slots.
+    await t.rota.enqueueMany([
+      { task: "filler", payload: {}, options: { queue: "reclaim" } },
+      { task: "filler", payload: {}, options: { queue: "reclaim" } },
+    ]);
+    await expect
+      .poll(() => log.filter((l) => l.endsWith("end")).length, { timeout: 10_000 })
+      .toBe(4);
+    expect(log[0]).toBe("attempt 1 start");
+    expect(log.indexOf("attempt 2 start")).toBeGreaterThan(log.indexOf("attempt 1 end"));
+    expect(most).toBeLessThanOrEqual(2);
+    await expect.poll(async () => t.rota.getJob(slow.id), { timeout: 10_000 }).toBeNull();
+  });
+
+  it("an attempt rescued from a live worker loses its lease there once; the new attempt runs after it", async () => {
+    const lost: string[] = [];
+    const fenced: number[] = [];
+    const offLost = t.rota.events.on("job:lease:lost", (e) => void lost.push(e.id));
+    const offFenced = t.rota.events.on("job:fenced", (e) => void fenced.push(e.attempt));
+    const release = deferred();
+    const attempts: number[] = [];
+    try {
+      await startWorker({
+        queues: ["relost"],
+        concurrency: 4,
+        leaseMs: 60_000,
+        heartbeatMs: 100,
+        tasks: {
+          stalled: async (_payload, ctx) => {
+            attempts.push(ctx.attempt);
+            if (ctx.attempt === 1) await release.promise;
+          },
+        },
+      });
+      const { id } = await t.rota.enqueue("stalled", {}, { queue: "relost", maxAttempts: 5 });
+      await expect.poll(() => attempts).toEqual([1]);
+      // As if the worker had stalled past its lease: expired, then rescued.
+      await withClient((c) =>
+        c.query(
+          `update "${t.schema}".jobs set lease_expires_at = now() - interval '1 second' where id = $1`,
+          [id],
+        ),
+      );
+      expect((await t.rota.rescueExpired()).retried).toBe(1);
+      await expect.poll(() => lost).toEqual([id]);
+      release.resolve();
+      await expect.poll(() => attempts, { timeout: 10_000 }).toEqual([1, 2]);
+      await expect.poll(async () => t.rota.getJob(id), { timeout: 10_000 }).toBeNull();
+      expect(fenced).toEqual([1]);
+      // Reported once, not at every heartbeat while the old handler ran on.
+      expect(lost).toEqual([id]);
+    } finally {
+      offLost();
+      offFenced();
+    }
+  });
+});
+
+describe("stop", () => {
+  it("during start leaves no timers behind on closed pools", async () => {
+    const errors: unknown[] = [];
+    const off = t.rota.events.on("worker:error", (e) => void errors.push(e.error));
+    try {
+      const worker = t.rota.worker({
+        logger: silentLogger,
+        queues: ["stop.early"],
+        tasks: { noop: async () => {} },
+        rescueIntervalMs: 20,
+        heartbeatMs: 20,
+      });
+      const starting = worker.start();
+      await worker.stop();
+      await starting;
+      // Several rescue and heartbeat periods.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(errors).toEqual([]);
+    } finally {
+      off();
+    }
+  });
+});
