@@ -15,7 +15,7 @@ export interface Success {
 export interface Failure {
   id: string;
   attempt: number;
-  /** JSON text: { message, stack, attempt, at } */
+  /** JSON text: { message, stack, attempt, worker } (the database adds "at"). */
   error: string;
   /** Delay before the next attempt; null when no attempt is left. */
   retryMs: number | null;
@@ -222,7 +222,7 @@ export class Completer {
 
   private async writeFailures(batch: Failure[]): Promise<void> {
     if (batch.length === 0) return;
-    const result = await this.db.run<{ id: string }>(this.q.Fail, [
+    const result = await this.db.run<{ id: string; run_at: Date }>(this.q.Fail, [
       batch.map((f) => f.id),
       batch.map((f) => f.attempt),
       batch.map((f) => f.error),
@@ -230,9 +230,13 @@ export class Completer {
       batch.map((f) => f.cancelled),
       this.workerId,
     ]);
+    const runAt = new Map(result.rows.map((row) => [row.id, row.run_at]));
     for (const failure of this.accepted(batch, result.rows)) {
       const { name, payload } = failure.event;
-      (this.events.emit as (n: string, p: unknown) => void)(name, payload);
+      // A retry's time as written, by the database clock.
+      const event =
+        name === "job:run:retry" ? { ...payload, retryAt: runAt.get(failure.id) } : payload;
+      (this.events.emit as (n: string, p: unknown) => void)(name, event);
     }
   }
 

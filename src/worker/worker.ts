@@ -778,6 +778,14 @@ export class Worker {
       signal,
       logger: childLogger(this.logger, { job: row.id, task: row.task, attempt: row.attempts }),
       extendLease: async (ms = this.leaseMs) => {
+        validateMillis("extendLease(ms)", ms, 1);
+        if (ms > MAX_RETRY_DELAY_MS) {
+          throw new RotaError(
+            "INVALID_OPTION",
+            `extendLease(ms) takes at most ${MAX_RETRY_DELAY_MS} ms (100 years), got ${ms}.`,
+            { details: { field: "extendLease(ms)", value: ms } },
+          );
+        }
         const result = await this.db.run(this.q.ExtendLease, [row.id, row.attempts, this.id, ms]);
         if (result.rowCount === 0) {
           throw new RotaError(
@@ -836,7 +844,6 @@ export class Worker {
         message: described.message,
         stack: described.stack,
         attempt: row.attempts,
-        at: new Date().toISOString(),
         worker: this.id,
       }),
       retryMs,
@@ -850,6 +857,7 @@ export class Worker {
               payload: {
                 ...ref,
                 error: described.message,
+                // Replaced by the run time written (database clock) once written.
                 retryAt: new Date(Date.now() + retryMs),
               },
             },
@@ -965,7 +973,6 @@ export class Worker {
         message: "cancelled before it started",
         stack: null,
         attempt: buffered.attempts,
-        at: new Date().toISOString(),
         worker: this.id,
       }),
       retryMs: null,
@@ -1083,7 +1090,7 @@ class PayloadRefused {
 /** How long stop() waits for outcomes to be written, at least (gracefulStopMs if longer). */
 const OUTCOME_WRITE_LIMIT_MS = 5_000;
 
-/** The longest pause before a retry: 100 years (a run time must stay a valid timestamp). */
+/** The longest pause before a retry, or lease extension: 100 years (a time must stay a valid timestamp). */
 const MAX_RETRY_DELAY_MS = 100 * 365 * 24 * 3_600_000;
 
 /**

@@ -741,6 +741,23 @@ describe("bad input is refused with a code and nothing is written", () => {
     ["bigint in payload", () => t.rota.enqueue("x", { n: 1n }), "INVALID_PAYLOAD"],
     ["NaN in payload", () => t.rota.enqueue("x", { n: Number.NaN }), "INVALID_PAYLOAD"],
     ["NUL character in payload", () => t.rota.enqueue("x", { s: "a\u0000b" }), "INVALID_PAYLOAD"],
+    ["NUL character in a key", () => t.rota.enqueue("x", { "a\u0000": 1 }), "INVALID_PAYLOAD"],
+    [
+      "unpaired surrogate in payload",
+      () => t.rota.enqueue("x", { s: "ab\ud800" }),
+      "INVALID_PAYLOAD",
+    ],
+    [
+      "unpaired surrogate in a long list (COPY)",
+      () =>
+        t.rota.enqueueMany(
+          Array.from({ length: 600 }, (_, i) => ({
+            task: "x",
+            payload: { s: i === 599 ? "\udc00" : "fine" },
+          })),
+        ),
+      "INVALID_PAYLOAD",
+    ],
     [
       "circular payload",
       () => {
@@ -782,6 +799,13 @@ describe("bad input is refused with a code and nothing is written", () => {
     const before = await countJobs();
     await refused(call(), code);
     expect(await countJobs()).toBe(before);
+  });
+
+  it("what only looks like an unstorable character is stored as given", async () => {
+    // The six characters \u0000 typed out, and a surrogate pair (one emoji).
+    const payload = { typed: "\\u0000 and \\\\u0000", emoji: "\ud83d\ude00" };
+    const { id } = await t.rota.enqueue("x", payload, { queue: "stored.as.given" });
+    expect((await t.rota.getJob(id))?.payload).toEqual(payload);
   });
 
   it("a custom payload limit applies", async () => {

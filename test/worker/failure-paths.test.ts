@@ -137,6 +137,44 @@ describe("an attempt that ends badly is still recorded", () => {
   });
 });
 
+describe("times of a failure", () => {
+  it("come from the database clock: the error's time and the retry's", async () => {
+    await t.rota.clock.shift(86_400_000);
+    try {
+      const retried = new Promise<Date>((resolve) => {
+        const off = t.rota.events.on("job:run:retry", (e) => {
+          if (e.task === "clocked") {
+            off();
+            resolve(e.retryAt);
+          }
+        });
+      });
+      await startWorker({
+        queues: ["clocked"],
+        tasks: {
+          clocked: async () => {
+            throw new Error("try again in a minute");
+          },
+        },
+      });
+      const { id } = await t.rota.enqueue(
+        "clocked",
+        {},
+        { queue: "clocked", backoff: { kind: "fixed", delayMs: 60_000 } },
+      );
+      const retryAt = await retried;
+      const job = await t.rota.getJob(id);
+      // A day ahead of the process clock, as the database clock is.
+      expect(retryAt.getTime()).toBe(job?.run_at.getTime());
+      expect(retryAt.getTime()).toBeGreaterThan(Date.now() + 86_000_000);
+      const at = Date.parse((job?.last_error as { at: string }).at);
+      expect(at).toBeGreaterThan(Date.now() + 86_000_000);
+    } finally {
+      await t.rota.clock.reset();
+    }
+  });
+});
+
 describe("unique keys queued again while their job ran", () => {
   it("a failed attempt's retry gives its key to the queued twin: both are kept, neither blocks the other", async () => {
     const release = deferred();

@@ -100,6 +100,37 @@ describe("worker", () => {
     expect(typeof context?.logger.info).toBe("function");
   });
 
+  it("extendLease outlasts the heartbeats, and refuses durations it cannot use", async () => {
+    const extended = deferred();
+    const release = deferred();
+    const refusals: string[] = [];
+    await startWorker({
+      queues: ["extend"],
+      leaseMs: 5_000,
+      heartbeatMs: 50,
+      tasks: {
+        long: async (_payload, ctx) => {
+          for (const ms of [0, -1, 1.5, Number.NaN, 1e15]) {
+            await ctx.extendLease(ms).catch((e: { code?: string }) => refusals.push(e.code ?? "?"));
+          }
+          await ctx.extendLease(600_000);
+          extended.resolve();
+          await release.promise;
+        },
+      },
+    });
+    const { id } = await rota.enqueue("long", {}, { queue: "extend" });
+    await extended.promise;
+    // Several heartbeats (every 50 ms, each renewing to 5 s) later, the ten
+    // minutes still stand.
+    const now = (await rota.clock.now()).getTime();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const expires = (await rota.getJob(id))?.lease_expires_at?.getTime() ?? 0;
+    expect(expires).toBeGreaterThan(now + 500_000);
+    release.resolve();
+    expect(refusals).toEqual(Array(5).fill("INVALID_OPTION"));
+  });
+
   it("runs higher priority first", async () => {
     const order: number[] = [];
     await rota.enqueueMany(

@@ -192,7 +192,8 @@ set state = case when f.cancel then 'cancelled'
     finished_at = case when f.retry_ms is null or f.cancel then clock.now end,
     unique_key = case when f.retry_ms is not null and not f.cancel and f.twin_queued then null
                       else j.unique_key end,
-    last_error = f.error::jsonb,
+    -- When it failed, by the database clock, like every time in the table.
+    last_error = f.error::jsonb || jsonb_build_object('at', clock.now),
     lease_holder = null,
     lease_expires_at = null
 from clock, failed as f
@@ -203,9 +204,11 @@ returning j.id::text, j.state, j.run_at;
 -- Extends the leases worker $3 still holds, per job and attempt ($1, $2):
 -- pairs missing from the result were taken from it (rescued; an attempt it
 -- still runs after the job was claimed again, even by itself, is not kept
--- alive by the new one). Also reports cancellation requests.
+-- alive by the new one). Also reports cancellation requests. A lease a
+-- handler extended further (extendLease) keeps its later expiry.
 update {{schema}}.jobs as j
-set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000)
+set lease_expires_at = greatest(j.lease_expires_at,
+                                (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000))
 from unnest($1::bigint[], $2::int[]) as held(id, attempt)
 where j.id = held.id and j.attempts = held.attempt and j.lease_holder = $3 and j.state = 'running'
 returning j.id::text, j.attempts, j.cancel_requested_at is not null as cancel_requested;
