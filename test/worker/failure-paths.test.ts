@@ -167,7 +167,7 @@ describe("times of a failure", () => {
       // A day ahead of the process clock, as the database clock is.
       expect(retryAt.getTime()).toBe(job?.run_at.getTime());
       expect(retryAt.getTime()).toBeGreaterThan(Date.now() + 86_000_000);
-      const at = Date.parse((job?.last_error as { at: string }).at);
+      const at = Date.parse(String((job?.last_error as { at?: string } | null)?.at));
       expect(at).toBeGreaterThan(Date.now() + 86_000_000);
     } finally {
       await t.rota.clock.reset();
