@@ -24,7 +24,7 @@ import {
 } from "./queue/job-admin.js";
 import { DEFAULT_PAYLOAD_LIMIT_BYTES, type EnqueueOptions } from "./queue/job-options.js";
 import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
-import { pruneFinishedJobs, type RetentionOptions } from "./queue/retention.js";
+import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "./queue/retention.js";
 import { Schedules } from "./schedule/schedules.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
@@ -40,6 +40,13 @@ export interface RotaOptions {
   tasks?: TaskList;
   /** Largest payload accepted, in bytes of JSON; default 1 MiB. */
   payloadLimitBytes?: number;
+  /**
+   * How long finished jobs are kept: the default of every worker and
+   * orchestrator made from this object, and of prune(). Every worker and the
+   * leading orchestrator prune the whole table by their own retention, so
+   * give every process the same (the shortest wins).
+   */
+  retention?: RetentionOptions;
 }
 
 /**
@@ -56,6 +63,7 @@ export class Rota {
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
   private readonly enqueuer: Enqueuer;
+  private readonly retention: Required<RetentionOptions>;
   private readonly workers = new Set<Worker>();
   private readonly orchestrators = new Set<Orchestrator>();
 
@@ -67,6 +75,8 @@ export class Rota {
       "payloadLimitBytes",
       options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES,
     );
+    // Checked here, so a bad value is refused when rota is set up.
+    this.retention = resolveRetention(options.retention);
     this.enqueuer = new Enqueuer(this.db, this.events, this.tasks, limit);
     this.schedules = new Schedules(this.db, this.events, this.tasks, limit);
   }
@@ -108,6 +118,7 @@ export class Rota {
     const worker = new Worker(this.db, this.events, {
       ...options,
       tasks: options.tasks ?? [...this.tasks.values()],
+      retention: options.retention ?? this.retention,
     });
     this.workers.add(worker);
     return worker;
@@ -118,7 +129,10 @@ export class Rota {
    * leader lease). Any number may run; one leads at a time.
    */
   orchestrator(options: OrchestratorOptions = {}): Orchestrator {
-    const orchestrator = new Orchestrator(this.db, this.events, options);
+    const orchestrator = new Orchestrator(this.db, this.events, {
+      ...options,
+      retention: options.retention ?? this.retention,
+    });
     this.orchestrators.add(orchestrator);
     return orchestrator;
   }
@@ -152,7 +166,7 @@ export class Rota {
 
   /** Deletes finished jobs past their retention; returns how many. */
   prune(options?: RetentionOptions): Promise<number> {
-    return pruneFinishedJobs(this.db, options);
+    return pruneFinishedJobs(this.db, options ?? this.retention);
   }
 
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */

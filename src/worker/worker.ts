@@ -84,9 +84,11 @@ export interface WorkerOptions {
   /** Also rescue expired leases (of any worker) every this many ms; 0 disables. Default leaseMs. */
   rescueIntervalMs?: number;
   /**
-   * How long finished jobs stay (see RetentionOptions). Succeeded jobs are
-   * deleted on completion unless succeededMs > 0; on each rescue tick the
-   * worker also prunes finished jobs past their retention.
+   * How long finished jobs stay (see RetentionOptions); default the Rota's
+   * `retention`. Succeeded jobs are deleted on completion unless
+   * succeededMs > 0; on each rescue tick the worker also prunes the whole
+   * table's finished jobs past this retention, so every process should be
+   * given the same.
    */
   retention?: RetentionOptions;
   /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */

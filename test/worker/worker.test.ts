@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Rota } from "../../src/client.js";
+import { Rota } from "../../src/client.js";
 import { isRotaError } from "../../src/errors.js";
 import { defineTask } from "../../src/task.js";
 import type { JobContext } from "../../src/worker/job-context.js";
@@ -59,6 +59,36 @@ describe("worker", () => {
     } finally {
       await rota.clock.reset();
     }
+  });
+
+  it("takes the retention given to createRota when it has none of its own", async () => {
+    const shared = new Rota({
+      connection: t.url,
+      schema: t.schema,
+      retention: { succeededMs: 3_600_000 },
+    });
+    try {
+      const worker = shared.worker({
+        logger: silentLogger,
+        queues: ["kept.shared"],
+        tasks: { keep: async () => {} },
+      });
+      await worker.start();
+      try {
+        const { id } = await shared.enqueue("keep", {}, { queue: "kept.shared" });
+        await expect.poll(async () => (await shared.getJob(id))?.state).toBe("succeeded");
+        // prune() without options uses it too: an hour is not over.
+        expect(await shared.prune()).toBe(0);
+        expect((await shared.getJob(id))?.state).toBe("succeeded");
+      } finally {
+        await worker.stop();
+      }
+    } finally {
+      await shared.close();
+    }
+    expect(() => new Rota({ connection: t.url, retention: { failedMs: -1 } })).toThrow(
+      /retention\.failedMs/,
+    );
   });
 
   it("prunes finished jobs past their retention on its upkeep tick", async () => {
