@@ -63,7 +63,7 @@ export class Rota {
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
   private readonly enqueuer: Enqueuer;
-  private readonly retention: Required<RetentionOptions>;
+  private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
   private readonly orchestrators = new Set<Orchestrator>();
 
@@ -76,7 +76,8 @@ export class Rota {
       options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES,
     );
     // Checked here, so a bad value is refused when rota is set up.
-    this.retention = resolveRetention(options.retention);
+    resolveRetention(options.retention);
+    this.retention = { ...options.retention };
     this.enqueuer = new Enqueuer(this.db, this.events, this.tasks, limit);
     this.schedules = new Schedules(this.db, this.events, this.tasks, limit);
   }
@@ -118,7 +119,8 @@ export class Rota {
     const worker = new Worker(this.db, this.events, {
       ...options,
       tasks: options.tasks ?? [...this.tasks.values()],
-      retention: options.retention ?? this.retention,
+      // Fields a worker does not give come from the Rota's retention.
+      retention: { ...this.retention, ...options.retention },
     });
     this.workers.add(worker);
     return worker;
@@ -131,7 +133,7 @@ export class Rota {
   orchestrator(options: OrchestratorOptions = {}): Orchestrator {
     const orchestrator = new Orchestrator(this.db, this.events, {
       ...options,
-      retention: options.retention ?? this.retention,
+      retention: { ...this.retention, ...options.retention },
     });
     this.orchestrators.add(orchestrator);
     return orchestrator;
@@ -166,7 +168,7 @@ export class Rota {
 
   /** Deletes finished jobs past their retention; returns how many. */
   prune(options?: RetentionOptions): Promise<number> {
-    return pruneFinishedJobs(this.db, options ?? this.retention);
+    return pruneFinishedJobs(this.db, { ...this.retention, ...options });
   }
 
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */

@@ -1,4 +1,4 @@
-import { type Database, isStatementError } from "../db/database.js";
+import { type Database, isRefusal } from "../db/database.js";
 import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
 import { jobQueries } from "../queue/job-queries.js";
@@ -43,8 +43,9 @@ const REFUSALS_BEFORE_GIVING_UP = 3;
  * batching delay). A batch that fails to write is kept and retried; the jobs
  * stay leased (the worker keeps heartbeating them) until it is written.
  *
- * A batch the database refuses (an error for the statement, not a lost
- * connection) is written again one outcome at a time, so one outcome it
+ * A batch the database refuses (bad data, a constraint, a trigger that
+ * raised: not a lost connection or a lock timeout) is written again one
+ * outcome at a time, so one outcome it
  * cannot take never holds back the others; one refused alone a few times is
  * given up on (reported, and its job left to be rescued when its lease
  * expires) instead of being retried forever.
@@ -73,11 +74,6 @@ export class Completer {
     this.q = jobQueries(db.schema);
   }
 
-  /** Ids handed to the completer and not yet written. */
-  pendingIds(): string[] {
-    return [...this.successes.map((s) => s.id), ...this.failures.map((f) => f.id)];
-  }
-
   succeed(success: Success): void {
     this.successes.push(success);
     this.schedule();
@@ -93,13 +89,11 @@ export class Completer {
     while (this.flushing) await this.flushing;
   }
 
-  /** Stops writing (the worker is closing); returns the ids not written. */
-  abandon(): string[] {
+  /** Stops writing (the worker is closing); what is not written is left to a rescue. */
+  abandon(): void {
     this.closed = true;
-    const ids = this.pendingIds();
     this.successes = [];
     this.failures = [];
-    return ids;
   }
 
   private schedule(): void {
@@ -139,8 +133,9 @@ export class Completer {
           if (items === failures) retried = failures.some((f) => f.retryMs !== null);
           continue;
         }
-        if (!isStatementError(outcome.reason)) {
-          // The connection, not the outcomes: all of them are tried again.
+        if (!isRefusal(outcome.reason)) {
+          // The connection or a passing state of the server (a restart, a
+          // lock timeout), not the outcomes: all of them are tried again.
           this.requeue(items);
           error = outcome.reason;
           continue;
@@ -185,8 +180,8 @@ export class Completer {
       return "written";
     } catch (error) {
       const refused = (this.refusals.get(key) ?? 0) + 1;
-      if (!isStatementError(error) || refused < REFUSALS_BEFORE_GIVING_UP) {
-        if (isStatementError(error)) this.refusals.set(key, refused);
+      if (!isRefusal(error) || refused < REFUSALS_BEFORE_GIVING_UP) {
+        if (isRefusal(error)) this.refusals.set(key, refused);
         this.requeue([item]);
         return "requeued";
       }
@@ -222,7 +217,7 @@ export class Completer {
 
   private async writeFailures(batch: Failure[]): Promise<void> {
     if (batch.length === 0) return;
-    const result = await this.db.run<{ id: string; run_at: Date }>(this.q.Fail, [
+    const result = await this.db.run<{ id: string; state: string; run_at: Date }>(this.q.Fail, [
       batch.map((f) => f.id),
       batch.map((f) => f.attempt),
       batch.map((f) => f.error),
@@ -230,12 +225,17 @@ export class Completer {
       batch.map((f) => f.cancelled),
       this.workerId,
     ]);
-    const runAt = new Map(result.rows.map((row) => [row.id, row.run_at]));
+    const rows = new Map(result.rows.map((row) => [row.id, row]));
     for (const failure of this.accepted(batch, result.rows)) {
+      const row = rows.get(failure.id);
       const { name, payload } = failure.event;
+      if (row?.state === "cancelled" && name !== "job:cancelled") {
+        // A cancel request the worker had not heard of: written as cancelled.
+        this.events.emit("job:cancelled", { id: failure.id, previousState: "running" });
+        continue;
+      }
       // A retry's time as written, by the database clock.
-      const event =
-        name === "job:run:retry" ? { ...payload, retryAt: runAt.get(failure.id) } : payload;
+      const event = name === "job:run:retry" ? { ...payload, retryAt: row?.run_at } : payload;
       (this.events.emit as (n: string, p: unknown) => void)(name, event);
     }
   }

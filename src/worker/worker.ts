@@ -127,6 +127,8 @@ interface Running {
   settled: boolean;
   /** Set when a heartbeat found the job rescued from this worker: no lease left to renew. */
   leaseLost: boolean;
+  /** Set when the attempt timed out while the handler kept running. */
+  timedOut: boolean;
   done: Promise<void>;
 }
 
@@ -453,6 +455,8 @@ export class Worker {
           // The rows that start at once (the buffer is dispatched first); the
           // rest wait in the buffer and are marked started when they leave it.
           Math.max(0, this.concurrency - this.running.size - this.buffer.length),
+          // Jobs whose earlier attempt still runs here: never two at once.
+          [...this.running.keys()],
         ]);
         claimed = result.rows.length;
         putBack = result.rows.some((row) => row.state === "scheduled");
@@ -470,7 +474,7 @@ export class Worker {
       }
       if (this.state !== "running") {
         // stop() began while the claim was in flight: these never start.
-        this.buffer.push(...rows);
+        this.takeIntoBuffer(rows);
         return;
       }
       // Only an empty claim: a short one may have been cut by rows another
@@ -478,7 +482,7 @@ export class Worker {
       this.drained = claimed === 0;
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
-      this.buffer.push(...rows);
+      this.takeIntoBuffer(rows);
       // Not dispatch's own top-up: that would mark this loop to claim again
       // at once after every claim, an idle worker claiming in a tight loop.
       this.dispatch(false);
@@ -490,8 +494,23 @@ export class Worker {
     } while (this.claimAgain);
   }
 
+  /**
+   * Claimed rows join the buffer. A buffered row with the same id is a stale
+   * copy: the job was rescued from this worker (its attempt refunded, so the
+   * copies look alike to the fence) and claimed again; only the new one stays.
+   */
+  private takeIntoBuffer(rows: ClaimedRow[]): void {
+    if (this.buffer.length > 0 && rows.length > 0) {
+      const fresh = new Set(rows.map((r) => r.id));
+      this.buffer = this.buffer.filter((r) => !fresh.has(r.id));
+    }
+    this.buffer.push(...rows);
+  }
+
   /** ClaimOne: the named job, if it is still there for this worker; started at once. */
   private async claimOne(jobId: string): Promise<void> {
+    // An earlier attempt of it still runs here: never two at once.
+    if (this.running.has(jobId)) return;
     let row: ClaimedRow | undefined;
     try {
       const result = await this.claimDb.run<ClaimedRow>(this.q.ClaimOne, [
@@ -509,7 +528,7 @@ export class Worker {
     }
     if (row === undefined) return;
     this.claimOneCount++;
-    this.buffer.push(row);
+    this.takeIntoBuffer([row]);
     // stop() may have begun meanwhile: then the job is handed back with the buffer.
     if (this.state === "running") this.dispatch(false);
   }
@@ -669,12 +688,16 @@ export class Worker {
       controller,
       settled: false,
       leaseLost: false,
+      timedOut: false,
       done: Promise.resolve(),
     };
     this.running.set(row.id, entry);
     entry.done = this.execute(entry).finally(() => {
       if (this.running.get(row.id) === entry) this.running.delete(row.id);
       this.dispatch();
+      // Its retry was passed over by this worker's claims while the handler
+      // outlived the attempt: claim now, it may be waiting.
+      if (entry.timedOut || entry.leaseLost) this.fill();
     });
   }
 
@@ -729,6 +752,7 @@ export class Worker {
             "JOB_TIMEOUT",
             `Job ${row.id} (${row.task}) timed out after ${timeoutMs} ms.`,
           );
+          entry.timedOut = true;
           controller.abort(reason);
           reject(reason);
         }, timeoutMs);
@@ -999,7 +1023,10 @@ export class Worker {
   private async shutdown(): Promise<void> {
     if (this.state === "new") {
       this.state = "stopped";
-      await Promise.all([this.db.close(), this.claimDb.close()]);
+      await this.atMost(
+        Promise.all([this.db.close(), this.claimDb.close()]),
+        "its connections to close",
+      );
       return;
     }
     this.state = "stopping";
@@ -1007,11 +1034,13 @@ export class Worker {
     process.off("SIGTERM", this.onSignal);
     if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.rescueTimer) clearInterval(this.rescueTimer);
-    await this.listener?.stop();
-    await this.claiming;
+    // Each wait on the database is bounded: stop() ends even when the
+    // database does not answer (what is left undone, a rescue mends).
+    await this.atMost(this.listener?.stop(), "the LISTEN connection to close");
+    await this.atMost(this.claiming, "the claim in flight");
 
     // Buffered jobs never started: hand them back at once for others to run.
-    await this.releaseBuffered();
+    await this.atMost(this.releaseBuffered(), "the buffered jobs to be handed back");
 
     const allDone = () => Promise.all([...this.running.values()].map((r) => r.done));
     if (this.running.size > 0) {
@@ -1044,7 +1073,9 @@ export class Worker {
       delay(Math.max(this.gracefulStopMs, OUTCOME_WRITE_LIMIT_MS)).then(() => false),
     ]);
     if (!written) {
-      const abandoned = this.completer.abandon();
+      this.completer.abandon();
+      // Those in a write still in flight too, not only those waiting for one.
+      const abandoned = [...this.completing.keys()];
       this.reportError(
         "stop",
         new RotaError(
@@ -1054,10 +1085,34 @@ export class Worker {
       );
     }
     if (this.startTimer) clearTimeout(this.startTimer);
-    await this.recordingStarts;
+    await this.atMost(this.recordingStarts, "job starts to be recorded");
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.state = "stopped";
-    await Promise.all([this.db.close(), this.claimDb.close()]);
+    await this.atMost(
+      Promise.all([this.db.close(), this.claimDb.close()]),
+      "its connections to close",
+    );
+  }
+
+  /** Waits for `work` (its failure is reported where it happens), at most STOP_STEP_LIMIT_MS. */
+  private async atMost(work: Promise<unknown> | null | undefined, what: string): Promise<void> {
+    if (!work) return;
+    const done = await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      delay(STOP_STEP_LIMIT_MS).then(() => false),
+    ]);
+    if (!done) {
+      this.reportError(
+        "stop",
+        new RotaError(
+          "SHUTTING_DOWN",
+          `stop() waited ${STOP_STEP_LIMIT_MS} ms for ${what} and went on: the database does not answer.`,
+        ),
+      );
+    }
   }
 
   private async releaseBuffered(): Promise<void> {
@@ -1088,6 +1143,9 @@ type Outcome = typeof SUCCEEDED | { thrown: unknown };
 class PayloadRefused {
   constructor(readonly cause: unknown) {}
 }
+
+/** How long stop() waits for each step that needs the database (closing, handing back). */
+const STOP_STEP_LIMIT_MS = 5_000;
 
 /** How long stop() waits for outcomes to be written, at least (gracefulStopMs if longer). */
 const OUTCOME_WRITE_LIMIT_MS = 5_000;

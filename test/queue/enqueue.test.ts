@@ -680,7 +680,8 @@ describe("wake-ups of jobs due later", () => {
     const [queue, due] = (wakes[0] as string).split(" +");
     expect(queue).toBe("due.copy");
     expect(Number(due)).toBeGreaterThan(25_000);
-    expect(Number(due)).toBeLessThanOrEqual(30_000);
+    // Less than the delay: the milliseconds the COPY took are taken off.
+    expect(Number(due)).toBeLessThan(30_000);
   });
 
   it("inside the caller's transaction, delivered at its commit, it names only the queue", async () => {

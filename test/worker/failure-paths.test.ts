@@ -285,12 +285,141 @@ describe("unique keys queued again while their job ran", () => {
   });
 });
 
+describe("two jobs with one unique key, both running (the second enqueued while the first ran)", () => {
+  it("go back to the queue together in a rescue: one keeps the key, and every other job is rescued too", async () => {
+    const s = `"${t.schema}"`;
+    const ids = await withClient(async (c) => {
+      const result = await c.query(
+        `insert into ${s}.jobs (queue, task, state, run_at, unique_key, attempts, lease_holder, lease_expires_at)
+         values ('both.rescue', 'sync', 'running', now(), 'both', 1, 'gone-a', now() - interval '2 minutes'),
+                ('both.rescue', 'sync', 'running', now(), 'both', 1, 'gone-b', now() - interval '1 minute'),
+                ('both.rescue', 'sync', 'running', now(), null, 1, 'gone-b', now() - interval '1 minute')
+         returning id::text`,
+      );
+      return result.rows.map((r: { id: string }) => r.id);
+    });
+    expect((await t.rota.rescueExpired()).retried).toBe(3);
+    const jobs = await Promise.all(ids.map((id) => t.rota.getJob(id)));
+    expect(jobs.map((j) => j?.state)).toEqual(["available", "available", "available"]);
+    expect(jobs.map((j) => j?.unique_key)).toEqual(["both", null, null]);
+  });
+
+  it("go back together from a stopping worker's buffer", async () => {
+    const gate = deferred();
+    const started = deferred();
+    const worker = await startWorker({
+      queues: ["both.release"],
+      concurrency: 1,
+      prefetch: 3,
+      tasks: {
+        hold: async () => {
+          started.resolve();
+          await gate.promise;
+        },
+        keyed: async () => {},
+      },
+    });
+    await t.rota.enqueue("hold", {}, { queue: "both.release" });
+    await started.promise;
+    const first = await t.rota.enqueue("keyed", {}, { queue: "both.release", uniqueKey: "both2" });
+    await expect.poll(async () => (await t.rota.getJob(first.id))?.state).toBe("running");
+    const second = await t.rota.enqueue("keyed", {}, { queue: "both.release", uniqueKey: "both2" });
+    expect(second.inserted).toBe(true);
+    worker.wake();
+    await expect.poll(async () => (await t.rota.getJob(second.id))?.state).toBe("running");
+    const stopping = worker.stop();
+    gate.resolve();
+    await stopping;
+    const [a, b] = await Promise.all([t.rota.getJob(first.id), t.rota.getJob(second.id)]);
+    expect([a?.state, b?.state]).toEqual(["available", "available"]);
+    expect([a?.unique_key, b?.unique_key]).toEqual(["both2", null]);
+  });
+});
+
+describe("outcomes written again", () => {
+  it("a passing refusal (a lock timeout) is tried again until written, never given up on", async () => {
+    const s = `"${t.schema}"`;
+    const { id } = await t.rota.enqueue("passing", {}, { queue: "passing", maxAttempts: 1 });
+    await withClient((c) =>
+      c.query(`
+        create table ${s}.refusing (on_ boolean);
+        insert into ${s}.refusing values (true);
+        create function ${s}.refuse_for_now() returns trigger language plpgsql as $$
+        begin
+          if new.id = ${id} and new.state <> 'running' and exists (select 1 from ${s}.refusing) then
+            raise exception 'lock timeout, as it were' using errcode = '55P03';
+          end if;
+          return new;
+        end $$;
+        create trigger refuse_for_now before update on ${s}.jobs
+          for each row execute function ${s}.refuse_for_now();`),
+    );
+    const codes: string[] = [];
+    const off = t.rota.events.on("worker:error", (e) => {
+      codes.push((e.error as { code?: string }).code ?? "?");
+    });
+    try {
+      await startWorker({
+        queues: ["passing"],
+        retention: { succeededMs: 3_600_000 },
+        tasks: { passing: async () => {} },
+      });
+      // More tries than a refusal gets before it is given up on.
+      await expect.poll(() => codes.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+      await withClient((c) => c.query(`delete from ${s}.refusing`));
+      await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("succeeded");
+      expect(codes).not.toContain("OUTCOME_NOT_WRITTEN");
+    } finally {
+      off();
+      await withClient((c) =>
+        c.query(`drop trigger refuse_for_now on ${s}.jobs; drop table ${s}.refusing`),
+      );
+    }
+  });
+
+  it("a cancel request the worker missed is written, and announced, as a cancel", async () => {
+    const started = deferred();
+    const release = deferred();
+    const seen: string[] = [];
+    const offs = [
+      t.rota.events.on("job:cancelled", () => void seen.push("cancelled")),
+      t.rota.events.on("job:run:retry", () => void seen.push("retry")),
+      t.rota.events.on("job:failed", () => void seen.push("failed")),
+    ];
+    try {
+      await startWorker({
+        queues: ["missed.cancel"],
+        leaseMs: 180_000,
+        heartbeatMs: 60_000,
+        tasks: {
+          unaware: async () => {
+            started.resolve();
+            await release.promise;
+            throw new Error("failed without hearing the cancel");
+          },
+        },
+      });
+      const { id } = await t.rota.enqueue("unaware", {}, { queue: "missed.cancel" });
+      await started.promise;
+      // A cancel request with no wake-up, as if its NOTIFY were lost.
+      await withClient((c) =>
+        c.query(`update "${t.schema}".jobs set cancel_requested_at = now() where id = $1`, [id]),
+      );
+      release.resolve();
+      expect((await finalState(id, ["cancelled"]))?.state).toBe("cancelled");
+      await expect.poll(() => seen).toEqual(["cancelled"]);
+    } finally {
+      for (const off of offs) off();
+    }
+  });
+});
+
 describe("cancel", () => {
   it("reaches a job still waiting in the worker's buffer: it never starts and ends cancelled", async () => {
     const gate = deferred();
     const started = deferred();
     let victimRuns = 0;
-    await startWorker({
+    const worker = await startWorker({
       queues: ["cancel.buffer"],
       concurrency: 1,
       prefetch: 1,
@@ -311,6 +440,8 @@ describe("cancel", () => {
     await t.rota.cancel(victim.id);
     expect((await finalState(victim.id, ["cancelled"]))?.state).toBe("cancelled");
     gate.resolve();
+    // The slot frees and nothing else is buffered: the victim never ran.
+    await expect.poll(() => worker.held).toBe(0);
     expect(victimRuns).toBe(0);
   });
 });
@@ -448,6 +579,105 @@ describe("a job claimed again by the worker whose earlier attempt still runs", (
       offFenced();
     }
   });
+});
+
+describe("a retry whose earlier attempt never returns", () => {
+  it("is left for another worker, not held by the one still running that attempt", async () => {
+    const hang = deferred();
+    const ranBy: string[] = [];
+    const tasks = {
+      hangs: async (_payload: unknown, ctx: { attempt: number }) => {
+        if (ctx.attempt === 1) await hang.promise;
+      },
+    };
+    const a = await startWorker({ queues: ["hangs"], concurrency: 2, workerId: "a", tasks });
+    const off = t.rota.events.on(
+      "job:run:start",
+      (e) => void ranBy.push(`${e.workerId}:${e.attempt}`),
+    );
+    try {
+      const { id } = await t.rota.enqueue(
+        "hangs",
+        {},
+        { queue: "hangs", timeoutMs: 50, maxAttempts: 3, backoff: { kind: "fixed", delayMs: 0 } },
+      );
+      // Attempt 1 timed out; the retry waits in the queue, not in a's buffer.
+      await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("available");
+      a.wake();
+      await startWorker({ queues: ["hangs"], workerId: "b", tasks });
+      await expect.poll(async () => t.rota.getJob(id), { timeout: 10_000 }).toBeNull();
+      expect(ranBy).toEqual(["a:1", "b:2"]);
+    } finally {
+      off();
+      hang.resolve();
+    }
+  });
+
+  it("a buffered job rescued (its attempt refunded) and claimed again by the same worker runs once", async () => {
+    const gate = deferred();
+    const started = deferred();
+    let victimRuns = 0;
+    const worker = await startWorker({
+      queues: ["refund.again"],
+      concurrency: 1,
+      prefetch: 2,
+      tasks: {
+        block: async () => {
+          started.resolve();
+          await gate.promise;
+        },
+        victim: async () => {
+          victimRuns++;
+        },
+      },
+    });
+    await t.rota.enqueue("block", {}, { queue: "refund.again" });
+    await started.promise;
+    const victim = await t.rota.enqueue("victim", {}, { queue: "refund.again" });
+    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
+    // As if the worker had stalled past the lease: rescued, attempt refunded.
+    await withClient((c) =>
+      c.query(
+        `update "${t.schema}".jobs set lease_expires_at = now() - interval '1 second' where id = $1`,
+        [victim.id],
+      ),
+    );
+    expect((await t.rota.rescueExpired()).retried).toBe(1);
+    expect((await t.rota.getJob(victim.id))?.attempts).toBe(0);
+    // The same worker claims it again: attempt 1 and holder as before.
+    worker.wake();
+    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
+    gate.resolve();
+    await expect.poll(async () => t.rota.getJob(victim.id), { timeout: 10_000 }).toBeNull();
+    await expect.poll(() => worker.held).toBe(0);
+    expect(victimRuns).toBe(1);
+  });
+});
+
+describe("stop when the database does not answer", () => {
+  it("ends anyway, after its bounded waits", async () => {
+    const errors: string[] = [];
+    const off = t.rota.events.on("worker:error", (e) => void errors.push(e.during));
+    try {
+      await withClient(async (locker) => {
+        const worker = await startWorker({ queues: ["locked"], tasks: { noop: async () => {} } });
+        await expect.poll(() => worker.idle).toBe(true);
+        // Every statement on the jobs table now waits: the next claim hangs.
+        await locker.query("begin");
+        await locker.query(`lock table "${t.schema}".jobs in access exclusive mode`);
+        try {
+          worker.wake();
+          await expect.poll(() => worker.idle).toBe(false);
+          await worker.stop();
+          expect(errors).toContain("stop");
+        } finally {
+          await locker.query("rollback");
+        }
+      });
+    } finally {
+      off();
+    }
+  }, 30_000);
 });
 
 describe("stop", () => {

@@ -61,7 +61,7 @@ describe("worker", () => {
     }
   });
 
-  it("takes the retention given to createRota when it has none of its own", async () => {
+  it("takes the retention given to createRota for what it does not set itself", async () => {
     const shared = new Rota({
       connection: t.url,
       schema: t.schema,
@@ -72,6 +72,8 @@ describe("worker", () => {
         logger: silentLogger,
         queues: ["kept.shared"],
         tasks: { keep: async () => {} },
+        // Its own failedMs; succeededMs still the Rota's.
+        retention: { failedMs: 86_400_000 },
       });
       await worker.start();
       try {
