@@ -5,6 +5,7 @@
 // whose earlier attempt still runs. Each must leave the job recorded (or to
 // be rescued), never stuck, and never stop the others.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { jobQueries } from "../../src/queue/job-queries.js";
 import { defineTask } from "../../src/task.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker, WorkerOptions } from "../../src/worker/worker.js";
@@ -651,6 +652,33 @@ describe("a retry whose earlier attempt never returns", () => {
     await expect.poll(async () => t.rota.getJob(victim.id), { timeout: 10_000 }).toBeNull();
     await expect.poll(() => worker.held).toBe(0);
     expect(victimRuns).toBe(1);
+  });
+});
+
+describe("the claim's passed-over jobs", () => {
+  it("count for nothing: another job with the same concurrency key is not skipped because of one", async () => {
+    const s = `"${t.schema}"`;
+    const [passedOver, next] = await withClient(async (c) => {
+      const result = await c.query(
+        `insert into ${s}.jobs (queue, task, state, run_at, concurrency_key, overlap)
+         values ('passed.over', 'tick', 'available', now() - interval '2 seconds', 'schedule:1:', 'skip'),
+                ('passed.over', 'tick', 'available', now() - interval '1 second', 'schedule:1:', 'skip')
+         returning id::text`,
+      );
+      return result.rows.map((r: { id: string }) => r.id);
+    });
+    const q = jobQueries(t.schema);
+    const claimed = await t.rota.db.run<{ id: string; state: string }>(q.Claim, [
+      ["passed.over"],
+      ["tick"],
+      10,
+      "w",
+      60_000,
+      10,
+      [passedOver],
+    ]);
+    expect(claimed.rows.map((r) => [r.id, r.state])).toEqual([[next, "running"]]);
+    expect((await t.rota.getJob(passedOver as string))?.state).toBe("available");
   });
 });
 

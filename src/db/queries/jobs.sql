@@ -66,10 +66,12 @@ decided as (
          row_number() over (order by j.priority desc, j.run_at, j.id) <= $6::bigint as starts_now,
          case when j.deadline_at <= clock.now then 'missed'
               when j.concurrency_key is null then 'running'
-              -- ranked among the candidates that are not missed, so a
-              -- missed one never makes the valid one look overlapping
+              -- ranked among the candidates that are not missed (nor
+              -- passed over, $7), so a missed one never makes the valid one
+              -- look overlapping
               when row_number() over (
-                     partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false)
+                     partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false),
+                                  j.id = any($7::bigint[])
                      order by j.run_at, j.id) = 1
                    and not exists (select 1 from {{schema}}.jobs as r
                                    where r.concurrency_key = j.concurrency_key
