@@ -455,8 +455,9 @@ export class Worker {
           // The rows that start at once (the buffer is dispatched first); the
           // rest wait in the buffer and are marked started when they leave it.
           Math.max(0, this.concurrency - this.running.size - this.buffer.length),
-          // Jobs whose earlier attempt still runs here: never two at once.
-          [...this.running.keys()],
+          // Jobs this worker still runs or has an outcome to write for:
+          // never two attempts of one job at once.
+          [...this.running.keys(), ...this.completing.keys()],
         ]);
         claimed = result.rows.length;
         putBack = result.rows.some((row) => row.state === "scheduled");
@@ -509,8 +510,9 @@ export class Worker {
 
   /** ClaimOne: the named job, if it is still there for this worker; started at once. */
   private async claimOne(jobId: string): Promise<void> {
-    // An earlier attempt of it still runs here: never two at once.
-    if (this.running.has(jobId)) return;
+    // An earlier attempt of it still runs here, or waits for its outcome to
+    // be written: never two at once.
+    if (this.running.has(jobId) || this.completing.has(jobId)) return;
     let row: ClaimedRow | undefined;
     try {
       const result = await this.claimDb.run<ClaimedRow>(this.q.ClaimOne, [

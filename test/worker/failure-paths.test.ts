@@ -522,8 +522,9 @@ describe("a job claimed again by the worker whose earlier attempt still runs", (
       {},
       { queue: "reclaim", timeoutMs: 50, maxAttempts: 3, backoff: { kind: "fixed", delayMs: 0 } },
     );
-    // Attempt 1 timed out and its retry is claimed ...
-    await expect.poll(async () => (await t.rota.getJob(slow.id))?.attempts).toBe(2);
+    // Attempt 1 timed out and its retry waits in the queue while the handler
+    // runs on ...
+    await expect.poll(async () => (await t.rota.getJob(slow.id))?.state).toBe("available");
     // ... and two more jobs want the slots.
     await t.rota.enqueueMany([
       { task: "filler", payload: {}, options: { queue: "reclaim" } },
@@ -602,7 +603,8 @@ describe("a retry whose earlier attempt never returns", () => {
         {},
         { queue: "hangs", timeoutMs: 50, maxAttempts: 3, backoff: { kind: "fixed", delayMs: 0 } },
       );
-      // Attempt 1 timed out; the retry waits in the queue, not in a's buffer.
+      // Attempt 1 ran on a and timed out; the retry waits in the queue, not in a's buffer.
+      await expect.poll(() => ranBy).toEqual(["a:1"]);
       await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("available");
       a.wake();
       await startWorker({ queues: ["hangs"], workerId: "b", tasks });
@@ -615,10 +617,14 @@ describe("a retry whose earlier attempt never returns", () => {
   });
 
   it("a buffered job rescued (its attempt refunded) and claimed again by the same worker runs once", async () => {
+    // A schema of its own: nothing else in it wakes the worker or is rescued.
+    const own = await migratedSchema();
     const gate = deferred();
     const started = deferred();
     let victimRuns = 0;
-    const worker = await startWorker({
+    const worker = own.rota.worker({
+      logger: silentLogger,
+      rescueIntervalMs: 0,
       queues: ["refund.again"],
       concurrency: 1,
       prefetch: 2,
@@ -632,26 +638,40 @@ describe("a retry whose earlier attempt never returns", () => {
         },
       },
     });
-    await t.rota.enqueue("block", {}, { queue: "refund.again" });
-    await started.promise;
-    const victim = await t.rota.enqueue("victim", {}, { queue: "refund.again" });
-    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
-    // As if the worker had stalled past the lease: rescued, attempt refunded.
-    await withClient((c) =>
-      c.query(
-        `update "${t.schema}".jobs set lease_expires_at = now() - interval '1 second' where id = $1`,
-        [victim.id],
-      ),
-    );
-    expect((await t.rota.rescueExpired()).retried).toBe(1);
-    expect((await t.rota.getJob(victim.id))?.attempts).toBe(0);
-    // The same worker claims it again: attempt 1 and holder as before.
-    worker.wake();
-    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
-    gate.resolve();
-    await expect.poll(async () => t.rota.getJob(victim.id), { timeout: 10_000 }).toBeNull();
-    await expect.poll(() => worker.held).toBe(0);
-    expect(victimRuns).toBe(1);
+    try {
+      await worker.start();
+      await own.rota.enqueue("block", {}, { queue: "refund.again" });
+      await started.promise;
+      const victim = await own.rota.enqueue("victim", {}, { queue: "refund.again" });
+      await expect.poll(async () => (await own.rota.getJob(victim.id))?.state).toBe("running");
+      // As if the worker had stalled past the lease: rescued, and, never
+      // started, its attempt refunded. The rescue's wake-up brings the same
+      // worker to claim it again: attempt 1 and holder as before.
+      await withClient((c) =>
+        c.query(
+          `update "${own.schema}".jobs set lease_expires_at = now() - interval '1 second', started_at = null
+           where id = $1`,
+          [victim.id],
+        ),
+      );
+      const rescued = await own.rota.rescueExpired();
+      expect(rescued.retried).toBe(1);
+      worker.wake();
+      await expect
+        .poll(async () => {
+          const job = await own.rota.getJob(victim.id);
+          return [job?.state, job?.attempts];
+        })
+        .toEqual(["running", 1]);
+      gate.resolve();
+      await expect.poll(async () => own.rota.getJob(victim.id), { timeout: 10_000 }).toBeNull();
+      await expect.poll(() => worker.held).toBe(0);
+      expect(victimRuns).toBe(1);
+    } finally {
+      gate.resolve();
+      await worker.stop();
+      await own.drop();
+    }
   });
 });
 
@@ -679,6 +699,105 @@ describe("the claim's passed-over jobs", () => {
     ]);
     expect(claimed.rows.map((r) => [r.id, r.state])).toEqual([[next, "running"]]);
     expect((await t.rota.getJob(passedOver as string))?.state).toBe("available");
+  });
+});
+
+describe("jobs a worker passes over", () => {
+  it("never crowd out the others: with a hung attempt's retry first in line, the rest still run", async () => {
+    const hang = deferred();
+    const hung = deferred();
+    const ran: number[] = [];
+    try {
+      await startWorker({
+        queues: ["crowded"],
+        concurrency: 2,
+        prefetch: 0,
+        pollIntervalMs: 300,
+        tasks: {
+          hangs: async (_payload, ctx) => {
+            if (ctx.attempt !== 1) return;
+            hung.resolve();
+            await hang.promise;
+          },
+          other: async (payload: { n: number }) => void ran.push(payload.n),
+        },
+      });
+      const { id } = await t.rota.enqueue(
+        "hangs",
+        {},
+        { queue: "crowded", timeoutMs: 50, maxAttempts: 3, backoff: { kind: "fixed", delayMs: 0 } },
+      );
+      // Its retry, first in line by age, waits for a worker other than this one.
+      await hung.promise;
+      await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("available");
+      await t.rota.enqueueMany(
+        [1, 2, 3].map((n) => ({ task: "other", payload: { n }, options: { queue: "crowded" } })),
+      );
+      await expect.poll(() => ran.sort(), { timeout: 10_000 }).toEqual([1, 2, 3]);
+    } finally {
+      hang.resolve();
+    }
+  });
+
+  it("include a job whose outcome still waits to be written: rescued and refunded meanwhile, it is not claimed again here", async () => {
+    const s = `"${t.schema}"`;
+    await withClient((c) =>
+      c.query(`
+        create table ${s}.restarting (on_ boolean);
+        insert into ${s}.restarting values (false);
+        create function ${s}.refuse_delete() returns trigger language plpgsql as $$
+        begin
+          if (select on_ from ${s}.restarting) then
+            raise exception 'the server is restarting' using errcode = '57P03';
+          end if;
+          return old;
+        end $$;
+        create trigger refuse_delete before delete on ${s}.jobs
+          for each row execute function ${s}.refuse_delete();`),
+    );
+    const gate = deferred();
+    const runs: number[] = [];
+    try {
+      const worker = await startWorker({
+        queues: ["pending.outcome"],
+        concurrency: 1,
+        prefetch: 3,
+        tasks: {
+          block: async () => gate.promise,
+          quick: async (_payload, ctx) => void runs.push(ctx.attempt),
+        },
+      });
+      const [, quick] = await t.rota.enqueueMany([
+        { task: "block", payload: {}, options: { queue: "pending.outcome" } },
+        { task: "quick", payload: {}, options: { queue: "pending.outcome" } },
+      ]);
+      const id = (quick as { id: string }).id;
+      await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("running");
+      // Its success cannot be written for now; it runs from the buffer, too
+      // quickly for its start to be written.
+      await withClient((c) => c.query(`update ${s}.restarting set on_ = true`));
+      gate.resolve();
+      await expect.poll(() => runs).toEqual([1]);
+      // Its lease runs out meanwhile and a rescue gives the attempt back.
+      await withClient((c) =>
+        c.query(
+          `update ${s}.jobs set lease_expires_at = now() - interval '1 second' where id = $1`,
+          [id],
+        ),
+      );
+      expect((await t.rota.rescueExpired()).retried).toBe(1);
+      worker.wake();
+      await expect.poll(() => worker.idle).toBe(true);
+      expect((await t.rota.getJob(id))?.state).toBe("available");
+      await withClient((c) => c.query(`update ${s}.restarting set on_ = false`));
+      // Its outcome is refused by the fence (the rescue took the job), and the
+      // job runs again, attempt 1 once more, from the queue.
+      await expect.poll(() => runs, { timeout: 10_000 }).toEqual([1, 1]);
+    } finally {
+      await withClient((c) =>
+        c.query(`drop trigger refuse_delete on ${s}.jobs; drop table ${s}.restarting`),
+      );
+    }
   });
 });
 
