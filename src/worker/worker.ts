@@ -496,16 +496,25 @@ export class Worker {
   }
 
   /**
-   * Claimed rows join the buffer. A buffered row with the same id is a stale
-   * copy: the job was rescued from this worker (its attempt refunded, so the
-   * copies look alike to the fence) and claimed again; only the new one stays.
+   * Claimed rows join the buffer. A job rescued from this worker with its
+   * attempt refunded and claimed again by it has the same id, attempt and
+   * holder as the copy this worker already had, so the fence cannot tell the
+   * two apart: only one may run. A buffered copy is replaced by the new row;
+   * a copy that started while the claim was in flight (running, or waiting
+   * for its outcome to be written) keeps the job, and its outcome settles it.
    */
   private takeIntoBuffer(rows: ClaimedRow[]): void {
-    if (this.buffer.length > 0 && rows.length > 0) {
-      const fresh = new Set(rows.map((r) => r.id));
+    if (rows.length === 0) return;
+    const taken = rows.filter(
+      (r) =>
+        this.running.get(r.id)?.row.attempts !== r.attempts &&
+        this.completing.get(r.id) !== r.attempts,
+    );
+    if (this.buffer.length > 0) {
+      const fresh = new Set(taken.map((r) => r.id));
       this.buffer = this.buffer.filter((r) => !fresh.has(r.id));
     }
-    this.buffer.push(...rows);
+    this.buffer.push(...taken);
   }
 
   /** ClaimOne: the named job, if it is still there for this worker; started at once. */

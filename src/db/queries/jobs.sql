@@ -192,8 +192,7 @@ keyed as (
          f.unique_key is not null and f.retry_ms is not null and not f.cancel and (
            row_number() over (partition by f.unique_key, f.retry_ms is not null and not f.cancel
                               order by f.id) > 1
-           or exists (select 1 from {{schema}}.jobs as twin
-                      where twin.unique_key = f.unique_key and twin.state in ('scheduled', 'available'))
+           or {{schema}}.unique_key_queued(f.unique_key)
          ) as gives_key_up
   from failed as f
 )
@@ -258,8 +257,7 @@ keyed as (
   select h.*,
          h.unique_key is not null and h.next_state = 'available' and (
            row_number() over (partition by h.unique_key, h.next_state = 'available' order by h.id) > 1
-           or exists (select 1 from {{schema}}.jobs as twin
-                      where twin.unique_key = h.unique_key and twin.state in ('scheduled', 'available'))
+           or {{schema}}.unique_key_queued(h.unique_key)
          ) as gives_key_up
   from held as h
 ),
@@ -310,8 +308,7 @@ keyed as (
   select d.*,
          d.unique_key is not null and d.next_state = 'available' and (
            row_number() over (partition by d.unique_key, d.next_state = 'available' order by d.id) > 1
-           or exists (select 1 from {{schema}}.jobs as twin
-                      where twin.unique_key = d.unique_key and twin.state in ('scheduled', 'available'))
+           or {{schema}}.unique_key_queued(d.unique_key)
          ) as gives_key_up
   from decided as d
 ),
@@ -380,9 +377,7 @@ with candidates as (
     and ($3::timestamptz is null or j.finished_at >= $3)
     and ($4::timestamptz is null or j.finished_at < $4)
     and ($5::bigint[] is null or j.id = any($5))
-    and (j.unique_key is null or not exists (
-      select 1 from {{schema}}.jobs as twin
-      where twin.unique_key = j.unique_key and twin.state in ('scheduled', 'available')))
+    and (j.unique_key is null or not {{schema}}.unique_key_queued(j.unique_key))
 ),
 chosen as (
   select id from candidates where unique_key is null
