@@ -20,9 +20,9 @@ export interface Failure {
   /** Delay before the next attempt; null when no attempt is left. */
   retryMs: number | null;
   cancelled: boolean;
-  /** Emitted once the outcome is written (not if the fence refused it). */
+  /** Emitted once the outcome is written (not if the fence refused it); a retry's time is the one written. */
   event:
-    | { name: "job:run:retry"; payload: RotaEventMap["job:run:retry"] }
+    | { name: "job:run:retry"; payload: Omit<RotaEventMap["job:run:retry"], "retryAt"> }
     | { name: "job:failed"; payload: RotaEventMap["job:failed"] }
     | { name: "job:cancelled"; payload: RotaEventMap["job:cancelled"] };
 }
@@ -130,7 +130,7 @@ export class Completer {
         const { items, write } = batches[i] as (typeof batches)[number];
         if (outcome.status === "fulfilled") {
           written.push(...items);
-          if (items === failures) retried = failures.some((f) => f.retryMs !== null);
+          if (items === failures) retried ||= failures.some((f) => f.retryMs !== null);
           continue;
         }
         if (!isRefusal(outcome.reason)) {

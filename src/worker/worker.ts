@@ -679,8 +679,8 @@ export class Worker {
    */
   private dispatch(topUp = true): void {
     while (this.running.size < this.concurrency && this.state === "running") {
-      // A job whose earlier attempt's handler still runs here (it timed out,
-      // or lost its lease, and was claimed again) waits for it to return.
+      // Never two attempts of one job at once: claims pass over jobs still
+      // running here, but one may have started while a claim was in flight.
       const next = this.buffer.findIndex((row) => !this.running.has(row.id));
       if (next < 0) break;
       this.run(this.buffer.splice(next, 1)[0] as ClaimedRow);
@@ -875,14 +875,7 @@ export class Worker {
     return {
       id: row.id,
       attempt: row.attempts,
-      // As jsonb stores it: without NUL characters or unpaired surrogates,
-      // which it refuses (and the write with them).
-      error: storableJson({
-        message: described.message,
-        stack: described.stack,
-        attempt: row.attempts,
-        worker: this.id,
-      }),
+      error: this.errorJson(described.message, described.stack, row.attempts),
       retryMs,
       cancelled,
       event: cancelled
@@ -891,14 +884,18 @@ export class Worker {
           ? { name: "job:failed", payload: { ...ref, error: described.message } }
           : {
               name: "job:run:retry",
-              payload: {
-                ...ref,
-                error: described.message,
-                // Replaced by the run time written (database clock) once written.
-                retryAt: new Date(Date.now() + retryMs),
-              },
+              payload: { ...ref, error: described.message },
             },
     };
+  }
+
+  /**
+   * The failure as last_error stores it (the database adds when). As jsonb
+   * takes it: without NUL characters or unpaired surrogates, which it
+   * refuses (and the write with them).
+   */
+  private errorJson(message: string, stack: string | null, attempt: number): string {
+    return storableJson({ message, stack, attempt, worker: this.id });
   }
 
   /**
@@ -1006,12 +1003,7 @@ export class Worker {
     this.completer.fail({
       id: buffered.id,
       attempt: buffered.attempts,
-      error: storableJson({
-        message: "cancelled before it started",
-        stack: null,
-        attempt: buffered.attempts,
-        worker: this.id,
-      }),
+      error: this.errorJson("cancelled before it started", null, buffered.attempts),
       retryMs: null,
       cancelled: true,
       event: { name: "job:cancelled", payload: { id: buffered.id, previousState: "running" } },
@@ -1079,10 +1071,10 @@ export class Worker {
     // Outcomes are written, or given up on after a while (the database is
     // gone, or refuses a write): those jobs' leases expire and they are
     // rescued, so a stop always ends.
-    const written = await Promise.race([
-      this.completer.drain().then(() => true),
-      delay(Math.max(this.gracefulStopMs, OUTCOME_WRITE_LIMIT_MS)).then(() => false),
-    ]);
+    const written = await within(
+      this.completer.drain(),
+      Math.max(this.gracefulStopMs, STOP_STEP_LIMIT_MS),
+    );
     if (!written) {
       this.completer.abandon();
       // Those in a write still in flight too, not only those waiting for one.
@@ -1108,14 +1100,7 @@ export class Worker {
   /** Waits for `work` (its failure is reported where it happens), at most STOP_STEP_LIMIT_MS. */
   private async atMost(work: Promise<unknown> | null | undefined, what: string): Promise<void> {
     if (!work) return;
-    const done = await Promise.race([
-      work.then(
-        () => true,
-        () => true,
-      ),
-      delay(STOP_STEP_LIMIT_MS).then(() => false),
-    ]);
-    if (!done) {
+    if (!(await within(work, STOP_STEP_LIMIT_MS))) {
       this.reportError(
         "stop",
         new RotaError(
@@ -1155,11 +1140,11 @@ class PayloadRefused {
   constructor(readonly cause: unknown) {}
 }
 
-/** How long stop() waits for each step that needs the database (closing, handing back). */
+/**
+ * How long stop() waits for each step that needs the database (closing,
+ * handing back; writing outcomes: this or gracefulStopMs, the longer).
+ */
 const STOP_STEP_LIMIT_MS = 5_000;
-
-/** How long stop() waits for outcomes to be written, at least (gracefulStopMs if longer). */
-const OUTCOME_WRITE_LIMIT_MS = 5_000;
 
 /** The longest pause before a retry, or lease extension: 100 years (a time must stay a valid timestamp). */
 const MAX_RETRY_DELAY_MS = 100 * 365 * 24 * 3_600_000;
@@ -1176,6 +1161,17 @@ function storableJson(value: unknown): string {
 }
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters jsonb refuses.
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Whether `work` settled (either way) within `ms`. */
+function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    delay(ms).then(() => false),
+  ]);
+}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());

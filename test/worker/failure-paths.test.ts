@@ -29,6 +29,38 @@ async function startWorker(options: WorkerOptions): Promise<Worker> {
   return worker;
 }
 
+/**
+ * A worker with one slot, taken by a job that holds it until release(): jobs
+ * enqueued next wait in its buffer (claimed, not started).
+ */
+async function busyWorker(
+  queue: string,
+  options: Omit<WorkerOptions, "tasks"> & { tasks: WorkerOptions["tasks"] },
+) {
+  const gate = deferred();
+  const started = deferred();
+  const worker = await startWorker({
+    queues: [queue],
+    concurrency: 1,
+    ...options,
+    tasks: {
+      ...(options.tasks as Record<string, unknown>),
+      hold: async () => {
+        started.resolve();
+        await gate.promise;
+      },
+    } as WorkerOptions["tasks"],
+  });
+  await t.rota.enqueue("hold", {}, { queue });
+  await started.promise;
+  return { worker, release: gate.resolve };
+}
+
+/** Resolves once the job is claimed (into a worker's buffer, or running). */
+async function claimed(id: string): Promise<void> {
+  await expect.poll(async () => (await t.rota.getJob(id))?.state).toBe("running");
+}
+
 async function finalState(id: string, states = ["failed", "cancelled", "succeeded"]) {
   await expect
     .poll(async () => (await t.rota.getJob(id))?.state, { timeout: 10_000 })
@@ -235,32 +267,20 @@ describe("unique keys queued again while their job ran", () => {
     expect(twin?.unique_key).toBe("k2");
 
     // A stopping worker's buffered job, with its key queued again meanwhile.
-    const gate = deferred();
-    const started = deferred();
-    const worker = await startWorker({
-      queues: ["twin.release"],
-      concurrency: 1,
+    const { worker, release } = await busyWorker("twin.release", {
       prefetch: 1,
       gracefulStopMs: 5_000,
-      tasks: {
-        hold: async () => {
-          started.resolve();
-          await gate.promise;
-        },
-        keyed: async () => {},
-      },
+      tasks: { keyed: async () => {} },
     });
-    await t.rota.enqueue("hold", {}, { queue: "twin.release" });
-    await started.promise;
     const buffered = await t.rota.enqueue("keyed", {}, { queue: "twin.release", uniqueKey: "k3" });
-    await expect.poll(async () => (await t.rota.getJob(buffered.id))?.state).toBe("running");
+    await claimed(buffered.id);
     const again = await t.rota.enqueue(
       "keyed",
       {},
       { queue: "twin.release", uniqueKey: "k3", delayMs: 3_600_000 },
     );
     const stopping = worker.stop();
-    gate.resolve();
+    release();
     await stopping;
     const released = await t.rota.getJob(buffered.id);
     expect(released?.state).toBe("available");
@@ -306,30 +326,18 @@ describe("two jobs with one unique key, both running (the second enqueued while 
   });
 
   it("go back together from a stopping worker's buffer", async () => {
-    const gate = deferred();
-    const started = deferred();
-    const worker = await startWorker({
-      queues: ["both.release"],
-      concurrency: 1,
+    const { worker, release } = await busyWorker("both.release", {
       prefetch: 3,
-      tasks: {
-        hold: async () => {
-          started.resolve();
-          await gate.promise;
-        },
-        keyed: async () => {},
-      },
+      tasks: { keyed: async () => {} },
     });
-    await t.rota.enqueue("hold", {}, { queue: "both.release" });
-    await started.promise;
     const first = await t.rota.enqueue("keyed", {}, { queue: "both.release", uniqueKey: "both2" });
-    await expect.poll(async () => (await t.rota.getJob(first.id))?.state).toBe("running");
+    await claimed(first.id);
     const second = await t.rota.enqueue("keyed", {}, { queue: "both.release", uniqueKey: "both2" });
     expect(second.inserted).toBe(true);
     worker.wake();
-    await expect.poll(async () => (await t.rota.getJob(second.id))?.state).toBe("running");
+    await claimed(second.id);
     const stopping = worker.stop();
-    gate.resolve();
+    release();
     await stopping;
     const [a, b] = await Promise.all([t.rota.getJob(first.id), t.rota.getJob(second.id)]);
     expect([a?.state, b?.state]).toEqual(["available", "available"]);
@@ -417,30 +425,20 @@ describe("outcomes written again", () => {
 
 describe("cancel", () => {
   it("reaches a job still waiting in the worker's buffer: it never starts and ends cancelled", async () => {
-    const gate = deferred();
-    const started = deferred();
     let victimRuns = 0;
-    const worker = await startWorker({
-      queues: ["cancel.buffer"],
-      concurrency: 1,
+    const { worker, release } = await busyWorker("cancel.buffer", {
       prefetch: 1,
       tasks: {
-        block: async () => {
-          started.resolve();
-          await gate.promise;
-        },
         victim: async () => {
           victimRuns++;
         },
       },
     });
-    await t.rota.enqueue("block", {}, { queue: "cancel.buffer" });
-    await started.promise;
     const victim = await t.rota.enqueue("victim", {}, { queue: "cancel.buffer" });
-    await expect.poll(async () => (await t.rota.getJob(victim.id))?.state).toBe("running");
+    await claimed(victim.id);
     await t.rota.cancel(victim.id);
     expect((await finalState(victim.id, ["cancelled"]))?.state).toBe("cancelled");
-    gate.resolve();
+    release();
     // The slot frees and nothing else is buffered: the victim never ran.
     await expect.poll(() => worker.held).toBe(0);
     expect(victimRuns).toBe(0);
