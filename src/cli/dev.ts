@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { Rota } from "../client.js";
+import { DEFAULT_SCHEMA, validateSchemaName } from "../config.js";
 import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
 import { startDemo } from "./demo.js";
 import { logOrchestrator } from "./orchestrator.js";
@@ -14,10 +15,13 @@ export function registerDev(program: Command): void {
     .option("--no-demo", "do not run the demo worker and jobs")
     .action(async (options: { demo: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
+      // Bad input is refused before a server is started for it.
+      const schema = validateSchemaName(globals.schema ?? DEFAULT_SCHEMA);
       const stop = untilSignal();
       const { url, embedded } = await urlOrEmbedded(globals, logLine);
-      const rota = new Rota({ connection: url, schema: globals.schema });
+      let rota: Rota | null = null;
       try {
+        rota = new Rota({ connection: url, schema });
         const applied = await rota.migrate((m) =>
           logLine(`applied migration ${String(m.version).padStart(4, "0")}_${m.name}`),
         );
@@ -38,7 +42,7 @@ export function registerDev(program: Command): void {
         await orchestrator.stop();
         for (const off of offs) off();
       } finally {
-        await rota.close();
+        await rota?.close();
         if (embedded) {
           await embedded.stop();
           logLine("embedded PostgreSQL stopped");

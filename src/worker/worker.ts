@@ -331,9 +331,12 @@ export class Worker {
     return this.claimCount;
   }
 
-  /** True while the last claim found the queues empty and nothing has woken the worker since. */
+  /**
+   * True while the last claim found the queues empty, no claim is in flight,
+   * and nothing has woken the worker since.
+   */
   get idle(): boolean {
-    return this.drained;
+    return this.drained && this.claiming === null;
   }
 
   /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
@@ -377,7 +380,8 @@ export class Worker {
       this.rescueTimer.unref();
     }
     if (this.listener) await this.listener.start();
-    this.fill();
+    // LISTEN's connecting already asked for the first claim, unless it failed.
+    if (this.claiming === null) this.fill();
   }
 
   /** Graceful stop; resolves when every held job is finished or handed back. */

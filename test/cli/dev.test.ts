@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { collect, startCli, waitForOutput } from "../helpers/cli.js";
+import { collect, runCli, startCli, waitForOutput } from "../helpers/cli.js";
 
 const cwd = mkdtempSync(join(tmpdir(), "rota-dev-"));
 // The embedded server runs as the "postgres" user when the tests run as root.
@@ -44,5 +44,12 @@ describe("rota dev with no database URL", () => {
     // A clean shutdown removes the pid file and the server process is gone.
     expect(existsSync(pidFile)).toBe(false);
     expect(() => process.kill(postgresPid, 0)).toThrow();
+  });
+
+  it("refuses a bad schema name before starting a server for it", async () => {
+    const result = await runCli(["dev", "--schema", "Bad-Name!"], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("INVALID_SCHEMA_NAME");
+    expect(result.stderr).not.toContain("starting the embedded PostgreSQL");
   });
 });
