@@ -1,0 +1,251 @@
+import { validateMillis } from "../config.js";
+import { describeThrown, RotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { backoffDelay } from "../queue/backoff.js";
+import { type TaskDefinition, validatePayload } from "../task.js";
+import type { Failure, Success } from "./completer.js";
+import type { ClaimedRow } from "./held-jobs.js";
+import { childLogger, type JobContext, type JobInfo, type Logger } from "./job-context.js";
+
+/** What an attempt needs from the worker that runs it. */
+export interface AttemptEnvironment {
+  workerId: string;
+  leaseMs: number;
+  logger: Logger;
+  events: RotaEvents;
+  /** Extends the attempt's lease by `ms`; false when the worker no longer holds it. */
+  extendLease(row: ClaimedRow, ms: number): Promise<boolean>;
+  /** Takes the attempt's outcome; called once per attempt (see Attempt.settled). */
+  settle(attempt: Attempt, outcome: Outcome, durationMs: number): void;
+  reportError(during: string, error: unknown): void;
+}
+
+/** The outcome of a handler that returned. */
+export const SUCCEEDED = Symbol("succeeded");
+/** What an attempt ends with: success, or what it threw (any value, null included). */
+export type Outcome = typeof SUCCEEDED | { thrown: unknown };
+
+/** Why a running attempt's signal is aborted. */
+export type AbortCode = "JOB_CANCELLED" | "LEASE_LOST" | "SHUTTING_DOWN";
+
+/**
+ * One attempt of a job in this worker: its handler run with a context, a
+ * timeout and an abort signal, and the outcome handed over once.
+ *
+ * On timeout the outcome is recorded at once, but the attempt keeps its
+ * handler slot until the handler really returns (`done`), so no more than
+ * `concurrency` handlers ever run at once (see HeldJobs).
+ */
+export class Attempt {
+  readonly controller = new AbortController();
+  /** Set once the outcome was handed over (a timeout may do it early). */
+  settled = false;
+  /** Set when a heartbeat found the job rescued from this worker: no lease left to renew. */
+  leaseLost = false;
+  /** Set when the attempt timed out while the handler kept running. */
+  timedOut = false;
+  /** Resolves when the handler has returned. */
+  done: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly row: ClaimedRow,
+    private readonly task: TaskDefinition,
+  ) {}
+
+  abort(code: AbortCode, why: string): void {
+    if (this.controller.signal.aborted) return;
+    this.controller.abort(new RotaError(code, `Job ${this.row.id}: ${why}.`));
+  }
+
+  /** Runs the handler to its end and hands the outcome to `env.settle`. */
+  async run(env: AttemptEnvironment): Promise<void> {
+    const { row, task } = this;
+    const started = performance.now();
+    const settle = (outcome: Outcome) => env.settle(this, outcome, performance.now() - started);
+    env.events.emit("job:run:start", {
+      id: row.id,
+      queue: row.queue,
+      task: row.task,
+      attempt: row.attempts,
+      workerId: env.workerId,
+    });
+    let timeout: NodeJS.Timeout | null = null;
+    let timedOut: Promise<never> | null = null;
+    const timeoutMs = row.timeout_ms ?? task.timeoutMs ?? null;
+    if (timeoutMs !== null) {
+      timedOut = new Promise<never>((_, reject) => {
+        timeout = setTimeout(() => {
+          const reason = new RotaError(
+            "JOB_TIMEOUT",
+            `Job ${row.id} (${row.task}) timed out after ${timeoutMs} ms.`,
+          );
+          this.timedOut = true;
+          this.controller.abort(reason);
+          reject(reason);
+        }, timeoutMs);
+      });
+      timedOut.catch(() => {});
+    }
+    try {
+      const payload = await validatePayload(task, row.payload).catch((error: unknown) => {
+        // A payload that fails its schema will fail every attempt: no retry.
+        throw new PayloadRefused(error);
+      });
+      const handling = Promise.resolve().then(() => task.handler(payload, this.context(env)));
+      try {
+        // On timeout the attempt is recorded at once ...
+        await (timedOut ? Promise.race([handling, timedOut]) : handling);
+        settle(SUCCEEDED);
+      } catch (error) {
+        settle({ thrown: error });
+      }
+      // ... but the slot stays taken until the handler really returns.
+      await handling.catch(() => {});
+    } catch (error) {
+      settle({ thrown: error });
+    } finally {
+      if (timeout) clearTimeout(timeout);
+    }
+  }
+
+  /** A success as the completer writes it. */
+  success(durationMs: number): Success {
+    const { row } = this;
+    return {
+      id: row.id,
+      attempt: row.attempts,
+      // Schedule executions stay, as 'succeeded', for their history.
+      keep: row.schedule_id !== null,
+      event: { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts, durationMs },
+    };
+  }
+
+  /** A failure as the completer writes it: retried after a delay while attempts are left. */
+  failure(thrown: unknown, env: AttemptEnvironment): Failure {
+    const { row } = this;
+    const ref = { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts };
+    const reason = this.controller.signal.aborted ? this.controller.signal.reason : null;
+    const cancelled = reason instanceof RotaError && reason.code === "JOB_CANCELLED";
+    const noRetry = thrown instanceof PayloadRefused;
+    const error = noRetry ? thrown.cause : thrown;
+    const described = describeThrown(error);
+    const retryMs =
+      !cancelled && !noRetry && row.attempts < row.max_attempts
+        ? this.retryDelay(error, env)
+        : null;
+    return {
+      id: row.id,
+      attempt: row.attempts,
+      error: failureJson(described.message, described.stack, row.attempts, env.workerId),
+      retryMs,
+      cancelled,
+      event: cancelled
+        ? { name: "job:cancelled", payload: { id: row.id, previousState: "running" } }
+        : retryMs === null
+          ? { name: "job:failed", payload: { ...ref, error: described.message } }
+          : { name: "job:run:retry", payload: { ...ref, error: described.message } },
+    };
+  }
+
+  /**
+   * The pause before the next attempt: the task's retryDelay, or the job's
+   * backoff when there is none or it throws or gives no usable number; at
+   * most MAX_DELAY_MS, so the run time stays a valid timestamp.
+   */
+  private retryDelay(error: unknown, env: AttemptEnvironment): number {
+    let ms = Number.NaN;
+    if (this.task.retryDelay) {
+      try {
+        ms = this.task.retryDelay(this.row.attempts, error);
+      } catch (retryDelayError) {
+        env.reportError("retryDelay", retryDelayError);
+      }
+    }
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+      ms = backoffDelay(this.row.backoff, this.row.attempts);
+    }
+    return Math.min(ms, MAX_DELAY_MS);
+  }
+
+  private context(env: AttemptEnvironment): JobContext {
+    const { row } = this;
+    const job: JobInfo = {
+      id: row.id,
+      queue: row.queue,
+      task: row.task,
+      priority: row.priority,
+      runAt: row.run_at,
+      createdAt: row.created_at,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      uniqueKey: row.unique_key,
+      scheduleId: row.schedule_id,
+      targetKey: row.target_key,
+      occurrenceAt: row.occurrence_at,
+    };
+    return {
+      job,
+      attempt: row.attempts,
+      signal: this.controller.signal,
+      logger: childLogger(env.logger, { job: row.id, task: row.task, attempt: row.attempts }),
+      extendLease: async (ms = env.leaseMs) => {
+        validateMillis("extendLease(ms)", ms, 1);
+        if (ms > MAX_DELAY_MS) {
+          throw new RotaError(
+            "INVALID_OPTION",
+            `extendLease(ms) takes at most ${MAX_DELAY_MS} ms (100 years), got ${ms}.`,
+            { details: { field: "extendLease(ms)", value: ms } },
+          );
+        }
+        if (!(await env.extendLease(row, ms))) {
+          throw new RotaError(
+            "LEASE_LOST",
+            `Job ${row.id} is no longer leased to this worker (it was rescued).`,
+          );
+        }
+      },
+    };
+  }
+}
+
+/** The failure of a job cancelled while it waited in the buffer: it never started. */
+export function cancelledBeforeStart(row: ClaimedRow, workerId: string): Failure {
+  return {
+    id: row.id,
+    attempt: row.attempts,
+    error: failureJson("cancelled before it started", null, row.attempts, workerId),
+    retryMs: null,
+    cancelled: true,
+    event: { name: "job:cancelled", payload: { id: row.id, previousState: "running" } },
+  };
+}
+
+/** A payload its task's schema refused before the handler ran: retrying cannot help. */
+class PayloadRefused {
+  constructor(readonly cause: unknown) {}
+}
+
+/** The longest pause before a retry, or lease extension: 100 years (a time must stay a valid timestamp). */
+const MAX_DELAY_MS = 100 * 365 * 24 * 3_600_000;
+
+/**
+ * The failure as last_error stores it (the database adds when). As jsonb
+ * takes it: without NUL characters or unpaired surrogates, which it refuses
+ * (and the write with them).
+ */
+function failureJson(message: string, stack: string | null, attempt: number, worker: string) {
+  return storableJson({ message, stack, attempt, worker });
+}
+
+/**
+ * JSON that PostgreSQL's jsonb accepts: it refuses the NUL character and
+ * unpaired UTF-16 surrogates, which an error message may carry (echoed
+ * binary data, a string cut in half); both become U+FFFD.
+ */
+function storableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === "string" ? v.replace(UNSTORABLE, "\uFFFD") : v,
+  );
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters jsonb refuses.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;

@@ -1,0 +1,372 @@
+import type { Database } from "../db/database.js";
+import type { RotaEvents } from "../events.js";
+import { jobQueries } from "../queue/job-queries.js";
+import { ClaimTimer } from "./claim-timer.js";
+import type { ClaimedRow, HeldJobs } from "./held-jobs.js";
+import type { WorkerSettings } from "./worker-options.js";
+
+/** What the claimer needs from its worker. */
+export interface ClaimerEnvironment {
+  /** The claim's own connection (one, with a cached generic plan). */
+  claimDb: Database;
+  /** The worker's bookkeeping connections (NextDue). */
+  db: Database;
+  events: RotaEvents;
+  /** Whether the worker still runs (claims stop when it stops). */
+  running(): boolean;
+  /** Whether LISTEN works (the idle poll is longer then). */
+  listening(): boolean;
+  /** Starts what it can of the buffer. */
+  startBuffered(): void;
+  reportError(during: string, error: unknown): void;
+}
+
+/**
+ * Keeps a worker's HeldJobs topped up with claimed jobs (River calls this
+ * the producer). One claim statement in flight at a time. It tops the held jobs up
+ * to `concurrency + prefetch` when the buffer runs low (half the prefetch,
+ * at least `concurrency`). Two kinds of reasons ask for a claim:
+ * - something may have brought jobs (a wake-up for one of its queues, the
+ *   timer, a rescue, a written retry, LISTEN back): claimSoon(), which claims
+ *   even when the last claim found the queues empty;
+ * - room freed up (a handler returned, an outcome was written):
+ *   claimForRoom(), which does not claim while the last claim found the
+ *   queues empty ("found empty") or a claim is in flight.
+ * A wake-up that names one job (a lone enqueue) lets an idle worker start
+ * that job through its primary key first (ClaimOne); one that says the
+ * queue's new jobs are due later ("<queue> +<ms>") only sets the timer for
+ * then. The prefetch adapts: it doubles (up to `maxPrefetch`) when a full
+ * claim comes back to runners that sat idle waiting for it, and halves back
+ * toward `prefetch` when a claim comes back to a buffer that still held a
+ * round of work. An empty claim asks the database when the next queued job
+ * is due and sleeps until then (at most `pollIntervalMs`); while LISTEN is
+ * down it polls every `fallbackPollMs`.
+ */
+export class Claimer {
+  /** The current prefetch, between the settings' prefetchFloor and prefetchCap. */
+  private prefetchNow: number;
+  /** Set when runners sat idle for want of jobs while a claim was in flight. */
+  private starved = false;
+  private readonly q;
+  private readonly timer: ClaimTimer;
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  /**
+   * The last claim found nothing: the queues are empty for this worker, so
+   * room that frees up does not claim again (claimForRoom); whatever may
+   * have brought jobs does (claimSoon).
+   */
+  private foundEmpty = false;
+  /** A job a wake-up named, to be claimed by id when this worker sits idle (ClaimOne). */
+  private namedJob: string | null = null;
+  private claimCount = 0;
+  private claimOneCount = 0;
+  /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
+  private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
+
+  constructor(
+    private readonly settings: WorkerSettings,
+    private readonly held: HeldJobs,
+    private readonly env: ClaimerEnvironment,
+  ) {
+    this.prefetchNow = settings.prefetchFloor;
+    this.q = jobQueries(env.db.schema);
+    this.timer = new ClaimTimer(() => this.claimSoon());
+  }
+
+  /** Claim statements run so far. */
+  get claims(): number {
+    return this.claimCount;
+  }
+
+  /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
+  get claimedById(): number {
+    return this.claimOneCount;
+  }
+
+  get prefetch(): number {
+    return this.prefetchNow;
+  }
+
+  /** The claim in flight, if any. */
+  get inFlight(): Promise<void> | null {
+    return this.claiming;
+  }
+
+  /** True while the last claim found the queues empty, no claim is in flight, and nothing has asked for one since. */
+  get idle(): boolean {
+    return this.foundEmpty && this.claiming === null;
+  }
+
+  /** Jobs a claim may top the worker up to. */
+  private get capacity(): number {
+    return this.settings.concurrency + this.prefetchNow;
+  }
+
+  /** Claim again once the buffer is down to this. */
+  private get lowWater(): number {
+    return Math.max(this.settings.concurrency, Math.floor(this.prefetchNow / 2));
+  }
+
+  /** A wake-up named a job of one of this worker's queues, due now. */
+  named(jobId: string): void {
+    this.namedJob = jobId;
+  }
+
+  /** Room freed up (a handler returned): claim when the buffer ran low. */
+  roomFreed(): void {
+    if (this.held.buffered <= this.lowWater) this.claimForRoom();
+  }
+
+  /** The buffer ran dry while a claim was out: the runners waited for it. */
+  noteStarved(): void {
+    if (this.claiming) this.starved = true;
+  }
+
+  /** No more claims by timer (the worker stops). */
+  stopTimer(): void {
+    this.timer.clear();
+  }
+
+  /**
+   * A claim for room that freed up (a slot, a written outcome), unless the
+   * queues were found empty or a claim is in flight: the loop claims again
+   * after a full claim, and a short one is followed by a claim when the next
+   * room frees.
+   */
+  claimForRoom(): void {
+    if (!this.foundEmpty && !this.claiming) this.claimSoon();
+  }
+
+  /**
+   * A claim now, or once the one in flight returns. Called for what may have
+   * brought jobs (a wake-up, the timer, a rescue, LISTEN back), so the
+   * queues are no longer taken to be empty.
+   */
+  claimSoon(): void {
+    this.foundEmpty = false;
+    if (!this.env.running()) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = this.claimLoop().finally(() => {
+      this.claiming = null;
+    });
+  }
+
+  private async claimLoop(): Promise<void> {
+    const { queues, taskNames, leaseMs, fallbackPollMs } = this.settings;
+    do {
+      this.claimAgain = false;
+      const named = this.namedJob;
+      this.namedJob = null;
+      if (
+        named !== null &&
+        this.env.running() &&
+        this.held.buffered === 0 &&
+        this.held.freeSlots > 0
+      ) {
+        // Idle, and a lone enqueue named its job: start it through its
+        // primary key first, then claim as usual for the other free slots.
+        await this.claimOne(named);
+      }
+      // Top up only when the buffer is running low, so claims come in batches.
+      const room = this.capacity - this.held.count;
+      if (room <= 0 || this.held.buffered > this.lowWater || !this.env.running()) return;
+      let rows: ClaimedRow[];
+      let claimed: number;
+      let putBack: boolean;
+      this.starved = false;
+      try {
+        this.claimCount++;
+        // This claim takes any job a wake-up named before it.
+        this.namedJob = null;
+        const result = await this.env.claimDb.run<ClaimedRow>(this.q.Claim, [
+          queues,
+          taskNames,
+          room,
+          this.settings.id,
+          leaseMs,
+          // The rows that start at once (the buffer starts first); the rest
+          // wait in the buffer and are marked started when they leave it.
+          Math.max(0, this.held.freeSlots - this.held.buffered),
+          this.held.passOver(),
+        ]);
+        claimed = result.rows.length;
+        putBack = result.rows.some((row) => row.state === "scheduled");
+        rows = this.runnable(result.rows);
+      } catch (error) {
+        if (isConcurrencyRace(error)) {
+          // Another claim started a job with the same concurrency key at the
+          // same moment; claiming again sees it running.
+          this.claimAgain = true;
+          continue;
+        }
+        this.env.reportError("claim", error);
+        this.pollIn(Math.max(fallbackPollMs, 1_000));
+        return;
+      }
+      if (!this.env.running()) {
+        // stop() began while the claim was in flight: these never start.
+        this.held.take(rows);
+        return;
+      }
+      // Only an empty claim: a short one may have been cut by rows another
+      // worker's claim held locked at that moment, with more still waiting.
+      this.foundEmpty = claimed === 0;
+      this.adaptPrefetch(claimed === room);
+      if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
+      this.held.take(rows);
+      // Not startBufferedAndTopUp: that would mark this loop to claim again
+      // at once after every claim, an idle worker claiming in a tight loop.
+      this.env.startBuffered();
+      if (claimed === room) this.claimAgain = true;
+      // Nothing found, or some executions put back to wait (overlap 'queue'):
+      // sleep until the next one is due rather than a whole poll interval.
+      else if (rows.length === 0 || putBack) await this.sleepUntilNextDue();
+      else this.pollIn(this.idlePollMs());
+    } while (this.claimAgain);
+  }
+
+  /** ClaimOne: the named job, if it is still there for this worker; started at once. */
+  private async claimOne(jobId: string): Promise<void> {
+    if (!this.held.mayClaimById(jobId)) return;
+    const { queues, taskNames, leaseMs } = this.settings;
+    let row: ClaimedRow | undefined;
+    try {
+      const result = await this.env.claimDb.run<ClaimedRow>(this.q.ClaimOne, [
+        jobId,
+        queues,
+        taskNames,
+        this.settings.id,
+        leaseMs,
+      ]);
+      row = result.rows[0];
+    } catch (error) {
+      // The usual claim that follows takes the job if it is still there.
+      this.env.reportError("claim", error);
+      return;
+    }
+    if (row === undefined) return;
+    this.claimOneCount++;
+    this.held.take([row]);
+    // stop() may have begun meanwhile: then the job is handed back with the buffer.
+    if (this.env.running()) this.env.startBuffered();
+  }
+
+  /**
+   * The claimed rows that run. A claim may also settle schedule executions
+   * without running them (past their deadline: 'missed'; overlap 'skip':
+   * 'skipped'), or put one back (overlap 'queue'); those are reported here.
+   */
+  private runnable(rows: ClaimedRow[]): ClaimedRow[] {
+    const started: ClaimedRow[] = [];
+    for (const row of rows) {
+      if (row.state === "running") {
+        started.push(row);
+        if (row.schedule_id !== null && this.env.events.wants("schedule:execution:fired")) {
+          this.env.events.emit("schedule:execution:fired", {
+            scheduleId: row.schedule_id,
+            executionId: row.id,
+            occurrenceAt: row.occurrence_at,
+            runAt: row.run_at,
+            // Both times come from the database clock.
+            lateMs: row.claimed_at.getTime() - row.run_at.getTime(),
+          });
+        }
+        continue;
+      }
+      const ref = {
+        scheduleId: row.schedule_id ?? "",
+        executionId: row.id,
+        occurrenceAt: row.occurrence_at,
+      };
+      if (row.state === "missed")
+        this.env.events.emit("schedule:execution:missed", { ...ref, count: 1 });
+      else if (row.state === "skipped")
+        this.env.events.emit("schedule:execution:skipped", { ...ref, reason: "overlap" });
+    }
+    return started;
+  }
+
+  /**
+   * Grows the prefetch when a full claim came back to runners that had run
+   * dry (the handlers outpace the claims), and shrinks it when a claim came
+   * back to a buffer still holding a full round of work (it was not needed).
+   */
+  private adaptPrefetch(full: boolean): void {
+    const { prefetchFloor, prefetchCap, concurrency } = this.settings;
+    if (!full) {
+      // The queue ran dry: a grown prefetch has nothing left to serve, and
+      // the next jobs may be slow ones that must not be hoarded.
+      this.prefetchNow = prefetchFloor;
+    } else if (this.starved) {
+      this.prefetchNow = Math.min(prefetchCap, Math.max(1, this.prefetchNow * 2));
+    } else if (this.held.buffered >= concurrency) {
+      this.prefetchNow = Math.max(prefetchFloor, Math.floor(this.prefetchNow / 2));
+    }
+  }
+
+  private idlePollMs(): number {
+    const { pollIntervalMs, fallbackPollMs } = this.settings;
+    return this.env.listening() ? pollIntervalMs : fallbackPollMs;
+  }
+
+  private async sleepUntilNextDue(): Promise<void> {
+    let wait = this.idlePollMs();
+    try {
+      const result = await this.env.db.run<{ due_in_ms: number | null }>(this.q.NextDue, [
+        this.settings.queues,
+        this.settings.taskNames,
+      ]);
+      const dueIn = result.rows[0]?.due_in_ms;
+      if (dueIn !== null && dueIn !== undefined)
+        wait = Math.max(0, Math.min(wait, Math.ceil(Number(dueIn))));
+    } catch (error) {
+      this.env.reportError("poll", error);
+    }
+    if (wait === 0) {
+      // The claim found nothing although a job is due: another transaction
+      // holds it locked (a claim, a cancel, a caller's own transaction).
+      // Claim again after a short pause that grows, not in a tight loop.
+      wait = this.lockedBackoffMs;
+      this.lockedBackoffMs = Math.min(this.idlePollMs(), this.lockedBackoffMs * 2);
+    } else {
+      this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
+    }
+    this.timer.noteDueAt(performance.now() + wait);
+    this.pollIn(wait);
+  }
+
+  /**
+   * A wake-up said this worker's queues have jobs due in `ms`: claim then.
+   * While a claim is in flight its loop sets the next wake-up itself, and
+   * that heeds this time (the timer keeps the earliest).
+   */
+  wakeIn(ms: number): void {
+    this.timer.noteDueAt(performance.now() + ms);
+    if (this.claiming || !this.env.running()) return;
+    this.pollIn(Math.max(0, this.timer.remaining() ?? this.idlePollMs()));
+  }
+
+  /** Claims after `ms`, or sooner when a job is known to come due before that. */
+  pollIn(ms: number): void {
+    if (this.env.running()) this.timer.set(ms);
+  }
+}
+
+/** The first pause before claiming again a due job that another transaction holds. */
+const LOCKED_BACKOFF_MIN_MS = 5;
+
+/**
+ * A claim that lost a race with another claim: both started a job with the
+ * same concurrency key (jobs_running_concurrency), or, with two keys each,
+ * they waited on each other (a deadlock the server broke). Claiming again
+ * sees the winner's jobs running.
+ */
+function isConcurrencyRace(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, constraint } = error as { code?: string; constraint?: string };
+  return (code === "23505" && constraint === "jobs_running_concurrency") || code === "40P01";
+}

@@ -1,0 +1,196 @@
+import type { BackoffPolicy } from "../queue/backoff.js";
+import type { Attempt } from "./attempt.js";
+
+/** A job as a claim hands it to the worker. */
+export interface ClaimedRow {
+  id: string;
+  /** 'running', or what the claim made of a schedule execution it did not start. */
+  state: string;
+  queue: string;
+  task: string;
+  payload: unknown;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  backoff: BackoffPolicy | null;
+  timeout_ms: number | null;
+  created_at: Date;
+  unique_key: string | null;
+  schedule_id: string | null;
+  target_key: string | null;
+  occurrence_at: Date | null;
+  /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
+  started_at: Date | null;
+  claimed_at: Date;
+}
+
+/**
+ * The jobs a worker holds, and the rule about them, kept here and nowhere
+ * else: **one attempt of a job at a time in a worker, and never more than
+ * `concurrency` handlers running.**
+ *
+ *   claimed ─▶ buffered ─▶ running ─▶ completing ─▶ (written: no longer held)
+ *                 │            └─ settled early (timeout, lease lost): the
+ *                 │               slot stays taken until the handler returns
+ *                 └─ handed back (stop), cancelled, or lost to a rescue
+ *
+ * Every held attempt is leased to the worker and renewed by its heartbeat
+ * (leasesToRenew). The rule holds because:
+ * - a claim passes over every job with an attempt running or completing here
+ *   (passOver), and a claim by id is not made for one (mayClaimById);
+ * - a job rescued with its attempt refunded and claimed again by this worker
+ *   has the same id, attempt and holder as the copy it already had, so the
+ *   fence cannot tell them apart: a buffered copy is replaced by the new row,
+ *   and a copy that started meanwhile keeps the job (take);
+ * - a buffered job starts only while fewer than `concurrency` run and no
+ *   attempt of it runs (nextToStart); a running attempt's slot frees only
+ *   when its handler returns (finished), however early its outcome was
+ *   recorded.
+ */
+export class HeldJobs {
+  private buffer: ClaimedRow[] = [];
+  private readonly running = new Map<string, Attempt>();
+  /** Attempts whose outcome is with the completer, not yet written: id to attempt. */
+  private readonly completing = new Map<string, number>();
+
+  constructor(private readonly concurrency: number) {}
+
+  /** Jobs held: buffered, running, or being recorded. */
+  get count(): number {
+    return this.buffer.length + this.running.size + this.completing.size;
+  }
+
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Handler slots free now. */
+  get freeSlots(): number {
+    return this.concurrency - this.running.size;
+  }
+
+  /** Jobs a claim must pass over: an attempt of theirs runs here or has its outcome to write. */
+  passOver(): string[] {
+    return [...this.running.keys(), ...this.completing.keys()];
+  }
+
+  /** Whether a wake-up's named job may be claimed by id now. */
+  mayClaimById(id: string): boolean {
+    return !this.running.has(id) && !this.completing.has(id);
+  }
+
+  /** Claimed rows join the buffer (see the rule above for a job claimed again). */
+  take(rows: readonly ClaimedRow[]): void {
+    if (rows.length === 0) return;
+    const taken = rows.filter(
+      (r) =>
+        this.running.get(r.id)?.row.attempts !== r.attempts &&
+        this.completing.get(r.id) !== r.attempts,
+    );
+    if (this.buffer.length > 0) {
+      const fresh = new Set(taken.map((r) => r.id));
+      this.buffer = this.buffer.filter((r) => !fresh.has(r.id));
+    }
+    this.buffer.push(...taken);
+  }
+
+  /** The next buffered job that may start now, taken out of the buffer; none while the slots are full. */
+  nextToStart(): ClaimedRow | undefined {
+    if (this.running.size >= this.concurrency) return undefined;
+    const next = this.buffer.findIndex((row) => !this.running.has(row.id));
+    return next < 0 ? undefined : this.buffer.splice(next, 1)[0];
+  }
+
+  started(attempt: Attempt): void {
+    this.running.set(attempt.row.id, attempt);
+  }
+
+  /** The handler returned: its slot is free. */
+  finished(attempt: Attempt): void {
+    if (this.running.get(attempt.row.id) === attempt) this.running.delete(attempt.row.id);
+  }
+
+  runningAttempt(id: string): Attempt | undefined {
+    return this.running.get(id);
+  }
+
+  runningAttempts(): IterableIterator<Attempt> {
+    return this.running.values();
+  }
+
+  /** The attempt's outcome went to the completer. */
+  completingNow(id: string, attempt: number): void {
+    this.completing.set(id, attempt);
+  }
+
+  /** The attempt's outcome was written (or given up on): it is no longer held. */
+  written(id: string, attempt: number): void {
+    if (this.completing.get(id) === attempt) this.completing.delete(id);
+  }
+
+  completingIds(): string[] {
+    return [...this.completing.keys()];
+  }
+
+  isCompleting(id: string, attempt: number): boolean {
+    return this.completing.get(id) === attempt;
+  }
+
+  /**
+   * The leases the heartbeat renews, per job and attempt: buffered, running
+   * and not yet settled, and completing. A running attempt already settled is
+   * covered by `completing` until written, and holds no lease after that.
+   */
+  leasesToRenew(): { ids: string[]; attempts: number[] } {
+    const ids: string[] = [];
+    const attempts: number[] = [];
+    const add = (id: string, attempt: number) => {
+      ids.push(id);
+      attempts.push(attempt);
+    };
+    for (const row of this.buffer) add(row.id, row.attempts);
+    for (const entry of this.running.values()) {
+      if (!entry.settled && !entry.leaseLost) add(entry.row.id, entry.row.attempts);
+    }
+    for (const [id, attempt] of this.completing) add(id, attempt);
+    return { ids, attempts };
+  }
+
+  /**
+   * A renewal missed this attempt: it was rescued from this worker. Returns
+   * false when it is no longer held (it settled while the heartbeat was out:
+   * done, not lost). Otherwise a buffered copy is dropped and a running one
+   * marked as having lost its lease (the caller aborts its handler).
+   */
+  loseLease(id: string, attempt: number): { lost: boolean; running?: Attempt } {
+    if (this.completing.get(id) === attempt) return { lost: false };
+    const entry = this.running.get(id);
+    const runs =
+      entry !== undefined && !entry.settled && !entry.leaseLost && entry.row.attempts === attempt;
+    const buffered = this.buffer.some((r) => r.id === id && r.attempts === attempt);
+    if (!runs && !buffered) return { lost: false };
+    const running = entry?.row.attempts === attempt ? entry : undefined;
+    if (running) running.leaseLost = true;
+    if (buffered) this.buffer = this.buffer.filter((r) => r.id !== id || r.attempts !== attempt);
+    return { lost: true, running };
+  }
+
+  /** Takes a buffered job out (it was cancelled before it started). */
+  removeBuffered(id: string): ClaimedRow | undefined {
+    const row = this.buffer.find((r) => r.id === id);
+    if (row !== undefined) this.buffer = this.buffer.filter((r) => r !== row);
+    return row;
+  }
+
+  /** Empties the buffer (the worker stops: these never start). */
+  releaseBuffer(): ClaimedRow[] {
+    const rows = this.buffer;
+    this.buffer = [];
+    return rows;
+  }
+}

@@ -1,0 +1,142 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { validateCount, validateMillis } from "../config.js";
+import { RotaError } from "../errors.js";
+import { DEFAULT_QUEUE, validateQueueName } from "../queue/job-options.js";
+import { type RetentionOptions, resolveRetention } from "../queue/retention.js";
+import { normalizeTasks, type TaskDefinition, type TaskList } from "../task.js";
+import { childLogger, consoleLogger, type Logger } from "./job-context.js";
+
+/** What `rota.worker(options)` takes; every field but `tasks` is optional. */
+export interface WorkerOptions {
+  /** Task definitions, or a map of task name to handler (or definition). */
+  tasks: TaskList;
+  /** Queues to serve; default the tasks' queues, or ["default"]. */
+  queues?: string[];
+  /** Handlers running at once; default 10. */
+  concurrency?: number;
+  /**
+   * Extra jobs claimed ahead and held in the local buffer, at least; default 3
+   * × concurrency. The buffer is handed back at once on a graceful stop.
+   */
+  prefetch?: number;
+  /**
+   * The most the buffer grows to. When handlers finish faster than a claim
+   * comes back (the runners sit idle waiting for it), the worker doubles its
+   * prefetch, up to this; when the buffer is not needed it halves back
+   * toward `prefetch`, so slow jobs are never hoarded. Default
+   * max(prefetch, min(1000, 50 × concurrency)).
+   */
+  maxPrefetch?: number;
+  /** Lease length; a job whose worker stops heartbeating is rescued after this. Default 30 s. */
+  leaseMs?: number;
+  /** Default leaseMs / 3. */
+  heartbeatMs?: number;
+  /** Longest sleep between polls while LISTEN works; default 2 s. */
+  pollIntervalMs?: number;
+  /** Poll interval while LISTEN is unavailable; default 250 ms. */
+  fallbackPollMs?: number;
+  /** Use LISTEN/NOTIFY wake-ups; default true. */
+  listen?: boolean;
+  /** How long stop() lets running jobs finish before aborting them; default 10 s. */
+  gracefulStopMs?: number;
+  /** Also rescue expired leases (of any worker) every this many ms; 0 disables. Default leaseMs. */
+  rescueIntervalMs?: number;
+  /**
+   * How long finished jobs stay (see RetentionOptions); default the Rota's
+   * `retention`. Succeeded jobs are deleted on completion unless
+   * succeededMs > 0; on each upkeep tick the worker also prunes the whole
+   * table's finished jobs past this retention, so every process should be
+   * given the same.
+   */
+  retention?: RetentionOptions;
+  /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */
+  handleSignals?: boolean;
+  workerId?: string;
+  logger?: Logger;
+}
+
+/** The options checked, with every default filled in. */
+export interface WorkerSettings {
+  id: string;
+  tasks: Map<string, TaskDefinition>;
+  taskNames: string[];
+  queues: string[];
+  concurrency: number;
+  /** The least prefetch (`prefetch`) and the most it grows to (`maxPrefetch`). */
+  prefetchFloor: number;
+  prefetchCap: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  pollIntervalMs: number;
+  fallbackPollMs: number;
+  gracefulStopMs: number;
+  rescueIntervalMs: number;
+  listen: boolean;
+  handleSignals: boolean;
+  retention: Required<RetentionOptions>;
+  logger: Logger;
+}
+
+/** Checks a worker's options, naming the field at fault, and fills in the defaults. */
+export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
+  if (!options || typeof options !== "object" || !options.tasks) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      "worker() needs { tasks }: task definitions or a map of name to handler.",
+      { details: { field: "tasks" } },
+    );
+  }
+  const tasks = normalizeTasks(options.tasks);
+  if (tasks.size === 0) {
+    throw new RotaError("INVALID_OPTION", "worker() was given no tasks.", {
+      details: { field: "tasks" },
+    });
+  }
+  const taskQueues = [...new Set([...tasks.values()].map((t) => t.queue ?? DEFAULT_QUEUE))];
+  const queues = (options.queues ?? taskQueues).map((q) => validateQueueName(q, "queues"));
+  if (queues.length === 0) {
+    throw new RotaError("INVALID_OPTION", "worker() needs at least one queue.", {
+      details: { field: "queues" },
+    });
+  }
+  const concurrency = validateCount("concurrency", options.concurrency ?? 10);
+  const prefetchFloor = validateCount("prefetch", options.prefetch ?? 3 * concurrency, 0);
+  const prefetchCap = Math.max(
+    prefetchFloor,
+    validateCount("maxPrefetch", options.maxPrefetch ?? Math.min(1_000, 50 * concurrency), 0),
+  );
+  const leaseMs = validateMillis("leaseMs", options.leaseMs ?? 30_000, 100);
+  const heartbeatMs = validateMillis(
+    "heartbeatMs",
+    options.heartbeatMs ?? Math.floor(leaseMs / 3),
+    10,
+  );
+  if (heartbeatMs >= leaseMs) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      "heartbeatMs must be shorter than leaseMs (a third of it is usual).",
+      { details: { field: "heartbeatMs" } },
+    );
+  }
+  const id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  return {
+    id,
+    tasks,
+    taskNames: [...tasks.keys()],
+    queues,
+    concurrency,
+    prefetchFloor,
+    prefetchCap,
+    leaseMs,
+    heartbeatMs,
+    pollIntervalMs: validateMillis("pollIntervalMs", options.pollIntervalMs ?? 2_000, 1),
+    fallbackPollMs: validateMillis("fallbackPollMs", options.fallbackPollMs ?? 250, 1),
+    gracefulStopMs: validateMillis("gracefulStopMs", options.gracefulStopMs ?? 10_000),
+    rescueIntervalMs: validateMillis("rescueIntervalMs", options.rescueIntervalMs ?? leaseMs),
+    listen: options.listen ?? true,
+    handleSignals: options.handleSignals ?? false,
+    retention: resolveRetention(options.retention),
+    logger: childLogger(options.logger ?? consoleLogger, { worker: id }),
+  };
+}
