@@ -1,7 +1,3 @@
-import type { Database } from "../db/database.js";
-import { defineQueries } from "../db/sql.js";
-import type { RotaEvents } from "../events.js";
-
 /**
  * Leadership through a lease row (see docs/leadership.md):
  *
@@ -15,6 +11,11 @@ import type { RotaEvents } from "../events.js";
  * connection cannot keep leadership past the lease's expiry. Work done as
  * leader is fenced on (holder, epoch) in the statements that write it.
  */
+
+import type { Database } from "../db/database.js";
+import { defineQueries } from "../db/sql.js";
+import type { RotaEvents } from "../events.js";
+
 export const leaseQueries = defineQueries("leases", ["Acquire", "Renew", "Release", "Get"]);
 
 export interface LeaseState {

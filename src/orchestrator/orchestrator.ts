@@ -10,23 +10,6 @@ import { type MaterializeResult, materializeDue } from "../schedule/materializer
 import { type ReconcileResult, reconcileDrifted, watchdogSlice } from "../schedule/reconciler.js";
 import { LeaderLease } from "./leader.js";
 
-/**
- * The orchestrator: a loop that only the leader runs (see
- * docs/leadership.md). Each tick, in this order, each step isolated so an
- * error in one cannot starve the next:
- *
- *   1. rescue    jobs whose lease expired become claimable again
- *   2. batches   (recovery of expired batches arrives with batches)
- *   3. fill      materialize due schedule occurrences, keep each horizon
- *   4. reconcile supersede and re-plan drifted schedules; the watchdog
- *                repairs missing executions and wrong cursors (a slice per
- *                `watchdogIntervalMs`)
- *   5. prune     finished jobs past their retention (every `pruneIntervalMs`)
- *
- * Standbys try to take the lease each tick, so one takes over within one
- * lease TTL (plus a tick) of the leader dying; a leader that stops releases
- * the lease, and a standby takes over at its next tick.
- */
 export interface OrchestratorOptions {
   /** Time between ticks; default 1 s. */
   tickMs?: number;
@@ -58,6 +41,23 @@ export interface TickReport {
   errors: { step: string; error: unknown }[];
 }
 
+/**
+ * The orchestrator: a loop that only the leader runs (see
+ * docs/leadership.md). Each tick, in this order, each step isolated so an
+ * error in one cannot starve the next:
+ *
+ *   1. rescue    jobs whose lease expired become claimable again
+ *   2. batches   (recovery of expired batches arrives with batches)
+ *   3. fill      materialize due schedule occurrences, keep each horizon
+ *   4. reconcile supersede and re-plan drifted schedules; the watchdog
+ *                repairs missing executions and wrong cursors (a slice per
+ *                `watchdogIntervalMs`)
+ *   5. prune     finished jobs past their retention (every `pruneIntervalMs`)
+ *
+ * Standbys try to take the lease each tick, so one takes over within one
+ * lease TTL (plus a tick) of the leader dying; a leader that stops releases
+ * the lease, and a standby takes over at its next tick.
+ */
 export class Orchestrator {
   readonly holder: string;
   private readonly lease: LeaderLease;

@@ -1,8 +1,3 @@
-import { createHash } from "node:crypto";
-import { RotaError } from "../errors.js";
-import type { ScheduleInput } from "./schedule-options.js";
-import { compileSpec, validateTimezone } from "./spec.js";
-
 /**
  * Turns a standard (user) crontab into schedules, for a migration from cron
  * or another scheduler to rota. Each entry line "m h dom mon dow command"
@@ -15,6 +10,12 @@ import { compileSpec, validateTimezone } from "./spec.js";
  * later entry's payload as `env`. `@reboot` has no occurrences and is
  * refused. The whole file is checked before anything is written.
  */
+
+import { createHash } from "node:crypto";
+import { RotaError } from "../errors.js";
+import type { ScheduleInput } from "./schedule-options.js";
+import { compileSpec, validateTimezone } from "./spec.js";
+
 export interface CrontabEntry {
   line: number;
   name: string;

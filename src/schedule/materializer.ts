@@ -1,11 +1,3 @@
-import pg from "pg";
-import type { Database, Executor } from "../db/database.js";
-import { isRotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
-import { type Plan, planExecutions } from "./plan.js";
-import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
-import { compileSpec } from "./spec.js";
-
 /**
  * Materialization: turns due schedule occurrences into execution rows (see
  * docs/scheduling.md). The orchestrator's pass (`materializeDue`) plans every
@@ -18,6 +10,15 @@ import { compileSpec } from "./spec.js";
  * (quiesce); a batch the server refuses is retried one schedule per
  * statement, so one bad row cannot stop the others.
  */
+
+import pg from "pg";
+import type { Database, Executor } from "../db/database.js";
+import { isRotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { type Plan, planExecutions } from "./plan.js";
+import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
+import { compileSpec } from "./spec.js";
+
 export interface LeaseFence {
   name: string;
   holder: string;

@@ -1,5 +1,3 @@
-import type { Grid } from "./spec.js";
-
 /**
  * Materialization planning, pure: given a schedule's grid, its cursor and the
  * database's "now", which executions to write and where the cursor moves.
@@ -14,6 +12,9 @@ import type { Grid } from "./spec.js";
  * `horizon` of them are live. A NULL cursor is a baseline: the pass starts at
  * the first occurrence after now and fires nothing already due.
  */
+
+import type { Grid } from "./spec.js";
+
 export type CatchUp = "all" | "latest" | "none";
 
 export interface PlanInput {

@@ -1,10 +1,3 @@
-import type { Database } from "../db/database.js";
-import { isRotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
-import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
-import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
-import { compileSpec } from "./spec.js";
-
 /**
  * Reconcile: keeps the planned executions true to the schedules (see
  * docs/scheduling.md).
@@ -21,6 +14,14 @@ import { compileSpec } from "./spec.js";
  * or after now) so the next pass re-creates what is missing. It scans the
  * schedules a bounded slice per call, resuming where it stopped.
  */
+
+import type { Database } from "../db/database.js";
+import { isRotaError } from "../errors.js";
+import type { RotaEvents } from "../events.js";
+import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
+import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
+import { compileSpec } from "./spec.js";
+
 export interface ReconcileResult {
   /** Drifted schedules re-planned. */
   reconciled: number;

@@ -1,7 +1,3 @@
-import { Cron } from "croner";
-import { DateTime, type Duration } from "luxon";
-import { RotaError } from "../errors.js";
-
 /**
  * Schedule maths, pure: no clock, no database. A spec is a cron expression or
  * an interval counted from an anchor, in an IANA timezone; it yields a grid of
@@ -19,6 +15,11 @@ import { RotaError } from "../errors.js";
  * days, weeks or months they are calendar steps in the timezone that keep the
  * anchor's local time of day (moved forward by the gap when it does not exist).
  */
+
+import { Cron } from "croner";
+import { DateTime, type Duration } from "luxon";
+import { RotaError } from "../errors.js";
+
 export type ScheduleSpec =
   | { cron: string; every?: undefined; anchor?: undefined; timezone: string }
   | { every: string; cron?: undefined; anchor?: Date | null; timezone: string };
