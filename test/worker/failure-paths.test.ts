@@ -5,7 +5,7 @@
 // whose earlier attempt still runs. Each must leave the job recorded (or to
 // be rescued), never stuck, and never stop the others.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { jobQueries } from "../../src/queue/job-queries.js";
+import { jobQueries } from "../../src/db/queries/jobs.js";
 import { defineTask } from "../../src/task.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker, WorkerOptions } from "../../src/worker/worker.js";
@@ -693,15 +693,15 @@ describe("the claim's passed-over jobs", () => {
       return result.rows.map((r: { id: string }) => r.id);
     });
     const q = jobQueries(t.schema);
-    const claimed = await t.rota.db.run<{ id: string; state: string }>(q.Claim, [
-      ["passed.over"],
-      ["tick"],
-      10,
-      "w",
-      60_000,
-      10,
-      [passedOver],
-    ]);
+    const claimed = await t.rota.db.run(q.Claim, {
+      queues: ["passed.over"],
+      tasks: ["tick"],
+      limit: 10,
+      workerId: "w",
+      leaseMs: 60_000,
+      startNow: 10,
+      passOver: [passedOver as string],
+    });
     expect(claimed.rows.map((r) => [r.id, r.state])).toEqual([[next, "running"]]);
     expect((await t.rota.getJob(passedOver as string))?.state).toBe("available");
   });
