@@ -6,6 +6,11 @@ rmSync("dist", { recursive: true, force: true });
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], {
   stdio: "inherit",
 });
+// Only the .sql files: db/queries also holds the TypeScript modules that load
+// them, which tsc has compiled to dist/ already.
 for (const dir of ["db/migrations", "db/queries"]) {
-  cpSync(`src/${dir}`, `dist/${dir}`, { recursive: true });
+  cpSync(`src/${dir}`, `dist/${dir}`, {
+    recursive: true,
+    filter: (source) => !source.endsWith(".ts"),
+  });
 }

@@ -1,5 +1,6 @@
 import type { Database } from "./db/database.js";
-import { defineQueries } from "./db/sql.js";
+import { clockQueries } from "./db/queries/clock.js";
+import type { RowOf } from "./db/sql.js";
 
 /**
  * The process-side clock. rota decides "is it due?" in SQL only
@@ -30,8 +31,6 @@ export class ManualClock implements Clock {
   }
 }
 
-export const clockQueries = defineQueries("clock", ["Now", "ShiftBy", "Reset"]);
-
 /** The database clock of one rota schema: read it, shift it, reset it. */
 export class DatabaseClock {
   private readonly q;
@@ -40,13 +39,13 @@ export class DatabaseClock {
   }
 
   async now(): Promise<Date> {
-    const result = await this.db.run<{ now: Date }>(this.q.Now);
-    return (result.rows[0] as { now: Date }).now;
+    const result = await this.db.run(this.q.Now);
+    return (result.rows[0] as RowOf<typeof this.q.Now>).now;
   }
 
   /** Moves the schema's clock by `ms` for every connection; returns the new time. */
   async shift(ms: number): Promise<Date> {
-    await this.db.run(this.q.ShiftBy, [ms]);
+    await this.db.run(this.q.ShiftBy, { ms });
     return this.now();
   }
 

@@ -4,6 +4,7 @@ export { DEFAULT_SCHEMA } from "./config.js";
 export type { Executor } from "./db/database.js";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./db/embedded.js";
 export { LATEST_SCHEMA_VERSION, type SchemaStatus } from "./db/migrate.js";
+export type { Overlap, Owner } from "./db/queries/schedules.js";
 export { errorCodes, isRotaError, RotaError, type RotaErrorCode } from "./errors.js";
 export type { RotaEventMap, RotaEventName, RotaEvents } from "./events.js";
 export { type LeaseState, readLease } from "./orchestrator/leader.js";
@@ -24,7 +25,6 @@ export type { MaterializeResult } from "./schedule/materializer.js";
 export type { CatchUp } from "./schedule/plan.js";
 export type { ReconcileResult } from "./schedule/reconciler.js";
 export type { ScheduleInput } from "./schedule/schedule-options.js";
-export type { Overlap, Owner } from "./schedule/schedule-queries.js";
 export type {
   HandoverChange,
   Schedule,

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { DEFAULT_SCHEMA, redactUrl, validateDatabaseUrl, validateSchemaName } from "../config.js";
 import { RotaError } from "../errors.js";
-import type { NamedQuery } from "./sql.js";
+import { bindValues, type NamedQuery, type NoParams } from "./sql.js";
 
 /**
  * Anything that can run a statement: rota's pool, or a client the caller holds
@@ -84,13 +84,33 @@ export class Database {
     return new Database({ connection: pool, schema: this.schema, endPoolOnClose: true });
   }
 
-  /** Runs a named query on the pool, or on the caller's executor when given. */
-  run<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    query: NamedQuery,
-    values: unknown[] = [],
+  /**
+   * Runs a named statement with its parameters by name, on the pool or on the
+   * caller's executor when given: `db.run(q.Rescue, { limit: 1000 })`. The
+   * query module declares both the parameters and the row type.
+   */
+  run<R extends pg.QueryResultRow>(
+    query: NamedQuery<NoParams, R>,
+    params?: NoParams,
+    executor?: Executor,
+  ): Promise<pg.QueryResult<R>>;
+  run<P extends object, R extends pg.QueryResultRow>(
+    query: NamedQuery<P, R>,
+    params: NoInfer<P>,
+    executor?: Executor,
+  ): Promise<pg.QueryResult<R>>;
+  run(
+    query: NamedQuery<never>,
+    params: object | undefined,
     executor: Executor = this.pool,
-  ): Promise<pg.QueryResult<R>> {
-    return executor.query<R>({ name: query.name, text: query.text, values });
+  ): Promise<pg.QueryResult> {
+    let values: unknown[];
+    try {
+      values = bindValues(query, params);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return executor.query({ name: query.name, text: query.text, values });
   }
 
   /** Runs `fn` in a transaction on one pooled client: commit on success, roll back on throw. */

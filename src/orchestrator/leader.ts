@@ -13,10 +13,8 @@
  */
 
 import type { Database } from "../db/database.js";
-import { defineQueries } from "../db/sql.js";
+import { leaseQueries } from "../db/queries/leases.js";
 import type { RotaEvents } from "../events.js";
-
-export const leaseQueries = defineQueries("leases", ["Acquire", "Renew", "Release", "Get"]);
 
 export interface LeaseState {
   name: string;
@@ -58,23 +56,23 @@ export class LeaderLease {
     const started = performance.now();
     const q = leaseQueries(this.db.schema);
     if (this.epochHeld !== null) {
-      const renewed = await this.db.run(q.Renew, [
-        this.name,
-        this.holder,
-        this.epochHeld,
-        this.ttlMs,
-      ]);
+      const renewed = await this.db.run(q.Renew, {
+        name: this.name,
+        holder: this.holder,
+        epoch: this.epochHeld,
+        ttlMs: this.ttlMs,
+      });
       if (renewed.rowCount === 1) {
         this.validUntil = started + this.ttlMs;
         return true;
       }
       this.lose("the lease was taken over or expired before it was renewed");
     }
-    const acquired = await this.db.run<{ epoch: string }>(q.Acquire, [
-      this.name,
-      this.holder,
-      this.ttlMs,
-    ]);
+    const acquired = await this.db.run(q.Acquire, {
+      name: this.name,
+      holder: this.holder,
+      ttlMs: this.ttlMs,
+    });
     const row = acquired.rows[0];
     if (!row) return false;
     this.epochHeld = Number(row.epoch);
@@ -116,7 +114,11 @@ export class LeaderLease {
     if (this.epochHeld === null) return;
     const epoch = this.epochHeld;
     try {
-      await this.db.run(leaseQueries(this.db.schema).Release, [this.name, this.holder, epoch]);
+      await this.db.run(leaseQueries(this.db.schema).Release, {
+        name: this.name,
+        holder: this.holder,
+        epoch,
+      });
     } finally {
       this.lose("released on stop");
     }
@@ -125,14 +127,7 @@ export class LeaderLease {
 
 /** Who holds a lease now (for `rota doctor` and tests). */
 export async function readLease(db: Database, name: string): Promise<LeaseState | null> {
-  const result = await db.run<{
-    name: string;
-    holder: string;
-    epoch: string;
-    acquired_at: Date;
-    expires_at: Date;
-    valid: boolean;
-  }>(leaseQueries(db.schema).Get, [name]);
+  const result = await db.run(leaseQueries(db.schema).Get, { name });
   const row = result.rows[0];
   if (!row) return null;
   return {

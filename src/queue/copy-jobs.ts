@@ -3,9 +3,10 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Database } from "../db/database.js";
+import { type DrawnIds, enqueueQueries } from "../db/queries/enqueue.js";
+import type { RowOf } from "../db/sql.js";
 import { CopyBinaryWriter, textBytes } from "./copy-binary.js";
 import type { NormalizedJob } from "./job-options.js";
-import { enqueueQueries } from "./job-queries.js";
 
 /**
  * Bulk enqueue by COPY: ids and the statement clock are drawn first
@@ -44,13 +45,6 @@ export interface JobSource {
   prepare(start: number, end: number): NormalizedJob[] | Promise<NormalizedJob[]>;
 }
 
-/** The ids and clock a COPY uses: from DrawIds (first only) or DrawIdList. */
-export interface DrawnIds {
-  first: string;
-  ids: string | null;
-  now_us: string;
-}
-
 /** Jobs checked and encoded per step of the stream, so the server inserts one step while the next is built. */
 const CHUNK_ROWS = 1_000;
 /** Fields per row: the columns of CopyJobs. */
@@ -70,14 +64,10 @@ export async function drawIds(
   client: pg.ClientBase,
 ): Promise<DrawnIds> {
   const q = enqueueQueries(db.schema);
-  const result = await db.run<{ first: string; contiguous: boolean; now_us: string }>(
-    q.DrawIds,
-    [count],
-    client,
-  );
-  const drawn = result.rows[0] as { first: string; contiguous: boolean; now_us: string };
+  const result = await db.run(q.DrawIds, { count }, client);
+  const drawn = result.rows[0] as RowOf<typeof q.DrawIds>;
   if (drawn.contiguous) return { first: drawn.first, ids: null, now_us: drawn.now_us };
-  return (await db.run<DrawnIds>(q.DrawIdList, [count], client)).rows[0] as DrawnIds;
+  return (await db.run(q.DrawIdList, { count }, client)).rows[0] as DrawnIds;
 }
 
 /**
@@ -178,7 +168,7 @@ export async function copyJobs(
     const dueInMs = options.ownConnection
       ? [...woken.values()].map((dueUs) => (dueUs - nowUs) / 1000 - sinceDrawnMs)
       : null;
-    const waking = db.run(q.Wake, [[...woken.keys()], dueInMs], client);
+    const waking = db.run(q.Wake, { queues: [...woken.keys()], dueInMs }, client);
     // On rota's own connection the COPY has committed by now: the jobs exist,
     // so a failed wake-up must not report them as not enqueued (a retry would
     // duplicate them); workers find them by polling.

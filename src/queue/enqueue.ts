@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { type Database, type Executor, isStatementError } from "../db/database.js";
+import { enqueueQueries, type InsertRow } from "../db/queries/enqueue.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
@@ -11,7 +12,6 @@ import {
   serializePayload,
   validateTaskName,
 } from "./job-options.js";
-import { enqueueQueries } from "./job-queries.js";
 
 export interface EnqueueResult {
   id: string;
@@ -33,13 +33,6 @@ export interface EnqueueSpec<Payload = unknown> {
 /** Run the statement on this client (inside the caller's transaction). */
 export interface TransactionOption {
   client?: Executor;
-}
-
-interface InsertRow {
-  id: string | null;
-  state: string | null;
-  inserted: boolean;
-  replaced: boolean;
 }
 
 interface Waiting {
@@ -334,9 +327,9 @@ export class Enqueuer {
     let rows: InsertRow[];
     try {
       rows = (
-        await this.db.run<InsertRow>(
+        await this.db.run(
           this.q.InsertPlain,
-          [jobsJson(jobs, false), alone, alone],
+          { jobs: jobsJson(jobs, false), notify: alone, commitsAlone: alone },
           client,
         )
       ).rows;
@@ -353,9 +346,11 @@ export class Enqueuer {
     }
     let broken: Error | undefined;
     if (woken.size > 0 && !alone) {
-      await this.db.run(this.q.Wake, [[...woken], null], client).catch((error: unknown) => {
-        if (!isStatementError(error)) broken = error as Error;
-      });
+      await this.db
+        .run(this.q.Wake, { queues: [...woken], dueInMs: null }, client)
+        .catch((error: unknown) => {
+          if (!isStatementError(error)) broken = error as Error;
+        });
     }
     client.release(broken);
   }
@@ -399,13 +394,12 @@ export class Enqueuer {
   private async insertStatement(jobs: NormalizedJob[], executor: Executor): Promise<InsertRow[]> {
     const withKeys = jobs.some((j) => j.uniqueKey !== null);
     const json = jobsJson(jobs, withKeys);
-    const result = await this.db.run<InsertRow>(
-      withKeys ? this.q.Insert : this.q.InsertPlain,
-      // On rota's pool each statement commits by itself: its wake-up can say
-      // when delayed jobs come due (see enqueue.sql).
-      withKeys ? [json, executor === this.db.pool] : [json, true, executor === this.db.pool],
-      executor,
-    );
+    // On rota's pool each statement commits by itself: its wake-up can say
+    // when delayed jobs come due (see enqueue.sql).
+    const commitsAlone = executor === this.db.pool;
+    const result = withKeys
+      ? await this.db.run(this.q.Insert, { jobs: json, commitsAlone }, executor)
+      : await this.db.run(this.q.InsertPlain, { jobs: json, notify: true, commitsAlone }, executor);
     return result.rows;
   }
 
@@ -418,9 +412,9 @@ export class Enqueuer {
     if (id === null && job.uniqueKey !== null) {
       // The conflicting job was committed by another transaction during our
       // insert, so this statement's snapshot could not see it: look again.
-      const again = await this.db.run<{ id: string; state: string }>(
+      const again = await this.db.run(
         this.q.QueuedByUniqueKey,
-        [job.uniqueKey],
+        { uniqueKey: job.uniqueKey },
         executor,
       );
       id = again.rows[0]?.id ?? null;

@@ -1,33 +1,9 @@
 import type { Database, Executor } from "../db/database.js";
+import { type JobRecord, type JobSummary, jobQueries } from "../db/queries/jobs.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "./job-queries.js";
 
-/** A job row as the API shows it. */
-export interface JobRecord {
-  id: string;
-  queue: string;
-  task: string;
-  payload: unknown;
-  state: string;
-  priority: number;
-  run_at: Date;
-  attempts: number;
-  max_attempts: number;
-  backoff: unknown;
-  timeout_ms: number | null;
-  lease_holder: string | null;
-  lease_expires_at: Date | null;
-  cancel_requested_at: Date | null;
-  unique_key: string | null;
-  last_error: { message: string; stack?: string | null; attempt?: number } | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  schedule_id: string | null;
-  target_key: string | null;
-  occurrence_at: Date | null;
-}
+export type { JobRecord, JobSummary };
 
 function jobId(id: unknown): string {
   const text = typeof id === "number" || typeof id === "bigint" ? String(id) : id;
@@ -44,7 +20,7 @@ function jobId(id: unknown): string {
 }
 
 export async function getJob(db: Database, id: string | number): Promise<JobRecord | null> {
-  const result = await db.run<JobRecord>(jobQueries(db.schema).Get, [jobId(id)]);
+  const result = await db.run(jobQueries(db.schema).Get, { id: jobId(id) });
   return result.rows[0] ?? null;
 }
 
@@ -66,11 +42,7 @@ export async function cancelJob(
   id: string | number,
   options: { client?: Executor } = {},
 ): Promise<CancelResult> {
-  const result = await db.run<{ id: string; state: string; previous_state: string | null }>(
-    jobQueries(db.schema).Cancel,
-    [jobId(id)],
-    options.client,
-  );
+  const result = await db.run(jobQueries(db.schema).Cancel, { id: jobId(id) }, options.client);
   const row = result.rows[0];
   if (!row) throw new RotaError("JOB_NOT_FOUND", `No job with id ${id}.`, { details: { id } });
   if (row.previous_state !== null && row.previous_state !== "running") {
@@ -99,28 +71,14 @@ export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}):
       });
     }
   }
-  const result = await db.run<{ id: string }>(jobQueries(db.schema).Replay, [
-    filter.queue ?? null,
-    filter.task ?? null,
-    filter.from ?? null,
-    filter.to ?? null,
-    filter.ids ? filter.ids.map(jobId) : null,
-  ]);
+  const result = await db.run(jobQueries(db.schema).Replay, {
+    queue: filter.queue ?? null,
+    task: filter.task ?? null,
+    from: filter.from ?? null,
+    to: filter.to ?? null,
+    ids: filter.ids ? filter.ids.map(jobId) : null,
+  });
   return result.rows.map((row) => row.id);
-}
-
-export interface JobSummary {
-  id: string;
-  queue: string;
-  task: string;
-  state: string;
-  priority: number;
-  run_at: Date;
-  attempts: number;
-  max_attempts: number;
-  last_error: string | null;
-  created_at: Date;
-  finished_at: Date | null;
 }
 
 export interface ListJobsFilter {
@@ -161,11 +119,11 @@ export async function listJobs(db: Database, filter: ListJobsFilter = {}): Promi
       details: { field: "limit", value: limit },
     });
   }
-  const result = await db.run<JobSummary>(jobQueries(db.schema).List, [
-    filter.state ?? null,
-    filter.queue ?? null,
-    filter.task ?? null,
+  const result = await db.run(jobQueries(db.schema).List, {
+    state: filter.state ?? null,
+    queue: filter.queue ?? null,
+    task: filter.task ?? null,
     limit,
-  ]);
+  });
   return result.rows;
 }

@@ -1,6 +1,6 @@
 import type { Database } from "../db/database.js";
+import { jobQueries } from "../db/queries/jobs.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "./job-queries.js";
 
 export interface RescueResult {
   /** Jobs made claimable again (their attempt stays counted). */
@@ -23,13 +23,7 @@ export async function rescueExpiredJobs(
   events: RotaEvents,
   options: { limit?: number } = {},
 ): Promise<RescueResult> {
-  const result = await db.run<{
-    id: string;
-    queue: string;
-    task: string;
-    state: string;
-    attempts: number;
-  }>(jobQueries(db.schema).Rescue, [options.limit ?? 1000]);
+  const result = await db.run(jobQueries(db.schema).Rescue, { limit: options.limit ?? 1000 });
   const counts: RescueResult = { retried: 0, failed: 0, cancelled: 0 };
   for (const row of result.rows) {
     if (row.state === "available") counts.retried++;

@@ -1,6 +1,6 @@
 import { validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
-import { jobQueries } from "./job-queries.js";
+import { jobQueries } from "../db/queries/jobs.js";
 
 /**
  * How long finished jobs stay in the jobs table. Succeeded jobs leave at once
@@ -63,7 +63,7 @@ export async function pruneFinishedJobs(
   for (const [states, keepMs, executions] of classes) {
     for (let batch = 0; batch < maxBatches; batch++) {
       const statement = executions ? q.PruneExecutions : q.PruneJobs;
-      const result = await db.run(statement, [states, keepMs, batchSize]);
+      const result = await db.run(statement, { states, keepMs, limit: batchSize });
       deleted += result.rowCount ?? 0;
       if ((result.rowCount ?? 0) < batchSize) break;
     }

@@ -13,11 +13,18 @@
 
 import pg from "pg";
 import type { Database, Executor } from "../db/database.js";
+import {
+  type DueRow,
+  type LiveFuture,
+  type MaterializeRow,
+  type ScheduleRow,
+  scheduleQueries,
+  type WrittenExecution,
+} from "../db/queries/schedules.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type Plan, planExecutions } from "./plan.js";
-import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
-import { compileSpec } from "./spec.js";
+import { compileSpec, specOf } from "./spec.js";
 
 export interface LeaseFence {
   name: string;
@@ -36,24 +43,6 @@ export interface MaterializeResult {
   failed: number;
 }
 
-interface DueRow {
-  id: string;
-  name: string;
-  cron: string | null;
-  every: string | null;
-  anchor: Date | null;
-  timezone: string;
-  catch_up: ScheduleRow["catch_up"];
-  catch_up_window_ms: number | null;
-  horizon: number;
-  next_run_at: Date | null;
-  version: string;
-  live_future: number;
-  first_run_at: Date | null;
-  last_occurrence: Date | null;
-  now: Date;
-}
-
 interface Planned {
   id: string;
   name: string;
@@ -61,23 +50,6 @@ interface Planned {
   expectedCursor: Date | null;
   plan: Plan;
   fillAt: Date;
-}
-
-interface WrittenExecution {
-  id: string;
-  schedule_id: string;
-  queue: string;
-  task: string;
-  state: string;
-  run_at: string;
-  occurrence_at: string;
-}
-
-interface LiveFuture {
-  count: number;
-  first_run_at: Date | null;
-  last_occurrence: Date | null;
-  now: Date;
 }
 
 const NEVER = new Date(8_640_000_000_000_000);
@@ -101,7 +73,7 @@ export async function materializeDue(
   for (let batch = 0; batch < maxBatches; batch++) {
     // A long pass (a first baseline of many schedules) outlasts a lease TTL.
     if (options.keepLease && !(await options.keepLease())) break;
-    const due = await db.run<DueRow>(q.DueForFill, [batchSize]);
+    const due = await db.run(q.DueForFill, { limit: batchSize });
     if (due.rows.length === 0) break;
     const planned: Planned[] = [];
     for (const row of due.rows) {
@@ -221,7 +193,11 @@ export async function setAside(
     return quiesce(db, events, schedule.id, schedule.name, schedule.version, message);
   }
   await db
-    .run(scheduleQueries(db.schema).Delay, [schedule.id, message, FAILED_WRITE_DELAY_MS])
+    .run(scheduleQueries(db.schema).Delay, {
+      id: schedule.id,
+      reason: message,
+      delayMs: FAILED_WRITE_DELAY_MS,
+    })
     .catch(() => {});
   return false;
 }
@@ -236,7 +212,11 @@ export async function quiesce(
   reason: string,
   executor?: Executor,
 ): Promise<boolean> {
-  const result = await db.run(scheduleQueries(db.schema).Quiesce, [id, version, reason], executor);
+  const result = await db.run(
+    scheduleQueries(db.schema).Quiesce,
+    { id, version, reason },
+    executor,
+  );
   if (result.rowCount === 0) return false;
   events.emit("schedule:quiesced", { scheduleId: id, name, error: reason });
   return true;
@@ -302,19 +282,19 @@ async function write(
   );
   const wanted =
     events.wants("schedule:execution:materialized") || events.wants("schedule:execution:missed");
-  const result = await db.run<MaterializeRow>(
+  const result = await db.run(
     scheduleQueries(db.schema).Materialize,
-    [
-      JSON.stringify(schedules),
-      JSON.stringify(executions),
-      lease?.name ?? null,
-      lease?.holder ?? null,
-      lease?.epoch ?? null,
-      wanted,
+    {
+      schedules: JSON.stringify(schedules),
+      executions: JSON.stringify(executions),
+      leaseName: lease?.name ?? null,
+      leaseHolder: lease?.holder ?? null,
+      leaseEpoch: lease?.epoch ?? null,
+      returnExecutions: wanted,
       // Without an executor the statement commits by itself, and its
       // wake-up may say when the executions come due (see Materialize).
-      executor === undefined,
-    ],
+      commitsAlone: executor === undefined,
+    },
     executor,
   );
   const row = result.rows[0] as MaterializeRow;
@@ -322,13 +302,6 @@ async function write(
   total.executions += row.inserted;
   if (row.executions !== null) emitWritten(events, row.executions, planned);
   return row.advanced;
-}
-
-/** What Materialize returns: counts, and the executions when asked for. */
-interface MaterializeRow {
-  advanced: number;
-  inserted: number;
-  executions: WrittenExecution[] | null;
 }
 
 function emitWritten(events: RotaEvents, written: WrittenExecution[], planned: Planned[]): void {
@@ -380,9 +353,9 @@ export async function supersedeExecutions(
   keepVersion: string | null,
   reason: string,
 ): Promise<number> {
-  const result = await db.run<{ id: string; occurrence_at: Date | null }>(
+  const result = await db.run(
     scheduleQueries(db.schema).Supersede,
-    [scheduleId, keepVersion, reason],
+    { scheduleId, keepVersion, reason },
     executor,
   );
   for (const r of result.rows) {
@@ -410,9 +383,9 @@ export async function materializeOne(
 ): Promise<MaterializeResult> {
   const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
   if (!row.enabled || row.paused || row.owner !== "rota") return total;
-  const live = await db.run<LiveFuture>(
+  const live = await db.run(
     scheduleQueries(db.schema).LiveFuture,
-    [row.id, row.version],
+    { scheduleId: row.id, version: row.version },
     executor,
   );
   const item = planSchedule(row, live.rows[0] as LiveFuture);

@@ -16,11 +16,11 @@
  */
 
 import type { Database } from "../db/database.js";
+import { type ScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
-import { type ScheduleRow, scheduleQueries, specOf } from "./schedule-queries.js";
-import { compileSpec } from "./spec.js";
+import { compileSpec, specOf } from "./spec.js";
 
 export interface ReconcileResult {
   /** Drifted schedules re-planned. */
@@ -38,9 +38,7 @@ export async function reconcileDrifted(
 ): Promise<ReconcileResult> {
   const q = scheduleQueries(db.schema);
   const total: ReconcileResult = { reconciled: 0, quiesced: 0, failed: 0 };
-  const drifted = await db.run<{ id: string; name: string; version: string }>(q.Drifted, [
-    options.limit ?? 500,
-  ]);
+  const drifted = await db.run(q.Drifted, { limit: options.limit ?? 500 });
   for (const { id, name, version } of drifted.rows) {
     // Each schedule in its own transaction, and a failure is this schedule's
     // alone: the loop goes on (guarantee 5).
@@ -62,7 +60,7 @@ async function reconcileOne(
 ): Promise<void> {
   const q = scheduleQueries(db.schema);
   await db.transaction(async (client) => {
-    const row = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0];
+    const row = (await db.run(q.Lock, { name: null, id }, client)).rows[0];
     if (!row || row.materialized_version === row.version || !row.enabled || row.paused) return;
     try {
       compileSpec(specOf(row));
@@ -74,8 +72,12 @@ async function reconcileOne(
       return;
     }
     await supersedeExecutions(db, events, client, row.id, row.version, "the schedule changed");
-    await db.run(q.SetState, [row.id, null, null, null, true], client);
-    const fresh = (await db.run<ScheduleRow>(q.Lock, [null, id], client)).rows[0] as ScheduleRow;
+    await db.run(
+      q.SetState,
+      { id: row.id, paused: null, enabled: null, owner: null, resetCursor: true },
+      client,
+    );
+    const fresh = (await db.run(q.Lock, { name: null, id }, client)).rows[0] as ScheduleRow;
     await materializeOne(db, events, client, fresh);
     total.reconciled++;
   });
@@ -89,14 +91,7 @@ export async function watchdogSlice(
   const q = scheduleQueries(db.schema);
   const limit = options.limit ?? 2_000;
   const after = options.after ?? "0";
-  const rows = await db.run<
-    Pick<ScheduleRow, "id" | "next_run_at" | "cron" | "every" | "anchor" | "timezone"> & {
-      slice_last: string | null;
-      slice_size: number;
-      last_occurrence: Date | null;
-      now: Date;
-    }
-  >(q.WatchdogSlice, [after, limit]);
+  const rows = await db.run(q.WatchdogSlice, { after, limit });
   let repaired = 0;
   for (const c of rows.rows) {
     if (c.id === null) continue; // only the slice's end: no candidate in it
@@ -112,7 +107,11 @@ export async function watchdogSlice(
     const cursor = grid.next(from);
     if (cursor?.getTime() === c.next_run_at?.getTime()) continue;
     // Compare-and-set: a pass that moved the cursor meanwhile wins.
-    const fixed = await db.run(q.RepairCursor, [c.id, c.next_run_at, cursor]);
+    const fixed = await db.run(q.RepairCursor, {
+      id: c.id,
+      expectedCursor: c.next_run_at,
+      cursor,
+    });
     repaired += fixed.rowCount ?? 0;
   }
   // The scan covers `limit` schedules per slice, candidates or not.

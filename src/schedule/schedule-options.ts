@@ -1,3 +1,4 @@
+import type { Overlap, Owner } from "../db/queries/schedules.js";
 import { RotaError } from "../errors.js";
 import {
   DEFAULT_QUEUE,
@@ -7,7 +8,6 @@ import {
 } from "../queue/job-options.js";
 import type { TaskDefinition } from "../task.js";
 import type { CatchUp } from "./plan.js";
-import type { Overlap, Owner } from "./schedule-queries.js";
 import { compileSpec, DEFAULT_TIMEZONE, type ScheduleSpec } from "./spec.js";
 
 /** A schedule as given to `rota.schedules.upsert()` (and `rota schedules add`). */

@@ -1,5 +1,12 @@
-import { clockQueries } from "../clock.js";
 import type { Database, Executor } from "../db/database.js";
+import { clockQueries } from "../db/queries/clock.js";
+import {
+  type Overlap,
+  type Owner,
+  type ScheduleRow,
+  scheduleQueries,
+} from "../db/queries/schedules.js";
+import type { RowOf } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { JOB_STATES } from "../queue/job-admin.js";
@@ -12,14 +19,7 @@ import {
   type ScheduleInput,
   validateScheduleName,
 } from "./schedule-options.js";
-import {
-  type Overlap,
-  type Owner,
-  type ScheduleRow,
-  scheduleQueries,
-  specOf,
-} from "./schedule-queries.js";
-import { compileSpec } from "./spec.js";
+import { compileSpec, specOf } from "./spec.js";
 
 /** A schedule as rota reports it. */
 export interface Schedule {
@@ -160,38 +160,8 @@ export class Schedules {
 
   private async upsertOn(client: Executor, schedule: NormalizedSchedule): Promise<UpsertResult> {
     const before = await this.lock(client, schedule.name);
-    const written = await this.db.run<{
-      id: string;
-      version: string;
-      owner: Owner;
-      inserted: boolean;
-    }>(
-      this.q.Upsert,
-      [
-        schedule.name,
-        schedule.task,
-        schedule.payload,
-        schedule.queue,
-        schedule.priority,
-        schedule.maxAttempts,
-        schedule.cron,
-        schedule.every,
-        schedule.anchor,
-        schedule.timezone,
-        schedule.catchUp,
-        schedule.catchUpWindowMs,
-        schedule.overlap,
-        schedule.horizon,
-        schedule.owner,
-      ],
-      client,
-    );
-    const { id, version, owner, inserted } = written.rows[0] as {
-      id: string;
-      version: string;
-      owner: Owner;
-      inserted: boolean;
-    };
+    const written = await this.db.run(this.q.Upsert, schedule, client);
+    const { id, version, owner, inserted } = written.rows[0] as RowOf<typeof this.q.Upsert>;
     const changed = inserted || before?.version !== version || before?.owner !== owner;
     let superseded = 0;
     if (changed) {
@@ -225,7 +195,7 @@ export class Schedules {
   }
 
   async get(name: string): Promise<Schedule | null> {
-    const result = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const result = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
     const row = result.rows[0];
     return row ? toSchedule(row) : null;
   }
@@ -253,11 +223,11 @@ export class Schedules {
   > {
     const like =
       filter.namePrefix === undefined ? null : `${filter.namePrefix.replace(/[\\%_]/g, "\\$&")}%`;
-    const result = await this.db.run<ScheduleRow & { next_planned_at: Date | null }>(this.q.List, [
-      filter.owner ?? null,
-      like,
-      validateLimit(filter.limit ?? 1_000),
-    ]);
+    const result = await this.db.run(this.q.List, {
+      owner: filter.owner ?? null,
+      namePattern: like,
+      limit: validateLimit(filter.limit ?? 1_000),
+    });
     return result.rows.map((r) => ({
       id: r.id,
       name: r.name,
@@ -280,8 +250,8 @@ export class Schedules {
   async remove(name: string): Promise<{ removedExecutions: number }> {
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
-      const removed = await this.db.run(this.q.RemoveUnstarted, [row.id], client);
-      await this.db.run(this.q.Delete, [row.id], client);
+      const removed = await this.db.run(this.q.RemoveUnstarted, { scheduleId: row.id }, client);
+      await this.db.run(this.q.Delete, { id: row.id }, client);
       return { removedExecutions: removed.rowCount ?? 0 };
     });
   }
@@ -309,12 +279,8 @@ export class Schedules {
   async trigger(name: string): Promise<{ executionId: string; runAt: Date }> {
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
-      const result = await this.db.run<{ id: string; run_at: Date }>(
-        this.q.Trigger,
-        [row.id],
-        client,
-      );
-      const inserted = result.rows[0] as { id: string; run_at: Date };
+      const result = await this.db.run(this.q.Trigger, { scheduleId: row.id }, client);
+      const inserted = result.rows[0] as RowOf<typeof this.q.Trigger>;
       this.events.emit("schedule:execution:materialized", {
         scheduleId: row.id,
         executionId: inserted.id,
@@ -342,9 +308,9 @@ export class Schedules {
     }
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
-      const skipped = await this.db.run<{ id: string; occurrence_at: Date | null; run_at: Date }>(
+      const skipped = await this.db.run(
         this.q.Skip,
-        [row.id, options.executionId ?? null],
+        { scheduleId: row.id, executionId: options.executionId ?? null },
         client,
       );
       const hit = skipped.rows[0];
@@ -409,20 +375,18 @@ export class Schedules {
         { details: { field: "target", value: target } },
       );
     }
-    const row = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const row = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
     const schedule = row.rows[0];
     if (!schedule) throw notFound(name);
     if (!schedule.enabled || schedule.paused || schedule.owner !== "rota") return [];
-    const now = (await this.db.run<{ now: Date }>(clockQueries(this.db.schema).Now)).rows[0]
-      ?.now as Date;
+    const now = (await this.db.run(clockQueries(this.db.schema).Now)).rows[0]?.now as Date;
     const from = options.from ?? now;
-    const planned = await this.db.run<{
-      id: string;
-      state: string;
-      run_at: Date;
-      occurrence_at: Date | null;
-      target_key: string;
-    }>(this.q.Planned, [schedule.id, from, target, limit]);
+    const planned = await this.db.run(this.q.Planned, {
+      scheduleId: schedule.id,
+      from,
+      target,
+      limit,
+    });
     const runs: UpcomingRun[] = planned.rows.map((r) => ({
       runAt: r.run_at,
       occurrenceAt: r.occurrence_at,
@@ -467,21 +431,14 @@ export class Schedules {
         );
       }
     }
-    const row = await this.db.run<ScheduleRow>(this.q.GetByName, [validateScheduleName(name)]);
+    const row = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
     const schedule = row.rows[0];
     if (!schedule) throw notFound(name);
-    const result = await this.db.run<{
-      id: string;
-      state: string;
-      run_at: Date;
-      occurrence_at: Date | null;
-      target_key: string;
-      schedule_version: string | null;
-      attempts: number;
-      started_at: Date | null;
-      finished_at: Date | null;
-      last_error: unknown;
-    }>(this.q.History, [schedule.id, states, limit]);
+    const result = await this.db.run(this.q.History, {
+      scheduleId: schedule.id,
+      states,
+      limit,
+    });
     return result.rows.map((r) => ({
       id: r.id,
       state: r.state,
@@ -529,12 +486,7 @@ export class Schedules {
       });
     }
     const names = options.names?.map(validateScheduleName) ?? null;
-    const candidates = await this.db.run<{
-      id: string;
-      name: string;
-      owner: Owner;
-      bucket: number;
-    }>(this.q.HandoverCandidates, [names]);
+    const candidates = await this.db.run(this.q.HandoverCandidates, { names });
     if (names) {
       const found = new Set(candidates.rows.map((c) => c.name));
       const missing = names.filter((n) => !found.has(n));
@@ -621,13 +573,13 @@ export class Schedules {
   ): Promise<void> {
     await this.db.run(
       this.q.SetState,
-      [
+      {
         id,
-        change.paused ?? null,
-        change.enabled ?? null,
-        change.owner ?? null,
-        change.resetCursor ?? false,
-      ],
+        paused: change.paused ?? null,
+        enabled: change.enabled ?? null,
+        owner: change.owner ?? null,
+        resetCursor: change.resetCursor ?? false,
+      },
       client,
     );
   }
@@ -637,7 +589,7 @@ export class Schedules {
     name: string | null,
     id?: string,
   ): Promise<ScheduleRow | null> {
-    const result = await this.db.run<ScheduleRow>(this.q.Lock, [name, id ?? null], client);
+    const result = await this.db.run(this.q.Lock, { name, id: id ?? null }, client);
     return result.rows[0] ?? null;
   }
 

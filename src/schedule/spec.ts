@@ -24,6 +24,18 @@ export type ScheduleSpec =
   | { cron: string; every?: undefined; anchor?: undefined; timezone: string }
   | { every: string; cron?: undefined; anchor?: Date | null; timezone: string };
 
+/** The spec a stored schedule row describes (not validated: compileSpec does that). */
+export function specOf(row: {
+  cron: string | null;
+  every: string | null;
+  anchor: Date | null;
+  timezone: string;
+}): ScheduleSpec {
+  return row.cron !== null
+    ? { cron: row.cron, timezone: row.timezone }
+    : { every: row.every as string, anchor: row.anchor, timezone: row.timezone };
+}
+
 /** A compiled spec: the first occurrence strictly after a time, or null if none is left. */
 export interface Grid {
   next(after: Date): Date | null;

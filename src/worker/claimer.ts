@@ -1,6 +1,6 @@
 import type { Database } from "../db/database.js";
+import { jobQueries } from "../db/queries/jobs.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "../queue/job-queries.js";
 import { ClaimTimer } from "./claim-timer.js";
 import type { ClaimedRow, HeldJobs } from "./held-jobs.js";
 import type { WorkerSettings } from "./worker-options.js";
@@ -182,17 +182,17 @@ export class Claimer {
         this.claimCount++;
         // This claim takes any job a wake-up named before it.
         this.namedJob = null;
-        const result = await this.env.claimDb.run<ClaimedRow>(this.q.Claim, [
+        const result = await this.env.claimDb.run(this.q.Claim, {
           queues,
-          taskNames,
-          room,
-          this.settings.id,
+          tasks: taskNames,
+          limit: room,
+          workerId: this.settings.id,
           leaseMs,
           // The rows that start at once (the buffer starts first); the rest
           // wait in the buffer and are marked started when they leave it.
-          Math.max(0, this.held.freeSlots - this.held.buffered),
-          this.held.passOver(),
-        ]);
+          startNow: Math.max(0, this.held.freeSlots - this.held.buffered),
+          passOver: this.held.passOver(),
+        });
         claimed = result.rows.length;
         putBack = result.rows.some((row) => row.state === "scheduled");
         rows = this.runnable(result.rows);
@@ -235,13 +235,13 @@ export class Claimer {
     const { queues, taskNames, leaseMs } = this.settings;
     let row: ClaimedRow | undefined;
     try {
-      const result = await this.env.claimDb.run<ClaimedRow>(this.q.ClaimOne, [
-        jobId,
+      const result = await this.env.claimDb.run(this.q.ClaimOne, {
+        id: jobId,
         queues,
-        taskNames,
-        this.settings.id,
+        tasks: taskNames,
+        workerId: this.settings.id,
         leaseMs,
-      ]);
+      });
       row = result.rows[0];
     } catch (error) {
       // The usual claim that follows takes the job if it is still there.
@@ -316,10 +316,10 @@ export class Claimer {
   private async sleepUntilNextDue(): Promise<void> {
     let wait = this.idlePollMs();
     try {
-      const result = await this.env.db.run<{ due_in_ms: number | null }>(this.q.NextDue, [
-        this.settings.queues,
-        this.settings.taskNames,
-      ]);
+      const result = await this.env.db.run(this.q.NextDue, {
+        queues: this.settings.queues,
+        tasks: this.settings.taskNames,
+      });
       const dueIn = result.rows[0]?.due_in_ms;
       if (dueIn !== null && dueIn !== undefined)
         wait = Math.max(0, Math.min(wait, Math.ceil(Number(dueIn))));

@@ -1,7 +1,7 @@
 import { type Database, isRefusal } from "../db/database.js";
+import { jobQueries } from "../db/queries/jobs.js";
 import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
-import { jobQueries } from "../queue/job-queries.js";
 
 export interface Success {
   id: string;
@@ -206,10 +206,11 @@ export class Completer {
 
   private async writeSuccesses(batch: Success[], keep: boolean): Promise<void> {
     if (batch.length === 0) return;
-    const result = await this.db.run<{ id: string }>(
-      keep ? this.q.CompleteByKeep : this.q.CompleteByDelete,
-      [batch.map((s) => s.id), batch.map((s) => s.attempt), this.workerId],
-    );
+    const result = await this.db.run(keep ? this.q.CompleteByKeep : this.q.CompleteByDelete, {
+      ids: batch.map((s) => s.id),
+      attempts: batch.map((s) => s.attempt),
+      workerId: this.workerId,
+    });
     for (const success of this.accepted(batch, result.rows)) {
       this.events.emit("job:run:success", success.event);
     }
@@ -217,14 +218,14 @@ export class Completer {
 
   private async writeFailures(batch: Failure[]): Promise<void> {
     if (batch.length === 0) return;
-    const result = await this.db.run<{ id: string; state: string; run_at: Date }>(this.q.Fail, [
-      batch.map((f) => f.id),
-      batch.map((f) => f.attempt),
-      batch.map((f) => f.error),
-      batch.map((f) => f.retryMs),
-      batch.map((f) => f.cancelled),
-      this.workerId,
-    ]);
+    const result = await this.db.run(this.q.Fail, {
+      ids: batch.map((f) => f.id),
+      attempts: batch.map((f) => f.attempt),
+      errors: batch.map((f) => f.error),
+      retryMs: batch.map((f) => f.retryMs),
+      cancelled: batch.map((f) => f.cancelled),
+      workerId: this.workerId,
+    });
     const rows = new Map(result.rows.map((row) => [row.id, row]));
     for (const failure of this.accepted(batch, result.rows)) {
       const row = rows.get(failure.id);

@@ -1,29 +1,7 @@
-import type { BackoffPolicy } from "../queue/backoff.js";
+import type { ClaimedRow } from "../db/queries/jobs.js";
 import type { Attempt } from "./attempt.js";
 
-/** A job as a claim hands it to the worker. */
-export interface ClaimedRow {
-  id: string;
-  /** 'running', or what the claim made of a schedule execution it did not start. */
-  state: string;
-  queue: string;
-  task: string;
-  payload: unknown;
-  priority: number;
-  run_at: Date;
-  attempts: number;
-  max_attempts: number;
-  backoff: BackoffPolicy | null;
-  timeout_ms: number | null;
-  created_at: Date;
-  unique_key: string | null;
-  schedule_id: string | null;
-  target_key: string | null;
-  occurrence_at: Date | null;
-  /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
-  started_at: Date | null;
-  claimed_at: Date;
-}
+export type { ClaimedRow };
 
 /**
  * The jobs a worker holds, and the rule about them, kept here and nowhere

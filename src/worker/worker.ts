@@ -1,7 +1,7 @@
 import type { Database } from "../db/database.js";
+import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { jobQueries } from "../queue/job-queries.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs } from "../queue/retention.js";
 import type { TaskDefinition } from "../task.js";
@@ -106,7 +106,7 @@ export class Worker {
       reportError: (during, error) => this.reportError(during, error),
     });
     this.starts = new StartRecorder(
-      (ids) => this.db.run(this.q.MarkStarted, [ids, this.id]),
+      (ids) => this.db.run(this.q.MarkStarted, { ids, workerId: this.id }),
       (id) => {
         const attempt = this.heldJobs.runningAttempt(id);
         return attempt !== undefined && !attempt.settled;
@@ -119,7 +119,12 @@ export class Worker {
       logger: settings.logger,
       events,
       extendLease: async (row, ms) => {
-        const result = await this.db.run(this.q.ExtendLease, [row.id, row.attempts, this.id, ms]);
+        const result = await this.db.run(this.q.ExtendLease, {
+          id: row.id,
+          attempt: row.attempts,
+          workerId: this.id,
+          leaseMs: ms,
+        });
         return result.rowCount !== 0;
       },
       settle: (attempt, outcome, durationMs) => this.settle(attempt, outcome, durationMs),
@@ -274,11 +279,12 @@ export class Worker {
     const { ids, attempts } = this.heldJobs.leasesToRenew();
     if (ids.length === 0) return;
     try {
-      const result = await this.db.run<{
-        id: string;
-        attempts: number;
-        cancel_requested: boolean;
-      }>(this.q.Heartbeat, [ids, attempts, this.id, this.settings.leaseMs]);
+      const result = await this.db.run(this.q.Heartbeat, {
+        ids,
+        attempts,
+        workerId: this.id,
+        leaseMs: this.settings.leaseMs,
+      });
       const kept = new Set<string>();
       for (const row of result.rows) {
         kept.add(`${row.id}/${row.attempts}`);
@@ -417,11 +423,11 @@ export class Worker {
     const rows = this.heldJobs.releaseBuffer();
     if (rows.length === 0) return;
     try {
-      await this.db.run(this.q.ReleaseUnstarted, [
-        rows.map((r) => r.id),
-        rows.map((r) => r.attempts),
-        this.id,
-      ]);
+      await this.db.run(this.q.ReleaseUnstarted, {
+        ids: rows.map((r) => r.id),
+        attempts: rows.map((r) => r.attempts),
+        workerId: this.id,
+      });
     } catch (error) {
       // Not fatal: their leases expire and they are rescued.
       this.reportError("release", error);

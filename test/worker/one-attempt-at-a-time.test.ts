@@ -2,7 +2,7 @@
 // more handlers than the concurrency, and the jobs it passes over never
 // crowd out the others.
 import { describe, expect, it } from "vitest";
-import { jobQueries } from "../../src/queue/job-queries.js";
+import { jobQueries } from "../../src/db/queries/jobs.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 import { deferred } from "../helpers/events.js";
@@ -214,15 +214,15 @@ describe("the claim's passed-over jobs", () => {
       return result.rows.map((r: { id: string }) => r.id);
     });
     const q = jobQueries(t.schema);
-    const claimed = await t.rota.db.run<{ id: string; state: string }>(q.Claim, [
-      ["passed.over"],
-      ["tick"],
-      10,
-      "w",
-      60_000,
-      10,
-      [passedOver],
-    ]);
+    const claimed = await t.rota.db.run(q.Claim, {
+      queues: ["passed.over"],
+      tasks: ["tick"],
+      limit: 10,
+      workerId: "w",
+      leaseMs: 60_000,
+      startNow: 10,
+      passOver: [passedOver as string],
+    });
     expect(claimed.rows.map((r) => [r.id, r.state])).toEqual([[next, "running"]]);
     expect((await t.rota.getJob(passedOver as string))?.state).toBe("available");
   });

@@ -5,20 +5,20 @@
 -- name: InsertPlain
 -- Inserts a list of jobs without unique keys in one statement (enqueue and
 -- enqueueMany inside the caller's transaction, short enqueueMany lists, and
--- grouped single enqueues). $1 is a JSON array with one object per job:
+-- grouped single enqueues). :jobs is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
 -- timeout_ms. Ids are drawn up front, so the result rows come back in input
--- order. $2: send the workers' NOTIFY from this statement ($3: see below).
--- Grouped enqueues under load pass false and send Wake after the commit: a transaction that
--- NOTIFYs holds a database-wide lock from its commit record until its WAL
--- flush, so such commits cannot share a flush (group commit); with the
--- NOTIFY inside, ten concurrent callers reached a third of the
--- one-row-per-commit rate here.
+-- order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
+-- see below). Grouped enqueues under load pass false and send Wake after the
+-- commit: a transaction that NOTIFYs holds a database-wide lock from its
+-- commit record until its WAL flush, so such commits cannot share a flush
+-- (group commit); with the NOTIFY inside, ten concurrent callers reached a
+-- third of the one-row-per-commit rate here.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
-    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+    jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
       delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
                          timeout_ms, ord)
@@ -42,18 +42,18 @@ inserted as (
   from planned
   order by ord
 ),
--- The wake-up ($2) covers the queues of every job, delayed ones too. $3:
--- the statement commits by itself on rota's own connection, so the wake-up
--- is delivered at once and may be precise: a single available job names
--- itself, "<queue> <id>", and an idle worker claims it by id (ClaimOne); a
--- queue whose jobs are all delayed reads "<queue> +<ms>" (notify_due), and
--- an idle worker sleeps until then instead of claiming now. Inside a
--- caller's transaction the wake-up names only queues: it is delivered at
--- commit, maybe long after this statement's clock, and PostgreSQL folds the
--- same queue's wake-ups of many enqueues into one.
+-- The wake-up (:notify) covers the queues of every job, delayed ones too.
+-- :commitsAlone: the statement commits by itself on rota's own connection, so
+-- the wake-up is delivered at once and may be precise: a single available job
+-- names itself, "<queue> <id>", and an idle worker claims it by id (ClaimOne);
+-- a queue whose jobs are all delayed reads "<queue> +<ms>" (notify_due), and
+-- an idle worker sleeps until then instead of claiming now. Inside a caller's
+-- transaction the wake-up names only queues: it is delivered at commit, maybe
+-- long after this statement's clock, and PostgreSQL folds the same queue's
+-- wake-ups of many enqueues into one.
 notified as (
-  select case when not $2::boolean then null
-              when not $3::boolean then {{schema}}.notify_jobs(array_agg(distinct queue))
+  select case when not :notify::boolean then null
+              when not :commitsAlone::boolean then {{schema}}.notify_jobs(array_agg(distinct queue))
               when count(*) = 1 and min(initial_state) = 'available'
                 then pg_notify({{channel:jobs}}, min(queue) || ' ' || min(new_id))
               else {{schema}}.notify_due(array_agg(queue),
@@ -66,15 +66,15 @@ from planned as p cross join notified
 order by p.ord;
 
 -- name: Wake
--- Wakes the workers of queues $1 (the NOTIFY that InsertPlain sends from
--- inside its statement when $2). Sent after the jobs' commit, or inside the
--- caller's transaction, where PostgreSQL delivers it on commit. $2: per
+-- Wakes the workers of queues :queues (the NOTIFY that InsertPlain sends from
+-- inside its statement when :notify). Sent after the jobs' commit, or inside the
+-- caller's transaction, where PostgreSQL delivers it on commit. :dueInMs: per
 -- queue, the milliseconds until its earliest new job is due (0 or less: due
 -- now; see notify_due); null wakes the queues as due now.
-select {{schema}}.notify_due($1::text[], $2::float8[]);
+select {{schema}}.notify_due(:queues::text[], :dueInMs::float8[]);
 
 -- name: DrawIds
--- Job ids and the statement clock for a COPY of $1 jobs (queue/copy-jobs.ts),
+-- Job ids and the statement clock for a COPY of :count jobs (queue/copy-jobs.ts),
 -- in one pass over the drawn ids. One session draws ids in increasing order,
 -- so when they are contiguous only the first is needed. When they are not
 -- (another session drew in between) the client draws again with DrawIdList;
@@ -83,11 +83,11 @@ select {{schema}}.notify_due($1::text[], $2::float8[]);
 -- losing precision.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select span.first::text as first,
-       span.last - span.first + 1 = $1::int as contiguous,
+       span.last - span.first + 1 = :count::int as contiguous,
        (extract(epoch from clock.now) * 1000000)::bigint::text as now_us
 from (
   select min(d.id) as first, max(d.id) as last
-  from (select nextval('{{schema}}.jobs_id_seq'::regclass) as id from generate_series(1, $1::int)) as d
+  from (select nextval('{{schema}}.jobs_id_seq'::regclass) as id from generate_series(1, :count::int)) as d
 ) as span cross join clock;
 
 -- name: DrawIdList
@@ -95,12 +95,12 @@ from (
 -- list when they are again not contiguous (null when they are).
 with drawn as materialized (
   select nextval('{{schema}}.jobs_id_seq'::regclass) as id, g.ord
-  from generate_series(1, $1::int) with ordinality as g(n, ord)
+  from generate_series(1, :count::int) with ordinality as g(n, ord)
 ),
 span as (select min(id) as first, max(id) as last from drawn),
 clock as materialized (select {{schema}}.clock_now() as now)
 select span.first::text as first,
-       case when span.last - span.first + 1 = $1::int then null
+       case when span.last - span.first + 1 = :count::int then null
             else (select string_agg(id::text, ',' order by ord) from drawn) end as ids,
        (extract(epoch from clock.now) * 1000000)::bigint::text as now_us
 from span cross join clock;
@@ -116,15 +116,15 @@ from stdin with (format binary);
 
 -- name: Insert
 -- The same for lists where some jobs have a unique key. Per job, conflict
--- 'keep' leaves an existing queued job with the same key alone and returns
--- it; 'replace' overwrites its payload, run time and options while it has not
--- started. $2 as InsertPlain's $3: on rota's own connection, queues whose
--- written jobs are all delayed are woken with when they come due.
+-- 'keep' leaves an existing queued job with the same key alone and returns it;
+-- 'replace' overwrites its payload, run time and options while it has not
+-- started. :commitsAlone as in InsertPlain: on rota's own connection, queues
+-- whose written jobs are all delayed are woken with when they come due.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
-    jsonb_to_recordset($1::jsonb) as (queue text, task text, payload jsonb, priority int,
+    jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
       delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
       unique_key text, conflict text)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
@@ -169,7 +169,7 @@ replaced as (
   returning id, queue, state, run_at, unique_key, (xmax = 0) as inserted
 ),
 notified as (
-  select case when $2::boolean
+  select case when :commitsAlone::boolean
               then {{schema}}.notify_due(array_agg(woken.queue),
                                          array_agg(extract(epoch from woken.run_at - clock.now)::float8 * 1000))
               else {{schema}}.notify_jobs(array_agg(woken.queue)) end as done
@@ -196,4 +196,4 @@ order by p.ord;
 -- A queued job with this unique key (after a 'keep' conflict with a job that
 -- another transaction committed during the insert).
 select id::text, state from {{schema}}.jobs
-where unique_key = $1 and state in ('scheduled', 'available');
+where unique_key = :uniqueKey and state in ('scheduled', 'available');

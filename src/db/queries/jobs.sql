@@ -4,53 +4,54 @@
 -- row (a plain subquery would be inlined and evaluate clock_now() per row).
 
 -- name: Claim
--- Takes up to $3 due jobs of queues $1 and tasks $2 and leases them to
--- worker $4 for $5 ms, skipping rows other workers hold. The attempt is
--- counted here, so a worker that dies mid-job has used it; the first $6
--- (its free slots) are marked started now, the others when they leave the
--- worker's buffer (MarkStarted), and a rescue gives a job that never started
--- its attempt back, once.
+-- Takes up to :limit due jobs of queues :queues and tasks :tasks and leases
+-- them to worker :workerId for :leaseMs ms, skipping rows other workers hold.
+-- The attempt is counted here, so a worker that dies mid-job has used it; the
+-- first :startNow (its free slots) are marked started now, the others when
+-- they leave the worker's buffer (MarkStarted), and a rescue gives a job that
+-- never started its attempt back, once.
 -- Candidates come per queue from the two claim indexes (led by
 -- hashtext(queue), see migration 0006), each read in its own order and cut at
--- $3: available jobs by priority then age, and scheduled jobs
--- that have come due by due time. The best $3 of those are taken. (Among
--- scheduled jobs that came due together, the earliest due go first.) Jobs $7
--- are passed over before the cut, so they never crowd out others: this
--- worker still runs an earlier attempt of theirs (it timed out, or was
+-- :limit: available jobs by priority then age, and scheduled jobs
+-- that have come due by due time. The best :limit of those are taken. (Among
+-- scheduled jobs that came due together, the earliest due go first.) Jobs
+-- :passOver are passed over before the cut, so they never crowd out others:
+-- this worker still runs an earlier attempt of theirs (it timed out, or was
 -- rescued from it), or still has its outcome to write, and one worker never
 -- runs two attempts of a job at once; others may take them. (NOT IN over a
--- subquery is hashed once per claim; `id <> all($7)` was checked element by
--- element for every candidate and made a 200-job claim a millisecond slower.)
+-- subquery is hashed once per claim; `id <> all(:passOver)` was checked
+-- element by element for every candidate and made a 200-job claim a
+-- millisecond slower.)
 with clock as materialized (select {{schema}}.clock_now() as now),
 available as (
   select c.*
-  from unnest($1::text[]) as q(name)
+  from unnest(:queues::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'available' and hashtext(queue) = hashtext(q.name) and queue = q.name
-      and task = any($2::text[]) and id not in (select unnest($7::bigint[]))
+      and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
     order by priority desc, run_at, id
-    limit $3
+    limit :limit
     for update skip locked
   ) as c
 ),
 came_due as (
   select c.*
-  from unnest($1::text[]) as q(name)
+  from unnest(:queues::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
-      and task = any($2::text[]) and id not in (select unnest($7::bigint[]))
+      and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
       and run_at <= (select {{schema}}.clock_now())
     order by run_at, id
-    limit $3
+    limit :limit
     for update skip locked
   ) as c
 ),
 next as (
   select * from (select * from available union all select * from came_due) as candidates
   order by priority desc, run_at, id
-  limit $3
+  limit :limit
 ),
 -- What each candidate becomes. Most become 'running'. A schedule execution
 -- past its catch-up deadline becomes 'missed'. One with an overlap policy
@@ -62,9 +63,9 @@ next as (
 decided as (
   select j.id,
          row_number() over (order by j.priority desc, j.run_at, j.id) as claim_rank,
-         -- The first $6 (the worker's free slots) start at once; the others
-         -- wait in its buffer, and their start is recorded when it comes.
-         row_number() over (order by j.priority desc, j.run_at, j.id) <= $6::bigint as starts_now,
+         -- The first :startNow (the worker's free slots) start at once; the
+         -- others wait in its buffer, and their start is recorded when it comes.
+         row_number() over (order by j.priority desc, j.run_at, j.id) <= :startNow::bigint as starts_now,
          case when j.deadline_at <= clock.now then 'missed'
               when j.concurrency_key is null then 'running'
               -- ranked among the candidates that are not missed, so a
@@ -84,9 +85,9 @@ claimed as (
 update {{schema}}.jobs as j
 set state = d.to_state,
     attempts = case when d.to_state = 'running' then j.attempts + 1 else j.attempts end,
-    lease_holder = case when d.to_state = 'running' then $4 end,
+    lease_holder = case when d.to_state = 'running' then :workerId end,
     lease_expires_at = case when d.to_state = 'running'
-                            then clock.now + make_interval(secs => $5::double precision / 1000) end,
+                            then clock.now + make_interval(secs => :leaseMs::double precision / 1000) end,
     started_at = case when d.to_state = 'running' and d.starts_now then clock.now end,
     run_at = case when d.to_state = 'scheduled' then clock.now + interval '1 second' else j.run_at end,
     finished_at = case when d.to_state in ('missed', 'skipped') then clock.now end,
@@ -112,25 +113,25 @@ select * from claimed order by claim_rank;
 
 -- name: ClaimOne
 -- Claim for one job by id, as named in the wake-up of a lone enqueue
--- (InsertPlain): a worker with free slots and nothing buffered takes that
--- job through its primary key instead of reading the claim indexes. Only
--- what Claim would start as it is: available, of the worker's queues $2 and
--- tasks $3, with no concurrency key or deadline (schedule executions go
--- through Claim). Leased to worker $4 for $5 ms and started now. No row when
--- another worker took it first (SKIP LOCKED) or it is not such a job; the
--- worker then claims as usual.
+-- (InsertPlain): a worker with free slots and nothing buffered takes that job
+-- through its primary key instead of reading the claim indexes. Only what
+-- Claim would start as it is: available, of the worker's queues :queues and
+-- tasks :tasks, with no concurrency key or deadline (schedule executions go
+-- through Claim). Leased to worker :workerId for :leaseMs ms and started now.
+-- No row when another worker took it first (SKIP LOCKED) or it is not such a
+-- job; the worker then claims as usual.
 with clock as materialized (select {{schema}}.clock_now() as now),
 picked as (
   select id from {{schema}}.jobs
-  where id = $1::bigint and state = 'available' and queue = any($2::text[])
-    and task = any($3::text[]) and concurrency_key is null and deadline_at is null
+  where id = :id::bigint and state = 'available' and queue = any(:queues::text[])
+    and task = any(:tasks::text[]) and concurrency_key is null and deadline_at is null
   for update skip locked
 )
 update {{schema}}.jobs as j
 set state = 'running',
     attempts = j.attempts + 1,
-    lease_holder = $4,
-    lease_expires_at = clock.now + make_interval(secs => $5::double precision / 1000),
+    lease_holder = :workerId,
+    lease_expires_at = clock.now + make_interval(secs => :leaseMs::double precision / 1000),
     started_at = clock.now
 from picked, clock
 where j.id = picked.id
@@ -143,11 +144,11 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
 -- Milliseconds until the next scheduled job of these queues and tasks is due,
 -- by the database clock (null: none). Available jobs are claimed, not waited for.
 select extract(epoch from (min(next.run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
-from unnest($1::text[]) as q(name)
+from unnest(:queues::text[]) as q(name)
 cross join lateral (
   select run_at from {{schema}}.jobs
   where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
-    and task = any($2::text[])
+    and task = any(:tasks::text[])
   order by run_at
   limit 1
 ) as next;
@@ -156,8 +157,8 @@ cross join lateral (
 -- Success with no retention: the row leaves at once. Fenced: only the lease
 -- holder's current attempt counts; a job rescued meanwhile is left alone.
 delete from {{schema}}.jobs as j
-using unnest($1::bigint[], $2::int[]) as done(id, attempt)
-where j.id = done.id and j.attempts = done.attempt and j.lease_holder = $3 and j.state = 'running'
+using unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
+where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId and j.state = 'running'
 returning j.id::text;
 
 -- name: CompleteByKeep
@@ -165,8 +166,8 @@ returning j.id::text;
 update {{schema}}.jobs as j
 set state = 'succeeded', finished_at = (select {{schema}}.clock_now()),
     lease_holder = null, lease_expires_at = null
-from unnest($1::bigint[], $2::int[]) as done(id, attempt)
-where j.id = done.id and j.attempts = done.attempt and j.lease_holder = $3 and j.state = 'running'
+from unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
+where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId and j.state = 'running'
 returning j.id::text;
 
 -- name: Fail
@@ -180,10 +181,10 @@ returning j.id::text;
 with clock as materialized (select {{schema}}.clock_now() as now),
 failed as (
   select f.*, f.cancelled or j.cancel_requested_at is not null as cancel, j.unique_key
-  from unnest($1::bigint[], $2::int[], $3::text[], $4::double precision[], $5::boolean[])
+  from unnest(:ids::bigint[], :attempts::int[], :errors::text[], :retryMs::double precision[], :cancelled::boolean[])
     as f(id, attempt, error, retry_ms, cancelled)
   join {{schema}}.jobs as j
-    on j.id = f.id and j.attempts = f.attempt and j.lease_holder = $6 and j.state = 'running'
+    on j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
 ),
 -- Retries of two jobs with one key (both ran at once) in one batch: only the
 -- first keeps it.
@@ -210,48 +211,48 @@ set state = case when f.cancel then 'cancelled'
     lease_holder = null,
     lease_expires_at = null
 from clock, keyed as f
-where j.id = f.id and j.attempts = f.attempt and j.lease_holder = $6 and j.state = 'running'
+where j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
 returning j.id::text, j.state, j.run_at;
 
 -- name: Heartbeat
--- Extends the leases worker $3 still holds, per job and attempt ($1, $2):
--- pairs missing from the result were taken from it (rescued; an attempt it
--- still runs after the job was claimed again, even by itself, is not kept
--- alive by the new one). Also reports cancellation requests. A lease a
--- handler extended further (extendLease) keeps its later expiry.
+-- Extends the leases worker :workerId still holds, per job and attempt (:ids,
+-- :attempts): pairs missing from the result were taken from it (rescued; an
+-- attempt it still runs after the job was claimed again, even by itself, is
+-- not kept alive by the new one). Also reports cancellation requests. A lease
+-- a handler extended further (extendLease) keeps its later expiry.
 update {{schema}}.jobs as j
 set lease_expires_at = greatest(j.lease_expires_at,
-                                (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000))
-from unnest($1::bigint[], $2::int[]) as held(id, attempt)
-where j.id = held.id and j.attempts = held.attempt and j.lease_holder = $3 and j.state = 'running'
+                                (select {{schema}}.clock_now()) + make_interval(secs => :leaseMs::double precision / 1000))
+from unnest(:ids::bigint[], :attempts::int[]) as held(id, attempt)
+where j.id = held.id and j.attempts = held.attempt and j.lease_holder = :workerId and j.state = 'running'
 returning j.id::text, j.attempts, j.cancel_requested_at is not null as cancel_requested;
 
 -- name: ExtendLease
 update {{schema}}.jobs
-set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000)
-where id = $1 and attempts = $2 and lease_holder = $3 and state = 'running'
+set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => :leaseMs::double precision / 1000)
+where id = :id and attempts = :attempt and lease_holder = :workerId and state = 'running'
 returning lease_expires_at;
 
 -- name: MarkStarted
--- Records that buffered jobs of worker $2 started their handlers.
+-- Records that buffered jobs of worker :workerId started their handlers.
 update {{schema}}.jobs
 set started_at = (select {{schema}}.clock_now())
-where id = any($1::bigint[]) and lease_holder = $2 and state = 'running' and started_at is null;
+where id = any(:ids::bigint[]) and lease_holder = :workerId and state = 'running' and started_at is null;
 
 -- name: ReleaseUnstarted
--- Hands claimed-but-never-started jobs ($1 with attempts $2) of worker $3 back
--- at once (graceful stop): the attempt counted by Claim is returned too. One
--- cancelled meanwhile ends cancelled; one whose unique key is queued again,
--- or handed back here behind another with the same key, gives the key up
--- (see Fail).
+-- Hands claimed-but-never-started jobs (:ids with attempts :attempts) of
+-- worker :workerId back at once (graceful stop): the attempt counted by Claim
+-- is returned too. One cancelled meanwhile ends cancelled; one whose unique
+-- key is queued again, or handed back here behind another with the same key,
+-- gives the key up (see Fail).
 with clock as materialized (select {{schema}}.clock_now() as now),
 held as (
   select j.id, j.unique_key,
          case when j.cancel_requested_at is not null then 'cancelled' else 'available' end
            as next_state
-  from unnest($1::bigint[], $2::int[]) as h(id, attempt)
+  from unnest(:ids::bigint[], :attempts::int[]) as h(id, attempt)
   join {{schema}}.jobs as j on j.id = h.id and j.attempts = h.attempt
-  where j.lease_holder = $3 and j.state = 'running'
+  where j.lease_holder = :workerId and j.state = 'running'
 ),
 keyed as (
   select h.*,
@@ -268,7 +269,7 @@ released as (
       attempts = j.attempts - 1, lease_holder = null, lease_expires_at = null, started_at = null,
       unique_key = case when k.gives_key_up then null else j.unique_key end
   from clock, keyed as k
-  where j.id = k.id and j.lease_holder = $3 and j.state = 'running'
+  where j.id = k.id and j.lease_holder = :workerId and j.state = 'running'
   returning j.id, j.queue, j.state
 )
 select released.id::text, released.queue, notified.done
@@ -289,7 +290,7 @@ expired as (
   from {{schema}}.jobs
   where state = 'running' and lease_expires_at < (select now from clock)
   order by lease_expires_at
-  limit $1
+  limit :limit
   for update skip locked
 ),
 decided as (
@@ -341,7 +342,7 @@ cross join (
 -- A queued job is cancelled at once; a running one is asked to stop (its
 -- worker hears it on the cancel channel, or at its next heartbeat).
 with target as (
-  select id, state from {{schema}}.jobs where id = $1 for update
+  select id, state from {{schema}}.jobs where id = :id for update
 ),
 changed as (
   update {{schema}}.jobs as j
@@ -372,11 +373,11 @@ with candidates as (
   select j.id, j.unique_key, j.finished_at
   from {{schema}}.jobs as j
   where j.state = 'failed'
-    and ($1::text is null or j.queue = $1)
-    and ($2::text is null or j.task = $2)
-    and ($3::timestamptz is null or j.finished_at >= $3)
-    and ($4::timestamptz is null or j.finished_at < $4)
-    and ($5::bigint[] is null or j.id = any($5))
+    and (:queue::text is null or j.queue = :queue)
+    and (:task::text is null or j.task = :task)
+    and (:from::timestamptz is null or j.finished_at >= :from)
+    and (:to::timestamptz is null or j.finished_at < :to)
+    and (:ids::bigint[] is null or j.id = any(:ids))
     and (j.unique_key is null or not {{schema}}.unique_key_queued(j.unique_key))
 ),
 chosen as (
@@ -398,16 +399,16 @@ from replayed
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
 
 -- name: PruneJobs
--- Deletes up to $3 finished jobs (not schedule executions) in states $1 that
--- finished more than $2 ms ago. The literal conditions let the partial index
--- jobs_finished serve it whatever $1 is.
+-- Deletes up to :limit finished jobs (not schedule executions) in states
+-- :states that finished more than :keepMs ms ago. The literal conditions let
+-- the partial index jobs_finished serve it whatever :states is.
 with doomed as (
   select id from {{schema}}.jobs
   where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
     and schedule_id is null
-    and state = any($1::text[])
-    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
-  limit $3
+    and state = any(:states::text[])
+    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => :keepMs::double precision / 1000)
+  limit :limit
   for update skip locked
 )
 delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
@@ -419,9 +420,9 @@ with doomed as (
   select id from {{schema}}.jobs
   where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
     and schedule_id is not null
-    and state = any($1::text[])
-    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => $2::double precision / 1000)
-  limit $3
+    and state = any(:states::text[])
+    and finished_at < (select {{schema}}.clock_now()) - make_interval(secs => :keepMs::double precision / 1000)
+  limit :limit
   for update skip locked
 )
 delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
@@ -430,15 +431,15 @@ delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
 select id::text, queue, task, payload, state, priority, run_at, attempts, max_attempts,
        backoff, timeout_ms, lease_holder, lease_expires_at, cancel_requested_at, unique_key,
        last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at
-from {{schema}}.jobs where id = $1;
+from {{schema}}.jobs where id = :id;
 
 -- name: List
 -- Newest first; every filter optional (null: any).
 select id::text, queue, task, state, priority, run_at, attempts, max_attempts,
        last_error->>'message' as last_error, created_at, finished_at
 from {{schema}}.jobs
-where ($1::text is null or state = $1)
-  and ($2::text is null or queue = $2)
-  and ($3::text is null or task = $3)
+where (:state::text is null or state = :state)
+  and (:queue::text is null or queue = :queue)
+  and (:task::text is null or task = :task)
 order by id desc
-limit $4;
+limit :limit;

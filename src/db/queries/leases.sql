@@ -2,12 +2,12 @@
 -- renews it well before it expires, and anyone may take it once it has.
 
 -- name: Acquire
--- Takes lease $1 for holder $2 for $3 ms if it is free, expired, or already
--- ours. A change of holder bumps the epoch; the result is empty when another
--- holder's lease is still valid.
+-- Takes lease :name for holder :holder for :ttlMs ms if it is free, expired,
+-- or already ours. A change of holder bumps the epoch; the result is empty
+-- when another holder's lease is still valid.
 with clock as materialized (select {{schema}}.clock_now() as now)
 insert into {{schema}}.leases as l (name, holder, epoch, acquired_at, expires_at)
-select $1, $2, 1, clock.now, clock.now + make_interval(secs => $3::double precision / 1000)
+select :name, :holder, 1, clock.now, clock.now + make_interval(secs => :ttlMs::double precision / 1000)
 from clock
 on conflict (name) do update
 set holder = excluded.holder,
@@ -22,18 +22,18 @@ returning epoch, expires_at;
 -- name: Renew
 -- Extends the lease only while this holder and epoch still hold it.
 update {{schema}}.leases
-set expires_at = (select {{schema}}.clock_now()) + make_interval(secs => $4::double precision / 1000)
-where name = $1 and holder = $2 and epoch = $3 and expires_at > (select {{schema}}.clock_now())
+set expires_at = (select {{schema}}.clock_now()) + make_interval(secs => :ttlMs::double precision / 1000)
+where name = :name and holder = :holder and epoch = :epoch and expires_at > (select {{schema}}.clock_now())
 returning expires_at;
 
 -- name: Release
 -- Gives the lease up on shutdown so a standby takes over at once.
 update {{schema}}.leases
 set expires_at = (select {{schema}}.clock_now())
-where name = $1 and holder = $2 and epoch = $3
+where name = :name and holder = :holder and epoch = :epoch
 returning name;
 
 -- name: Get
 select name, holder, epoch, acquired_at, expires_at,
        expires_at > (select {{schema}}.clock_now()) as valid
-from {{schema}}.leases where name = $1;
+from {{schema}}.leases where name = :name;

@@ -7,16 +7,16 @@ select id::text, name, task, payload, queue, priority, max_attempts, cron, every
        timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
        enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
        materialized_version, last_error, quiesced_at, created_at, updated_at
-from {{schema}}.schedules where name = $1;
+from {{schema}}.schedules where name = :name;
 
 -- name: Lock
--- The schedule row (by name $1 or id $2), locked for a change made in the
+-- The schedule row (by name :name or id :id), locked for a change made in the
 -- caller's transaction.
 select id::text, name, task, payload, queue, priority, max_attempts, cron, every, anchor,
        timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
        enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
        materialized_version, last_error, quiesced_at, created_at, updated_at
-from {{schema}}.schedules where name = $1 or id = $2 for update;
+from {{schema}}.schedules where name = :name or id = :id for update;
 
 -- name: List
 -- Schedules by name, with the next planned run of each.
@@ -25,16 +25,16 @@ select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezon
        (select min(j.run_at) from {{schema}}.jobs as j
         where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at
 from {{schema}}.schedules as s
-where ($1::text is null or s.owner = $1) and ($2::text is null or s.name like $2)
+where (:owner::text is null or s.owner = :owner) and (:namePattern::text is null or s.name like :namePattern)
 order by s.name
-limit $3;
+limit :limit;
 
 -- name: Upsert
 -- Creates or changes a schedule by name. A change of anything that shapes an
 -- execution changes the generated version column.
 insert into {{schema}}.schedules as s (name, task, payload, queue, priority, max_attempts, cron,
   every, anchor, timezone, catch_up, catch_up_window_ms, overlap, horizon, owner, handover)
-values ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 = 'external')
+values (:name, :task, :payload::jsonb, :queue, :priority, :maxAttempts, :cron, :every, :anchor, :timezone, :catchUp, :catchUpWindowMs, :overlap, :horizon, :owner, :owner = 'external')
 on conflict (name) do update
 set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts, cron = excluded.cron,
@@ -52,20 +52,20 @@ set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
 returning id::text, version, owner, (xmax = 0) as inserted;
 
 -- name: SetState
--- Pause/resume, enable/disable, hand over: $2 paused, $3 enabled, $4 owner
--- (null keeps each). A NULL cursor makes the next pass take a baseline, so
--- nothing that came due meanwhile fires in a burst.
+-- Pause/resume, enable/disable, hand over: :paused, :enabled, :owner (null
+-- keeps each). :resetCursor sets the cursor NULL, which makes the next pass
+-- take a baseline, so nothing that came due meanwhile fires in a burst.
 update {{schema}}.schedules
-set paused = coalesce($2, paused), enabled = coalesce($3, enabled), owner = coalesce($4, owner),
-    next_run_at = case when $5 then null else next_run_at end,
+set paused = coalesce(:paused, paused), enabled = coalesce(:enabled, enabled), owner = coalesce(:owner, owner),
+    next_run_at = case when :resetCursor then null else next_run_at end,
     fill_at = '-infinity',
-    last_error = case when $3 then null else last_error end,
-    quiesced_at = case when $3 then null else quiesced_at end,
+    last_error = case when :enabled then null else last_error end,
+    quiesced_at = case when :enabled then null else quiesced_at end,
     updated_at = {{schema}}.clock_now()
-where id = $1;
+where id = :id;
 
 -- name: Delete
-delete from {{schema}}.schedules where id = $1;
+delete from {{schema}}.schedules where id = :id;
 
 -- name: DueForFill
 -- Schedules whose horizon needs filling (fill_at has come), oldest first,
@@ -81,7 +81,7 @@ cross join lateral (
   where s.fill_at <= clock.now and s.enabled and not s.paused and s.owner = 'rota'
     and (s.materialized_version is null or s.materialized_version = s.version)
   order by s.fill_at
-  limit $1
+  limit :limit
 ) as s
 cross join lateral (
   select count(*)::int as count, min(j.run_at) as first_run_at,
@@ -92,36 +92,38 @@ cross join lateral (
 ) as live;
 
 -- name: LiveFuture
--- Schedule $1's live executions of occurrences after now by version $2, and
--- now. (By occurrence, not run time: a failed execution waiting for its retry
--- belongs to a past occurrence and holds no horizon slot.) Read through
--- jobs_execution_once: schedule, target '' (the schedule's own grid), occurrence.
+-- Schedule :scheduleId's live executions of occurrences after now by version
+-- :version, and now. (By occurrence, not run time: a failed execution waiting
+-- for its retry belongs to a past occurrence and holds no horizon slot.) Read
+-- through jobs_execution_once: schedule, target '' (the schedule's own grid),
+-- occurrence.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select count(j.id)::int as count, min(j.run_at) as first_run_at,
        max(j.occurrence_at) as last_occurrence, clock.now
 from clock
 left join {{schema}}.jobs as j
-  on j.schedule_id = $1 and j.target_key = '' and j.occurrence_at > clock.now
- and j.state = 'scheduled' and j.schedule_version = $2
+  on j.schedule_id = :scheduleId and j.target_key = '' and j.occurrence_at > clock.now
+ and j.state = 'scheduled' and j.schedule_version = :version
 group by clock.now;
 
 -- name: Materialize
 -- Writes planned executions and advances cursors, for many schedules in one
--- statement. $1: per schedule {id, expected_cursor, version, cursor, fill_at,
--- last_run_at}; $2: executions {schedule_id, occurrence_at, deadline_at,
--- state, last_error}. A schedule is written only if its cursor and version
--- are still what the plan was made from (compare-and-set), and executions
--- only for schedules written: a second orchestrator, a stale leader or a
--- concurrent change writes nothing. The unique index jobs_execution_once
--- backs this up. $3/$4/$5: the leader lease (name, holder, epoch) the writer
--- must still hold, or null when an API call materializes inline. $6: send
--- the written executions back (for their events). $7: the statement commits
--- by itself (the orchestrator's pass), so its wake-up is delivered at once.
+-- statement. :schedules: per schedule {id, expected_cursor, version, cursor,
+-- fill_at, last_run_at}; :executions: {schedule_id, occurrence_at,
+-- deadline_at, state, last_error}. A schedule is written only if its cursor
+-- and version are still what the plan was made from (compare-and-set), and
+-- executions only for schedules written: a second orchestrator, a stale
+-- leader or a concurrent change writes nothing. The unique index
+-- jobs_execution_once backs this up. :leaseName, :leaseHolder, :leaseEpoch:
+-- the leader lease the writer must still hold, or null when an API call
+-- materializes inline. :returnExecutions: send the written executions back
+-- (for their events). :commitsAlone: the statement commits by itself (the
+-- orchestrator's pass), so its wake-up is delivered at once.
 with clock as materialized (select {{schema}}.clock_now() as now),
 leader as materialized (
-  select $3::text is null
+  select :leaseName::text is null
       or exists (select 1 from {{schema}}.leases as l, clock
-                 where l.name = $3 and l.holder = $4 and l.epoch = $5 and l.expires_at > clock.now)
+                 where l.name = :leaseName and l.holder = :leaseHolder and l.epoch = :leaseEpoch and l.expires_at > clock.now)
       as ok
 ),
 advanced as (
@@ -129,7 +131,7 @@ advanced as (
   set next_run_at = i.cursor, fill_at = i.fill_at,
       last_run_at = coalesce(i.last_run_at, s.last_run_at),
       materialized_version = s.version
-  from jsonb_to_recordset($1::jsonb) as i(id bigint, expected_cursor timestamptz, version text,
+  from jsonb_to_recordset(:schedules::jsonb) as i(id bigint, expected_cursor timestamptz, version text,
                                           cursor timestamptz, fill_at timestamptz,
                                           last_run_at timestamptz),
        leader
@@ -146,7 +148,7 @@ inserted as (
          case when a.overlap <> 'allow' then 'schedule:' || a.id || ':' end,
          nullif(a.overlap, 'allow'), e.last_error,
          case when e.state = 'missed' then clock.now end, clock.now
-  from jsonb_to_recordset($2::jsonb) as e(schedule_id bigint, occurrence_at timestamptz,
+  from jsonb_to_recordset(:executions::jsonb) as e(schedule_id bigint, occurrence_at timestamptz,
                                           deadline_at timestamptz, state text, last_error jsonb)
   join advanced as a on a.id = e.schedule_id
   cross join clock
@@ -156,23 +158,24 @@ inserted as (
   do nothing
   returning id, schedule_id, queue, task, state, run_at, occurrence_at
 ),
--- Workers of these queues learn when the new executions come due, and an
--- idle one sleeps until then (notify_due). Inside an API call's transaction
--- ($7 false) the wake-up is delivered at its commit, however late: there it
--- names only the queues.
+-- Workers of these queues learn when the new executions come due, and an idle
+-- one sleeps until then (notify_due). Inside an API call's transaction
+-- (:commitsAlone false) the wake-up is delivered at its commit, however late:
+-- there it names only the queues.
 notified as (
-  select case when $7::boolean
+  select case when :commitsAlone::boolean
               then {{schema}}.notify_due(array_agg(inserted.queue),
                                          array_agg(extract(epoch from inserted.run_at - clock.now)::float8 * 1000))
               else {{schema}}.notify_jobs(array_agg(inserted.queue)) end as done
   from inserted cross join clock
   where inserted.state = 'scheduled'
 )
--- The executions themselves come back only when $6 (someone listens for
--- their events); otherwise only the counts, not one JSON object per row.
+-- The executions themselves come back only when :returnExecutions (someone
+-- listens for their events); otherwise only the counts, not one JSON object
+-- per row.
 select (select count(*)::int from advanced) as advanced,
        (select count(*)::int from inserted) as inserted,
-       case when $6::boolean then
+       case when :returnExecutions::boolean then
          (select coalesce(jsonb_agg(jsonb_build_object(
             'id', id::text, 'schedule_id', schedule_id::text, 'queue', queue, 'task', task,
             'state', state, 'run_at', run_at, 'occurrence_at', occurrence_at)), '[]'::jsonb)
@@ -181,32 +184,34 @@ select (select count(*)::int from advanced) as advanced,
        (select done from notified) as notified;
 
 -- name: Supersede
--- Executions of schedule $1 that have not started (no attempt yet) become
--- 'superseded': they never run, and history shows why ($3). With $2, only
--- those planned by another version, and only those not due yet (a change:
--- due ones belong to the past grid and run as planned); with $2 null, all of
--- them, due or not (pause, disable, hand-back: nothing more may start).
+-- Executions of schedule :scheduleId that have not started (no attempt yet)
+-- become 'superseded': they never run, and history shows why (:reason). With
+-- :keepVersion, only those planned by another version, and only those not due
+-- yet (a change: due ones belong to the past grid and run as planned); with
+-- :keepVersion null, all of them, due or not (pause, disable, hand-back:
+-- nothing more may start).
 with clock as materialized (select {{schema}}.clock_now() as now)
 update {{schema}}.jobs as j
 set state = 'superseded', finished_at = clock.now,
-    last_error = jsonb_build_object('message', $3::text, 'at', clock.now)
+    last_error = jsonb_build_object('message', :reason::text, 'at', clock.now)
 from clock
-where j.schedule_id = $1 and j.state in ('scheduled', 'available') and j.attempts = 0
-  and ($2::text is null or (j.schedule_version is distinct from $2 and j.run_at > clock.now))
+where j.schedule_id = :scheduleId and j.state in ('scheduled', 'available') and j.attempts = 0
+  and (:keepVersion::text is null or (j.schedule_version is distinct from :keepVersion and j.run_at > clock.now))
 returning j.id::text, j.occurrence_at, j.run_at;
 
 -- name: RemoveUnstarted
 -- Deleting a schedule: its executions that have not started go with it.
 delete from {{schema}}.jobs
-where schedule_id = $1 and state in ('scheduled', 'available')
+where schedule_id = :scheduleId and state in ('scheduled', 'available')
 returning id::text;
 
 -- name: Skip
--- Skips one execution that has not started: the next one, or execution $2.
+-- Skips one execution that has not started: the next one, or execution
+-- :executionId.
 with target as (
   select id from {{schema}}.jobs
-  where schedule_id = $1 and state in ('scheduled', 'available')
-    and ($2::bigint is null or id = $2)
+  where schedule_id = :scheduleId and state in ('scheduled', 'available')
+    and (:executionId::bigint is null or id = :executionId)
   order by run_at, id
   limit 1
   for update
@@ -228,20 +233,20 @@ with inserted as (
          coalesce(s.max_attempts, 25), s.id, '', s.version,
          case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' end,
          nullif(s.overlap, 'allow'), {{schema}}.clock_now()
-  from {{schema}}.schedules as s where s.id = $1
+  from {{schema}}.schedules as s where s.id = :scheduleId
   returning id, queue, run_at
 )
 select inserted.id::text, inserted.run_at, {{schema}}.notify_jobs(array[inserted.queue]) as notified
 from inserted;
 
 -- name: Planned
--- A schedule's executions that have not started, from $2 on, in run order.
+-- A schedule's executions that have not started, from :from on, in run order.
 select id::text, state, run_at, occurrence_at, target_key, schedule_version
 from {{schema}}.jobs
-where schedule_id = $1 and state in ('scheduled', 'available') and run_at >= $2
-  and ($3::text is null or target_key = $3)
+where schedule_id = :scheduleId and state in ('scheduled', 'available') and run_at >= :from
+  and (:target::text is null or target_key = :target)
 order by run_at, id
-limit $4;
+limit :limit;
 
 -- name: History
 -- A schedule's executions, newest first: planned, running and finished
@@ -249,25 +254,25 @@ limit $4;
 select id::text, state, run_at, occurrence_at, target_key, schedule_version, attempts,
        started_at, finished_at, last_error
 from {{schema}}.jobs
-where schedule_id = $1 and ($2::text[] is null or state = any($2))
+where schedule_id = :scheduleId and (:states::text[] is null or state = any(:states))
 order by run_at desc, id desc
-limit $3;
+limit :limit;
 
 -- name: Quiesce
 -- A spec that does not parse (written by hand in SQL): the schedule is
 -- disabled once, with the reason, instead of failing every pass.
 update {{schema}}.schedules
-set enabled = false, last_error = $3, quiesced_at = {{schema}}.clock_now()
-where id = $1 and version = $2 and enabled
+set enabled = false, last_error = :reason, quiesced_at = {{schema}}.clock_now()
+where id = :id and version = :version and enabled
 returning id::text, name;
 
 -- name: Delay
--- A schedule whose write failed for a reason that may pass: the reason is
--- kept in last_error and the next visit waits $3 ms, so the others go first.
+-- A schedule whose write failed for a reason that may pass: the reason is kept
+-- in last_error and the next visit waits :delayMs ms, so the others go first.
 update {{schema}}.schedules
-set fill_at = {{schema}}.clock_now() + make_interval(secs => $3::double precision / 1000),
-    last_error = $2
-where id = $1
+set fill_at = {{schema}}.clock_now() + make_interval(secs => :delayMs::double precision / 1000),
+    last_error = :reason
+where id = :id
 returning id::text;
 
 -- name: Drifted
@@ -279,17 +284,17 @@ select s.id::text as id, s.name, s.version from {{schema}}.schedules as s
 where s.materialized_version is distinct from s.version and s.materialized_version is not null
   and s.enabled and not s.paused and s.owner = 'rota'
 order by s.id
-limit $1;
+limit :limit;
 
 -- name: WatchdogSlice
--- The next $2 schedules after id $1 (the slice; the next resumes after its
--- last id, and a short one means the scan reached the end and wraps), and
--- among them those whose future executions vanished (deleted by hand) or
--- whose cursor is not past its latest planned occurrence: one row per such
+-- The next :limit schedules after id :after (the slice; the next resumes after
+-- its last id, and a short one means the scan reached the end and wraps), and
+-- among them those whose future executions vanished (deleted by hand) or whose
+-- cursor is not past its latest planned occurrence: one row per such
 -- candidate, each carrying the slice's end, or one row with only the end.
 with clock as materialized (select {{schema}}.clock_now() as now),
 slice as materialized (
-  select * from {{schema}}.schedules where id > $1 order by id limit $2
+  select * from {{schema}}.schedules where id > :after order by id limit :limit
 ),
 span as (select max(id)::text as slice_last, count(*)::int as slice_size from slice)
 select span.slice_last, span.slice_size, c.*
@@ -313,15 +318,16 @@ left join lateral (
 
 -- name: RepairCursor
 update {{schema}}.schedules
-set next_run_at = $3, fill_at = '-infinity'
-where id = $1 and next_run_at is not distinct from $2
+set next_run_at = :cursor, fill_at = '-infinity'
+where id = :id and next_run_at is not distinct from :expectedCursor
 returning id::text;
 
 -- name: HandoverCandidates
 -- Schedules taking part in a hand-over from another scheduler (created as
--- external), by name $1, or all with $1 null; each with a stable bucket 0-99
--- from a hash of its name, so raising --percent only ever adds schedules.
+-- external), by name :names, or all with :names null; each with a stable
+-- bucket 0-99 from a hash of its name, so raising --percent only ever adds
+-- schedules.
 select id::text, name, owner, (hashtext(name)::bigint + 2147483648) % 100 as bucket
 from {{schema}}.schedules
-where handover and ($1::text[] is null or name = any($1))
+where handover and (:names::text[] is null or name = any(:names))
 order by name;

@@ -1,0 +1,153 @@
+import type { BackoffPolicy } from "../../queue/backoff.js";
+import { defineQueries, statement } from "../sql.js";
+
+/** A job as Claim and ClaimOne lease it to a worker. */
+export interface ClaimedRow {
+  id: string;
+  /** 'running', or what the claim made of a schedule execution it did not start. */
+  state: string;
+  queue: string;
+  task: string;
+  payload: unknown;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  backoff: BackoffPolicy | null;
+  timeout_ms: number | null;
+  created_at: Date;
+  lease_expires_at: Date | null;
+  unique_key: string | null;
+  schedule_id: string | null;
+  target_key: string | null;
+  occurrence_at: Date | null;
+  /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
+  started_at: Date | null;
+  claimed_at: Date;
+}
+
+/** A job row as the API shows it. */
+export interface JobRecord {
+  id: string;
+  queue: string;
+  task: string;
+  payload: unknown;
+  state: string;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  backoff: unknown;
+  timeout_ms: number | null;
+  lease_holder: string | null;
+  lease_expires_at: Date | null;
+  cancel_requested_at: Date | null;
+  unique_key: string | null;
+  last_error: { message: string; stack?: string | null; attempt?: number } | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  schedule_id: string | null;
+  target_key: string | null;
+  occurrence_at: Date | null;
+}
+
+export interface JobSummary {
+  id: string;
+  queue: string;
+  task: string;
+  state: string;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+/** Finished attempts, fenced on (id, attempt, worker): the lease holder's current attempt only. */
+interface Attempts {
+  ids: readonly string[];
+  attempts: readonly number[];
+  workerId: string;
+}
+
+/** The queues and tasks a worker takes. */
+interface Takes {
+  queues: readonly string[];
+  tasks: readonly string[];
+}
+
+/** `done`: selected only so that the statement's NOTIFY runs. */
+type Notified = { done: unknown };
+
+/** A finished job's retention: states, age and batch size. */
+type Prune = { states: readonly string[]; keepMs: number; limit: number };
+
+/**
+ * Every statement on the jobs table, from jobs.sql, bound per schema.
+ */
+export const jobQueries = defineQueries("jobs", {
+  Claim: statement<
+    Takes & {
+      limit: number;
+      workerId: string;
+      leaseMs: number;
+      /** How many of the claimed jobs start at once (the worker's free slots). */
+      startNow: number;
+      passOver: readonly string[];
+    },
+    ClaimedRow & { claim_rank: string }
+  >(),
+  ClaimOne: statement<Takes & { id: string; workerId: string; leaseMs: number }, ClaimedRow>(),
+  /** due_in_ms is numeric: text from pg. */
+  NextDue: statement<Takes, { due_in_ms: string | null }>(),
+  CompleteByDelete: statement<Attempts, { id: string }>(),
+  CompleteByKeep: statement<Attempts, { id: string }>(),
+  Fail: statement<
+    Attempts & {
+      /** JSON text per job. */
+      errors: readonly string[];
+      retryMs: readonly (number | null)[];
+      cancelled: readonly boolean[];
+    },
+    { id: string; state: string; run_at: Date }
+  >(),
+  Heartbeat: statement<
+    Attempts & { leaseMs: number },
+    { id: string; attempts: number; cancel_requested: boolean }
+  >(),
+  ExtendLease: statement<
+    { id: string; attempt: number; workerId: string; leaseMs: number },
+    { lease_expires_at: Date }
+  >(),
+  MarkStarted: statement<{ ids: readonly string[]; workerId: string }>(),
+  ReleaseUnstarted: statement<Attempts, Notified & { id: string; queue: string }>(),
+  Rescue: statement<
+    { limit: number },
+    Notified & { id: string; queue: string; task: string; state: string; attempts: number }
+  >(),
+  /** notified is a count: text from pg. */
+  Cancel: statement<
+    { id: string },
+    { id: string; state: string; previous_state: string | null; notified: string }
+  >(),
+  Replay: statement<
+    {
+      queue: string | null;
+      task: string | null;
+      from: Date | null;
+      to: Date | null;
+      ids: readonly string[] | null;
+    },
+    Notified & { id: string }
+  >(),
+  PruneJobs: statement<Prune>(),
+  PruneExecutions: statement<Prune>(),
+  Get: statement<{ id: string }, JobRecord>(),
+  List: statement<
+    { state: string | null; queue: string | null; task: string | null; limit: number },
+    JobSummary
+  >(),
+});
