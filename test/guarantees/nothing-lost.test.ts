@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
-import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/db/embedded.js";
+import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/dev/embedded.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
