@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { type Database, type Executor, isStatementError } from "../db/database.js";
+import type { Database, Executor } from "../db/database.js";
+import { isStatementError } from "../db/sqlstate.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
