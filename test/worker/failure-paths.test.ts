@@ -693,7 +693,7 @@ describe("the claim's passed-over jobs", () => {
       return result.rows.map((r: { id: string }) => r.id);
     });
     const q = jobQueries(t.schema);
-    const claimed = await t.rota.db.run<{ id: string; state: string }>(q.Claim, [
+    const claimed = await t.db.run<{ id: string; state: string }>(q.Claim, [
       ["passed.over"],
       ["tick"],
       10,
