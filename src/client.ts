@@ -2,7 +2,13 @@ import type pg from "pg";
 import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
-import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
+import {
+  assertSchemaCurrentToStart,
+  type MigrateProgress,
+  migrate,
+  type SchemaStatus,
+  schemaStatus,
+} from "./db/migrate.js";
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
 import { RotaEvents } from "./events.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
@@ -132,9 +138,13 @@ export class Rota {
     return this.enqueuer.enqueueMany(jobs, options);
   }
 
-  /** A worker over this database; call start() to begin. stop() is graceful. */
+  /**
+   * A worker over this database; call start() to begin (it rejects with
+   * SCHEMA_NOT_MIGRATED or SCHEMA_TOO_NEW on a schema this rota does not
+   * know). stop() is graceful.
+   */
   worker(options: WorkerOptions): Worker {
-    const worker = new Worker(this.#db, this.events, {
+    const worker = new SchemaCheckedWorker(this.#db, this.events, {
       ...options,
       tasks: options.tasks ?? [...this.tasks.values()],
       // Fields a worker does not give come from the Rota's retention.
@@ -145,8 +155,9 @@ export class Rota {
   }
 
   /**
-   * An orchestrator over this database (call start(); stop() releases the
-   * leader lease). Any number may run; one leads at a time.
+   * An orchestrator over this database (call start(), which checks the
+   * schema as a worker's does; stop() releases the leader lease). Any number
+   * may run; one leads at a time.
    */
   orchestrator(options: OrchestratorOptions = {}): Orchestrator {
     const orchestrator = new Orchestrator(this.#db, this.events, {
@@ -196,6 +207,38 @@ export class Rota {
       ...[...this.orchestrators].map((o) => o.stop()),
     ]);
     await this.#db.close();
+  }
+}
+
+/**
+ * The worker rota hands out: start() first checks the schema
+ * (assertSchemaCurrentToStart), so a worker on a schema behind or ahead of
+ * this code rejects with SCHEMA_NOT_MIGRATED or SCHEMA_TOO_NEW and claims
+ * nothing. (This belongs at the top of Worker.start(); it lives here until
+ * src/worker can take it.)
+ */
+class SchemaCheckedWorker extends Worker {
+  private stops = 0;
+
+  constructor(
+    private readonly schemaDb: Database,
+    events: RotaEvents,
+    options: WorkerOptions,
+  ) {
+    super(schemaDb, events, options);
+  }
+
+  override async start(): Promise<void> {
+    const stopsBefore = this.stops;
+    await assertSchemaCurrentToStart(this.schemaDb);
+    // stop() came while the schema was checked: there is nothing to start.
+    if (this.stops !== stopsBefore) return;
+    return super.start();
+  }
+
+  override stop(): Promise<void> {
+    this.stops++;
+    return super.stop();
   }
 }
 

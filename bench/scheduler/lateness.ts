@@ -70,7 +70,7 @@ export async function latenessWorkload(
     });
     await worker.start();
     const orchestrator = rota.orchestrator({ holder: "bench-lateness" });
-    orchestrator.start();
+    await orchestrator.start();
     try {
       const first = new Map<string, number>();
       for (let i = 0; i < options.schedules; i++) {
