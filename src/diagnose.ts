@@ -47,17 +47,7 @@ export interface DiagnoseOptions {
 const serverQueries = defineQueries("server", ["Version"]);
 
 export async function diagnose(db: Database, options: DiagnoseOptions = {}): Promise<Diagnosis> {
-  const report: Diagnosis = {
-    ok: false,
-    reachable: false,
-    serverVersion: null,
-    schema: db.schema,
-    schemaVersion: null,
-    latestVersion: LATEST_SCHEMA_VERSION,
-    pendingMigrations: [],
-    leader: null,
-    problems: [],
-  };
+  const report = notReached(db.schema);
   try {
     // connect() turns a failed connection into DATABASE_UNREACHABLE.
     const client = await db.connect();
@@ -100,6 +90,13 @@ export async function diagnose(db: Database, options: DiagnoseOptions = {}): Pro
  * a bad schema name): not reachable, the error as its one problem.
  */
 export function failedDiagnosis(schema: string, error: unknown): Diagnosis {
+  const report = notReached(schema);
+  report.problems.push(problemOf(error));
+  return report;
+}
+
+/** Nothing known yet: diagnose() fills it in as each question is answered. */
+function notReached(schema: string): Diagnosis {
   return {
     ok: false,
     reachable: false,
@@ -109,7 +106,7 @@ export function failedDiagnosis(schema: string, error: unknown): Diagnosis {
     latestVersion: LATEST_SCHEMA_VERSION,
     pendingMigrations: [],
     leader: null,
-    problems: [problemOf(error)],
+    problems: [],
   };
 }
 
