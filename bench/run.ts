@@ -218,7 +218,7 @@ async function openDatabase(): Promise<Database> {
   const url = process.env.DATABASE_URL;
   if (url) return { url, embedded: false, stop: async () => {} };
   log("no DATABASE_URL: starting the embedded PostgreSQL (data in .rota/bench-pgdata)");
-  const { startEmbeddedPostgres } = await import("../src/db/embedded.js");
+  const { startEmbeddedPostgres } = await import("../src/dev/embedded.js");
   const server = await startEmbeddedPostgres({ dataDir: `${REPO_ROOT}.rota/bench-pgdata` });
   return { url: server.url, embedded: true, stop: () => server.stop() };
 }

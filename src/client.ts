@@ -3,6 +3,7 @@ import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
+import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
 import { RotaEvents } from "./events.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
 import {
@@ -49,12 +50,16 @@ export interface RotaOptions {
   retention?: RetentionOptions;
 }
 
+/** Set by Rota's static block: the only way past `#db` (see databaseOf). */
+let databaseOfRota: (rota: Rota) => Database;
+
 /**
  * The library's entry point. It owns the database seam and hands it to the
- * parts (queue, worker, orchestrator, schedules) as they are created.
+ * parts (queue, worker, orchestrator, schedules) as they are created; the
+ * seam itself is not public (databaseOf is for rota's own tests and tools).
  */
 export class Rota {
-  readonly db: Database;
+  readonly #db: Database;
   /** The database clock for this schema (read, and shift in tests). */
   readonly clock: DatabaseClock;
   /** Job lifecycle events from this process (see RotaEventMap). */
@@ -67,9 +72,13 @@ export class Rota {
   private readonly workers = new Set<Worker>();
   private readonly orchestrators = new Set<Orchestrator>();
 
+  static {
+    databaseOfRota = (rota) => rota.#db;
+  }
+
   constructor(options: RotaOptions) {
-    this.db = new Database(options);
-    this.clock = new DatabaseClock(this.db);
+    this.#db = new Database(options);
+    this.clock = new DatabaseClock(this.#db);
     this.tasks = normalizeTasks(options.tasks ?? []);
     const limit = validateCount(
       "payloadLimitBytes",
@@ -78,22 +87,31 @@ export class Rota {
     // Checked here, so a bad value is refused when rota is set up.
     resolveRetention(options.retention);
     this.retention = { ...options.retention };
-    this.enqueuer = new Enqueuer(this.db, this.events, this.tasks, limit);
-    this.schedules = new Schedules(this.db, this.events, this.tasks, limit);
+    this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
+    this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
   }
 
   get schema(): string {
-    return this.db.schema;
+    return this.#db.schema;
   }
 
   /** Applies pending migrations; safe to call from many processes at once. */
   migrate(onApplied?: (migration: MigrateProgress) => void): Promise<MigrateProgress[]> {
-    return migrate(this.db, onApplied);
+    return migrate(this.#db, onApplied);
   }
 
   /** The schema's version and the migrations not yet applied. */
   schemaStatus(): Promise<SchemaStatus> {
-    return schemaStatus(this.db);
+    return schemaStatus(this.#db);
+  }
+
+  /**
+   * Checks the database without throwing: reachable, PostgreSQL's version,
+   * the schema's version and pending migrations, which orchestrator leads,
+   * and the problems found (what `rota doctor` prints).
+   */
+  diagnose(options?: DiagnoseOptions): Promise<Diagnosis> {
+    return diagnose(this.#db, options);
   }
 
   /**
@@ -114,9 +132,13 @@ export class Rota {
     return this.enqueuer.enqueueMany(jobs, options);
   }
 
-  /** A worker over this database; call start() to begin. stop() is graceful. */
+  /**
+   * A worker over this database; call start() to begin (it rejects with
+   * SCHEMA_NOT_MIGRATED or SCHEMA_TOO_NEW on a schema this rota does not
+   * know). stop() is graceful.
+   */
   worker(options: WorkerOptions): Worker {
-    const worker = new Worker(this.db, this.events, {
+    const worker = new Worker(this.#db, this.events, {
       ...options,
       tasks: options.tasks ?? [...this.tasks.values()],
       // Fields a worker does not give come from the Rota's retention.
@@ -127,11 +149,12 @@ export class Rota {
   }
 
   /**
-   * An orchestrator over this database (call start(); stop() releases the
-   * leader lease). Any number may run; one leads at a time.
+   * An orchestrator over this database (call start(), which checks the
+   * schema as a worker's does; stop() releases the leader lease). Any number
+   * may run; one leads at a time.
    */
   orchestrator(options: OrchestratorOptions = {}): Orchestrator {
-    const orchestrator = new Orchestrator(this.db, this.events, {
+    const orchestrator = new Orchestrator(this.#db, this.events, {
       ...options,
       retention: { ...this.retention, ...options.retention },
     });
@@ -140,12 +163,12 @@ export class Rota {
   }
 
   getJob(id: string | number): Promise<JobRecord | null> {
-    return getJob(this.db, id);
+    return getJob(this.#db, id);
   }
 
   /** Jobs, newest first, filtered by state, queue and task. */
   listJobs(filter?: ListJobsFilter): Promise<JobSummary[]> {
-    return listJobs(this.db, filter);
+    return listJobs(this.#db, filter);
   }
 
   /** Cancels a queued job, or asks a running one to stop (its signal is aborted). */
@@ -153,22 +176,22 @@ export class Rota {
     id: string | number,
     options?: { client?: TransactionOption["client"] },
   ): Promise<CancelResult> {
-    return cancelJob(this.db, this.events, id, options);
+    return cancelJob(this.#db, this.events, id, options);
   }
 
   /** Puts failed jobs back in their queues (by queue, task, time range or ids); returns their ids. */
   replayFailed(filter?: ReplayFilter): Promise<string[]> {
-    return replayFailedJobs(this.db, filter);
+    return replayFailedJobs(this.#db, filter);
   }
 
   /** Makes jobs whose lease expired claimable again (the orchestrator and workers call this). */
   rescueExpired(options?: { limit?: number }): Promise<RescueResult> {
-    return rescueExpiredJobs(this.db, this.events, options);
+    return rescueExpiredJobs(this.#db, this.events, options);
   }
 
   /** Deletes finished jobs past their retention; returns how many. */
   prune(options?: RetentionOptions): Promise<number> {
-    return pruneFinishedJobs(this.db, { ...this.retention, ...options });
+    return pruneFinishedJobs(this.#db, { ...this.retention, ...options });
   }
 
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */
@@ -177,10 +200,18 @@ export class Rota {
       ...[...this.workers].map((w) => w.stop()),
       ...[...this.orchestrators].map((o) => o.stop()),
     ]);
-    await this.db.close();
+    await this.#db.close();
   }
 }
 
 export function createRota(options: RotaOptions): Rota {
   return new Rota(options);
+}
+
+/**
+ * A Rota's database seam. Internal: for rota's own tests, benchmarks and
+ * tools; index.ts does not export it, and applications use Rota's methods.
+ */
+export function databaseOf(rota: Rota): Database {
+  return databaseOfRota(rota);
 }

@@ -1,4 +1,4 @@
-import { Rota } from "../../src/client.js";
+import { databaseOf, Rota } from "../../src/client.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { sleep } from "../time.js";
 import { percentile, round } from "./stats.js";
@@ -70,7 +70,7 @@ export async function latenessWorkload(
     });
     await worker.start();
     const orchestrator = rota.orchestrator({ holder: "bench-lateness" });
-    orchestrator.start();
+    await orchestrator.start();
     try {
       const first = new Map<string, number>();
       for (let i = 0; i < options.schedules; i++) {
@@ -120,7 +120,7 @@ export async function latenessWorkload(
         if (count > 1) doubles += count - 1;
         if (window.has(key)) fired++;
       }
-      const states = await rota.db.pool.query<{ state: string; count: number }>(
+      const states = await databaseOf(rota).pool.query<{ state: string; count: number }>(
         `select state, count(*)::int as count from ${quoteIdent(schema)}.jobs
          where schedule_id is not null group by state order by state`,
       );

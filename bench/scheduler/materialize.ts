@@ -1,4 +1,4 @@
-import { Rota } from "../../src/client.js";
+import { databaseOf, Rota } from "../../src/client.js";
 import type { TickReport } from "../../src/orchestrator/orchestrator.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { nowMs } from "../time.js";
@@ -69,7 +69,7 @@ export async function materializeWorkload(
     let began = nowMs();
     // Schedule i is due when floor(i*due/schedules) steps up at i: exactly
     // `due` of them, evenly spread through the table.
-    await rota.db.pool.query(
+    await databaseOf(rota).pool.query(
       `insert into ${s} (name, task, queue, cron, horizon)
        select 'bench-' || i, 'bench_noop', 'bench',
               case when (i * $2::bigint) / $1 > ((i - 1) * $2::bigint) / $1
@@ -87,7 +87,7 @@ export async function materializeWorkload(
       watchdogIntervalMs: 3_600_000,
       pruneIntervalMs: 3_600_000,
     });
-    const statements = recordStatements(rota.db);
+    const statements = recordStatements(databaseOf(rota));
     try {
       log(`${workload}: baseline (every schedule materialized once, horizon 1)`);
       began = nowMs();
@@ -111,8 +111,8 @@ export async function materializeWorkload(
       // baseline's 100,000 updates leave dead index entries that every
       // DueForFill would otherwise wade through, and the planner gets
       // statistics for the new rows.
-      await rota.db.pool.query(`vacuum analyze ${s}`);
-      await rota.db.pool.query(`vacuum analyze ${quoteIdent(schema)}.jobs`);
+      await databaseOf(rota).pool.query(`vacuum analyze ${s}`);
+      await databaseOf(rota).pool.query(`vacuum analyze ${quoteIdent(schema)}.jobs`);
 
       statements.take();
       began = nowMs();
@@ -127,7 +127,7 @@ export async function materializeWorkload(
       const rows: { step: StepTiming; tickMs: number }[] = [];
       let executions = 0;
       for (let round = 1; round <= rounds; round++) {
-        const planned = await rota.db.pool.query<{ first: Date; distinct: number }>(
+        const planned = await databaseOf(rota).pool.query<{ first: Date; distinct: number }>(
           `select min(fill_at) as first, count(distinct fill_at)::int as distinct
            from ${s} where cron = '${DUE_CRON}'`,
         );

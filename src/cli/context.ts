@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { Rota } from "../client.js";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../db/embedded.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../dev/embedded.js";
 import { RotaError } from "../errors.js";
 
 /** Options every command accepts (see main.ts). */

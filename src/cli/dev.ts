@@ -31,7 +31,7 @@ export function registerDev(program: Command): void {
         );
         const orchestrator = rota.orchestrator();
         const offs = logOrchestrator(rota, orchestrator);
-        orchestrator.start();
+        await orchestrator.start();
         const demo = options.demo ? await startDemo(rota, logLine) : null;
         logLine(
           `rota dev is running on ${embedded ? embedded.url : "the given database"}; Ctrl-C stops it`,

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { redactUrl } from "../config.js";
-import { isRotaError } from "../errors.js";
-import { readLease } from "../orchestrator/leader.js";
+import type { Rota } from "../client.js";
+import { DEFAULT_SCHEMA, redactUrl } from "../config.js";
+import { type Diagnosis, failedDiagnosis } from "../diagnose.js";
 import { databaseUrlFrom, type GlobalOptions, rotaFor } from "./context.js";
 import { printJson } from "./output.js";
 
@@ -27,75 +27,46 @@ export function registerDoctor(program: Command): void {
     )
     .option("--json", "print one JSON object")
     .action(async (options: { json?: boolean }, command: Command) => {
-      const report = await diagnose(command.optsWithGlobals<GlobalOptions>());
+      const report = await doctor(command.optsWithGlobals<GlobalOptions>());
       if (options.json) printJson(report);
       else printReport(report);
       if (!report.ok) process.exitCode = 1;
     });
 }
 
-async function diagnose(globals: GlobalOptions): Promise<DoctorReport> {
-  const { LATEST_SCHEMA_VERSION } = await import("../db/migrate.js");
+/** The library's diagnosis, in the shape `rota doctor --json` prints, with the URL it used. */
+async function doctor(globals: GlobalOptions): Promise<DoctorReport> {
   const url = databaseUrlFrom(globals);
-  const report: DoctorReport = {
-    ok: false,
-    reachable: false,
-    database_url: url === undefined ? null : redactUrl(url),
-    postgres_version: null,
-    schema: globals.schema ?? "rota",
-    schema_version: null,
-    latest_version: LATEST_SCHEMA_VERSION,
-    pending_migrations: [],
-    leader: null,
-    problems: [],
-  };
-  let rota: ReturnType<typeof rotaFor> | undefined;
+  let rota: Rota | undefined;
+  let diagnosis: Diagnosis;
   try {
     rota = rotaFor(globals);
-    report.schema = rota.schema;
-    const client = await rota.db.connect();
-    try {
-      const version = await client.query<{ server_version: string }>("show server_version");
-      report.reachable = true;
-      report.postgres_version = version.rows[0]?.server_version ?? null;
-    } finally {
-      client.release();
-    }
-    const status = await rota.schemaStatus();
-    report.schema_version = status.version;
-    report.pending_migrations = status.pending.map(
-      (m) => `${String(m.version).padStart(4, "0")}_${m.name}`,
-    );
-    if (status.version > status.latest) {
-      report.problems.push({
-        code: "SCHEMA_TOO_NEW",
-        message: `schema is at version ${status.version}, newer than this rota (${status.latest}): upgrade rota`,
-      });
-    } else if (status.pending.length > 0) {
-      report.problems.push({
-        code: "SCHEMA_NOT_MIGRATED",
-        message: `${status.pending.length} migration(s) pending: run \`rota migrate\``,
-      });
-    } else {
-      const lease = await readLease(rota.db, "orchestrator");
-      report.leader = lease && {
-        holder: lease.holder,
-        epoch: lease.epoch,
-        expires_at: lease.expiresAt.toISOString(),
-        valid: lease.valid,
-      };
-    }
+    diagnosis = await rota.diagnose();
   } catch (error) {
-    report.problems.push(
-      isRotaError(error)
-        ? { code: error.code, message: error.message }
-        : { code: "DATABASE_UNREACHABLE", message: (error as Error).message },
-    );
+    // No Rota to ask: no URL, or a bad URL or schema name.
+    diagnosis = failedDiagnosis(globals.schema ?? DEFAULT_SCHEMA, error);
   } finally {
     await rota?.close();
   }
-  report.ok = report.problems.length === 0;
-  return report;
+  return {
+    ok: diagnosis.ok,
+    reachable: diagnosis.reachable,
+    database_url: url === undefined ? null : redactUrl(url),
+    postgres_version: diagnosis.serverVersion,
+    schema: diagnosis.schema,
+    schema_version: diagnosis.schemaVersion,
+    latest_version: diagnosis.latestVersion,
+    pending_migrations: diagnosis.pendingMigrations.map(
+      (m) => `${String(m.version).padStart(4, "0")}_${m.name}`,
+    ),
+    leader: diagnosis.leader && {
+      holder: diagnosis.leader.holder,
+      epoch: diagnosis.leader.epoch,
+      expires_at: diagnosis.leader.expiresAt.toISOString(),
+      valid: diagnosis.leader.valid,
+    },
+    problems: diagnosis.problems,
+  };
 }
 
 function printReport(report: DoctorReport): void {

@@ -37,7 +37,7 @@ export function registerOrchestrator(program: Command): void {
         }
         const stop = untilSignal();
         const offs = logOrchestrator(rota, orchestrator);
-        orchestrator.start();
+        await orchestrator.start();
         logLine(`orchestrator ${orchestrator.holder} running; SIGINT/SIGTERM stops it`);
         const signal = await stop;
         logLine(`received ${signal}: stopping (the leader lease is released)`);

@@ -56,7 +56,7 @@ export function registerWorker(program: Command): void {
         await worker.start();
         const orchestrator = options.orchestrate ? createOrchestrator(rota, {}) : null;
         const offs = orchestrator ? logOrchestrator(rota, orchestrator) : [];
-        orchestrator?.start();
+        await orchestrator?.start();
         logLine(
           `worker ${worker.id} running (${options.tasks}); SIGINT/SIGTERM stops it gracefully`,
         );

@@ -157,21 +157,10 @@ export class Database {
   }
 }
 
-/** An error the server reported for the statement (so the statement wrote nothing). */
-export function isStatementError(error: unknown): boolean {
-  return error instanceof pg.DatabaseError;
-}
-
 /**
- * A statement error that trying again cannot cure: the data (class 22), a
- * constraint (23), or a function or trigger that raised (P0). Lock timeouts,
- * serialization failures, shutdowns and the like are worth another try.
+ * Error classification lives in sqlstate.ts; this re-export keeps
+ * src/worker/completer.ts's import working until it imports from there.
  */
-export function isRefusal(error: unknown): boolean {
-  if (!(error instanceof pg.DatabaseError)) return false;
-  const code = error.code ?? "";
-  return code.startsWith("22") || code.startsWith("23") || code.startsWith("P0");
-}
 
 export function unreachable(config: pg.ClientConfig, cause: unknown): RotaError {
   const target = config.connectionString

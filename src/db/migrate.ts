@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import type pg from "pg";
-import { RotaError } from "../errors.js";
+import { isRotaError, RotaError } from "../errors.js";
 import type { Database } from "./database.js";
 import { bindSchema } from "./sql.js";
 
@@ -82,6 +82,23 @@ export async function assertSchemaCurrent(db: Database): Promise<void> {
       `Schema "${db.schema}" is at version ${status.version} but this rota needs ${LATEST_SCHEMA_VERSION}. Run \`rota migrate\` (or call rota.migrate()).`,
       { details: { schema: db.schema, version: status.version, latest: LATEST_SCHEMA_VERSION } },
     );
+  }
+}
+
+/**
+ * assertSchemaCurrent for a worker or an orchestrator starting: a schema
+ * behind or ahead of this code refuses the start (SCHEMA_NOT_MIGRATED,
+ * SCHEMA_TOO_NEW), so nothing runs against tables it does not understand. A
+ * database that cannot be asked right now does not: the component starts as
+ * before and its loops retry until the database answers.
+ */
+export async function assertSchemaCurrentToStart(db: Database): Promise<void> {
+  try {
+    await assertSchemaCurrent(db);
+  } catch (error) {
+    if (isRotaError(error, "SCHEMA_NOT_MIGRATED") || isRotaError(error, "SCHEMA_TOO_NEW")) {
+      throw error;
+    }
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
+import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
@@ -69,6 +70,9 @@ export class Orchestrator {
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<TickReport> | null = null;
   private running = false;
+  /** The last start(): its schema check, then the loop begun. */
+  private starting: Promise<void> = Promise.resolve();
+  private runs = 0;
   private lastWatchdog = Number.NEGATIVE_INFINITY;
   private lastPrune = Number.NEGATIVE_INFINITY;
   private watchdogAfter = "0";
@@ -105,19 +109,32 @@ export class Orchestrator {
     return this.lease.isLeader;
   }
 
-  /** Starts ticking every `tickMs` (the first tick runs at once). */
-  start(): void {
-    if (this.running) return;
+  /**
+   * Starts ticking every `tickMs` (the first tick runs at once) once the
+   * schema is at this rota's version; a schema behind or ahead rejects with
+   * SCHEMA_NOT_MIGRATED or SCHEMA_TOO_NEW and nothing runs.
+   */
+  start(): Promise<void> {
+    if (this.running) return this.starting;
     this.running = true;
+    // A stop() and start() while the check runs start one loop, not two.
+    const run = ++this.runs;
     const loop = async () => {
-      if (!this.running) return;
+      if (!this.running || this.runs !== run) return;
       await this.tick().catch(() => {});
-      if (this.running) {
+      if (this.running && this.runs === run) {
         this.timer = setTimeout(loop, this.tickMs);
         this.timer.unref();
       }
     };
-    void loop();
+    this.starting = assertSchemaCurrentToStart(this.db).then(
+      () => void loop(),
+      (error: unknown) => {
+        if (this.runs === run) this.running = false;
+        throw error;
+      },
+    );
+    return this.starting;
   }
 
   /** Stops ticking, waits for a tick in progress, and releases the lease. */
@@ -125,6 +142,7 @@ export class Orchestrator {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
   }

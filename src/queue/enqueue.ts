@@ -1,6 +1,7 @@
 import type pg from "pg";
-import { type Database, type Executor, isStatementError } from "../db/database.js";
+import type { Database, Executor } from "../db/database.js";
 import { enqueueQueries, type InsertRow } from "../db/queries/enqueue.js";
+import { isStatementError } from "../db/sqlstate.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";

@@ -1,3 +1,4 @@
+import { unstorableEscape } from "../db/jsonb.js";
 import { RotaError } from "../errors.js";
 import { type BackoffPolicy, validateBackoff } from "./backoff.js";
 
@@ -56,9 +57,6 @@ export function validateTaskName(task: unknown): string {
   return task;
 }
 
-/** In JSON text: an escape (after an even run of backslashes) of NUL or of a lone surrogate. */
-const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/;
-
 /** The payload as JSON text, refusing what JSON cannot carry and what is too large. */
 export function serializePayload(task: string, payload: unknown, limitBytes: number): string {
   let text: string | undefined;
@@ -85,18 +83,11 @@ export function serializePayload(task: string, payload: unknown, limitBytes: num
       { details: { task } },
     );
   }
-  // JSON.stringify writes both characters jsonb refuses as escapes: NUL as
-  // \u0000, an unpaired surrogate as \udXXX. An escaped backslash before
-  // them ("\\u0000" in the text: the six characters typed) is fine.
-  const unstorable = text.includes("\\u") ? UNSTORABLE_ESCAPE.exec(text) : null;
+  const unstorable = unstorableEscape(text);
   if (unstorable !== null) {
-    const what =
-      unstorable[1] === "0000"
-        ? "a NUL character (\\u0000)"
-        : `an unpaired UTF-16 surrogate (\\u${unstorable[1]})`;
     throw new RotaError(
       "INVALID_PAYLOAD",
-      `Payload for task "${task}" contains ${what}, which PostgreSQL's jsonb cannot store: strip it, or base64-encode binary data.`,
+      `Payload for task "${task}" contains ${unstorable}, which PostgreSQL's jsonb cannot store: strip it, or base64-encode binary data.`,
       { details: { task } },
     );
   }

@@ -11,7 +11,6 @@
  * statement, so one bad row cannot stop the others.
  */
 
-import pg from "pg";
 import type { Database, Executor } from "../db/database.js";
 import {
   type DueRow,
@@ -21,6 +20,7 @@ import {
   scheduleQueries,
   type WrittenExecution,
 } from "../db/queries/schedules.js";
+import { isDataException, isStatementError } from "../db/sqlstate.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type Plan, planExecutions } from "./plan.js";
@@ -164,14 +164,6 @@ function fillAt(plan: Plan, firstLiveRunAt: Date | null, now: Date): Date {
   return new Date(first);
 }
 
-/**
- * A data exception (SQLSTATE class 22: a value out of range, a bad time zone
- * displacement): the row's own data is wrong and will be refused every pass.
- */
-export function isDataError(error: unknown): boolean {
-  return error instanceof pg.DatabaseError && (error.code ?? "").startsWith("22");
-}
-
 /** How long a schedule whose write failed for another reason waits before the next try. */
 export const FAILED_WRITE_DELAY_MS = 60_000;
 
@@ -189,7 +181,7 @@ export async function setAside(
   error: unknown,
 ): Promise<boolean> {
   const message = (error as Error).message ?? String(error);
-  if (isDataError(error) || isRotaError(error)) {
+  if (isDataException(error) || isRotaError(error)) {
     return quiesce(db, events, schedule.id, schedule.name, schedule.version, message);
   }
   await db
@@ -235,7 +227,7 @@ async function writeIsolated(
   } catch (error) {
     // Only a statement the server refused is split; one schedule per
     // statement then isolates the bad one.
-    if (planned.length === 1 || !(error instanceof pg.DatabaseError)) {
+    if (planned.length === 1 || !isStatementError(error)) {
       total.failed += planned.length;
       throw error;
     }

@@ -1,55 +1,29 @@
 import type { Database, Executor } from "../db/database.js";
-import { clockQueries } from "../db/queries/clock.js";
-import {
-  type Overlap,
-  type Owner,
-  type ScheduleRow,
-  scheduleQueries,
-} from "../db/queries/schedules.js";
+import { type Owner, type ScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
 import type { RowOf } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
-import { JOB_STATES } from "../queue/job-admin.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
-import type { CatchUp } from "./plan.js";
 import {
   type NormalizedSchedule,
   normalizeSchedule,
   type ScheduleInput,
   validateScheduleName,
 } from "./schedule-options.js";
-import { compileSpec, specOf } from "./spec.js";
+import { type Schedule, toSchedule } from "./schedule-record.js";
+import {
+  DEFAULT_TARGET,
+  executionHistory,
+  notFound,
+  type ScheduleExecution,
+  type UpcomingRun,
+  upcomingRuns,
+  validateLimit,
+} from "./schedule-timeline.js";
 
-/** A schedule as rota reports it. */
-export interface Schedule {
-  id: string;
-  name: string;
-  task: string;
-  payload: unknown;
-  queue: string;
-  priority: number;
-  maxAttempts: number | null;
-  cron: string | null;
-  every: string | null;
-  anchor: Date | null;
-  timezone: string;
-  catchUp: CatchUp;
-  catchUpWindowMs: number | null;
-  overlap: Overlap;
-  horizon: number;
-  enabled: boolean;
-  paused: boolean;
-  owner: Owner;
-  /** The first occurrence not materialized yet (null: a baseline is due). */
-  nextRunAt: Date | null;
-  lastRunAt: Date | null;
-  version: string;
-  /** Why the schedule was disabled, when rota disabled it (a spec that does not parse). */
-  lastError: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+export type { Schedule } from "./schedule-record.js";
+export type { ScheduleExecution, UpcomingRun } from "./schedule-timeline.js";
 
 export interface UpsertResult {
   schedule: Schedule;
@@ -61,37 +35,11 @@ export interface UpsertResult {
   materialized: number;
 }
 
-export interface UpcomingRun {
-  /** When it is planned to run. */
-  runAt: Date;
-  occurrenceAt: Date | null;
-  targetKey: string;
-  /** The execution's job id when it is materialized; null for a computed one. */
-  executionId: string | null;
-  /** "scheduled" / "available" for materialized executions, "computed" beyond the horizon. */
-  state: string;
-}
-
-export interface ScheduleExecution {
-  id: string;
-  state: string;
-  runAt: Date;
-  occurrenceAt: Date | null;
-  targetKey: string;
-  version: string | null;
-  attempts: number;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  lastError: unknown;
-}
-
 export interface HandoverChange {
   name: string;
   from: Owner;
   to: Owner;
 }
-
-const DEFAULT_TARGET = "";
 
 /**
  * Schedules: create, change, pause, skip, trigger, and look ahead and back.
@@ -350,107 +298,19 @@ export class Schedules {
    * executions, then times computed from the cursor (they need no rows). Empty
    * while the schedule is paused, disabled or owned by another scheduler.
    */
-  async upcoming(
+  upcoming(
     name: string,
     options: { limit?: number; from?: Date; target?: string } = {},
   ): Promise<UpcomingRun[]> {
-    const limit = validateLimit(options.limit ?? 10);
-    if (
-      options.from !== undefined &&
-      (!(options.from instanceof Date) || Number.isNaN(options.from.getTime()))
-    ) {
-      throw new RotaError(
-        "INVALID_OPTION",
-        `from must be a valid Date, got ${String(options.from)}.`,
-        {
-          details: { field: "from" },
-        },
-      );
-    }
-    const target = options.target ?? DEFAULT_TARGET;
-    if (target !== DEFAULT_TARGET) {
-      throw new RotaError(
-        "INVALID_OPTION",
-        `Schedule "${name}" has no target ${JSON.stringify(target)}: schedules without targets have only the default target "".`,
-        { details: { field: "target", value: target } },
-      );
-    }
-    const row = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
-    const schedule = row.rows[0];
-    if (!schedule) throw notFound(name);
-    if (!schedule.enabled || schedule.paused || schedule.owner !== "rota") return [];
-    const now = (await this.db.run(clockQueries(this.db.schema).Now)).rows[0]?.now as Date;
-    const from = options.from ?? now;
-    const planned = await this.db.run(this.q.Planned, {
-      scheduleId: schedule.id,
-      from,
-      target,
-      limit,
-    });
-    const runs: UpcomingRun[] = planned.rows.map((r) => ({
-      runAt: r.run_at,
-      occurrenceAt: r.occurrence_at,
-      targetKey: r.target_key,
-      executionId: r.id,
-      state: r.state,
-    }));
-    // Computed runs continue the grid where materialization stopped (the
-    // cursor, or the first occurrence after now when a baseline is due).
-    const grid = compileSpec(specOf(schedule));
-    // Computed from the cursor on, or from `from` when that is later (one
-    // step, however far ahead `from` is).
-    let at: Date | null = schedule.next_run_at ?? grid.next(now);
-    if (at !== null && at.getTime() < from.getTime()) at = grid.next(new Date(from.getTime() - 1));
-    while (at !== null && runs.length < limit) {
-      runs.push({
-        runAt: at,
-        occurrenceAt: at,
-        targetKey: target,
-        executionId: null,
-        state: "computed",
-      });
-      at = grid.next(at);
-    }
-    return runs.sort((a, b) => a.runAt.getTime() - b.runAt.getTime()).slice(0, limit);
+    return upcomingRuns(this.db, name, options);
   }
 
   /** A schedule's executions, newest first, including those that did not run. */
-  async history(
+  history(
     name: string,
     options: { limit?: number; states?: string[] } = {},
   ): Promise<ScheduleExecution[]> {
-    const limit = validateLimit(options.limit ?? 50);
-    const states = options.states ?? null;
-    if (states !== null) {
-      const unknown = states.filter((state) => !JOB_STATES.includes(state));
-      if (!Array.isArray(states) || unknown.length > 0) {
-        throw new RotaError(
-          "INVALID_OPTION",
-          `Unknown execution state(s) ${unknown.map((u) => JSON.stringify(u)).join(", ")}: use ${JOB_STATES.join(", ")}.`,
-          { details: { field: "states", value: states } },
-        );
-      }
-    }
-    const row = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
-    const schedule = row.rows[0];
-    if (!schedule) throw notFound(name);
-    const result = await this.db.run(this.q.History, {
-      scheduleId: schedule.id,
-      states,
-      limit,
-    });
-    return result.rows.map((r) => ({
-      id: r.id,
-      state: r.state,
-      runAt: r.run_at,
-      occurrenceAt: r.occurrence_at,
-      targetKey: r.target_key,
-      version: r.schedule_version,
-      attempts: r.attempts,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-      lastError: r.last_error,
-    }));
+    return executionHistory(this.db, name, options);
   }
 
   /**
@@ -598,54 +458,4 @@ export class Schedules {
     if (!row) throw notFound(name);
     return row;
   }
-}
-
-function validateLimit(limit: unknown): number {
-  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-    throw new RotaError(
-      "INVALID_OPTION",
-      `limit must be a whole number from 1 to 10000, got ${String(limit)}.`,
-      { details: { field: "limit", value: limit } },
-    );
-  }
-  return limit;
-}
-
-function notFound(name: string): RotaError {
-  return new RotaError(
-    "SCHEDULE_NOT_FOUND",
-    `No schedule named "${name}" (rota schedules list shows them).`,
-    {
-      details: { name },
-    },
-  );
-}
-
-export function toSchedule(row: ScheduleRow): Schedule {
-  return {
-    id: row.id,
-    name: row.name,
-    task: row.task,
-    payload: row.payload,
-    queue: row.queue,
-    priority: row.priority,
-    maxAttempts: row.max_attempts,
-    cron: row.cron,
-    every: row.every,
-    anchor: row.anchor,
-    timezone: row.timezone,
-    catchUp: row.catch_up,
-    catchUpWindowMs: row.catch_up_window_ms,
-    overlap: row.overlap,
-    horizon: row.horizon,
-    enabled: row.enabled,
-    paused: row.paused,
-    owner: row.owner,
-    nextRunAt: row.next_run_at,
-    lastRunAt: row.last_run_at,
-    version: row.version,
-    lastError: row.last_error,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
 }

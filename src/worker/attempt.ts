@@ -1,4 +1,5 @@
 import { validateMillis } from "../config.js";
+import { storableJson } from "../db/jsonb.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { backoffDelay } from "../queue/backoff.js";
@@ -236,16 +237,3 @@ const MAX_DELAY_MS = 100 * 365 * 24 * 3_600_000;
 function failureJson(message: string, stack: string | null, attempt: number, worker: string) {
   return storableJson({ message, stack, attempt, worker });
 }
-
-/**
- * JSON that PostgreSQL's jsonb accepts: it refuses the NUL character and
- * unpaired UTF-16 surrogates, which an error message may carry (echoed
- * binary data, a string cut in half); both become U+FFFD.
- */
-function storableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === "string" ? v.replace(UNSTORABLE, "\uFFFD") : v,
-  );
-}
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters jsonb refuses.
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;

@@ -1,5 +1,6 @@
 import type { Database } from "../db/database.js";
 import { jobQueries } from "../db/queries/jobs.js";
+import { isConcurrencyRace } from "../db/sqlstate.js";
 import type { RotaEvents } from "../events.js";
 import { ClaimTimer } from "./claim-timer.js";
 import type { ClaimedRow, HeldJobs } from "./held-jobs.js";
@@ -358,15 +359,3 @@ export class Claimer {
 
 /** The first pause before claiming again a due job that another transaction holds. */
 const LOCKED_BACKOFF_MIN_MS = 5;
-
-/**
- * A claim that lost a race with another claim: both started a job with the
- * same concurrency key (jobs_running_concurrency), or, with two keys each,
- * they waited on each other (a deadlock the server broke). Claiming again
- * sees the winner's jobs running.
- */
-function isConcurrencyRace(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
-  const { code, constraint } = error as { code?: string; constraint?: string };
-  return (code === "23505" && constraint === "jobs_running_concurrency") || code === "40P01";
-}

@@ -1,5 +1,6 @@
-import { type Database, isRefusal } from "../db/database.js";
+import type { Database } from "../db/database.js";
 import { jobQueries } from "../db/queries/jobs.js";
+import { isRefusal } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
 

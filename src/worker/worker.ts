@@ -1,4 +1,5 @@
 import type { Database } from "../db/database.js";
+import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -57,7 +58,7 @@ export class Worker {
   private readonly q;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private upkeepTimer: NodeJS.Timeout | null = null;
-  private state: "new" | "running" | "stopping" | "stopped" = "new";
+  private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
 
@@ -201,6 +202,12 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== "new")
       throw new RotaError("INVALID_OPTION", "A worker can be started once.");
+    this.state = "starting";
+    // A worker on a schema this rota does not know (not migrated, or newer)
+    // refuses to start and claims nothing.
+    await assertSchemaCurrentToStart(this.db);
+    // stop() came while the schema was checked: there is nothing to start.
+    if (this.state !== "starting") return;
     this.state = "running";
     const { handleSignals, heartbeatMs, rescueIntervalMs } = this.settings;
     if (handleSignals) {
@@ -333,7 +340,7 @@ export class Worker {
   // ── stopping ────────────────────────────────────────────────────────────
 
   private async shutdown(): Promise<void> {
-    if (this.state === "new") {
+    if (this.state === "new" || this.state === "starting") {
       this.state = "stopped";
       await this.atMost(
         Promise.all([this.db.close(), this.claimDb.close()]),

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { Rota } from "../../src/client.js";
+import { databaseOf, Rota } from "../../src/client.js";
 import { assertSchemaCurrent, LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
 import { isRotaError } from "../../src/errors.js";
 import { runCli, withoutDatabaseUrl } from "../helpers/cli.js";
@@ -44,12 +44,12 @@ describe("migrations", () => {
       const before = await rota.schemaStatus();
       expect(before.version).toBe(0);
       expect(before.pending).toHaveLength(LATEST_SCHEMA_VERSION);
-      await expect(assertSchemaCurrent(rota.db)).rejects.toMatchObject({
+      await expect(assertSchemaCurrent(databaseOf(rota))).rejects.toMatchObject({
         code: "SCHEMA_NOT_MIGRATED",
       });
       expect(await rota.migrate()).toHaveLength(LATEST_SCHEMA_VERSION);
       expect(await rota.migrate()).toHaveLength(0);
-      await assertSchemaCurrent(rota.db);
+      await assertSchemaCurrent(databaseOf(rota));
     } finally {
       await rota.close();
     }
@@ -66,7 +66,7 @@ describe("migrations", () => {
           [LATEST_SCHEMA_VERSION + 1],
         ),
       );
-      const error = await assertSchemaCurrent(rota.db).catch((e: unknown) => e);
+      const error = await assertSchemaCurrent(databaseOf(rota)).catch((e: unknown) => e);
       expect(isRotaError(error, "SCHEMA_TOO_NEW")).toBe(true);
       expect((error as Error).message).toMatch(/newer than/);
       await expect(rota.migrate()).rejects.toMatchObject({ code: "SCHEMA_TOO_NEW" });

@@ -35,7 +35,7 @@ describe("a process that started the embedded PostgreSQL keeps its exit code", (
 
   it("a script that sets a failing exit code after stopping the server exits with it", async () => {
     const script = `
-      const { startEmbeddedPostgres } = await import(${JSON.stringify(join(repo, "dist/db/embedded.js"))});
+      const { startEmbeddedPostgres } = await import(${JSON.stringify(join(repo, "dist/dev/embedded.js"))});
       const server = await startEmbeddedPostgres({ dataDir: ".rota/test-pgdata" });
       await server.stop();
       process.exitCode = 3;
@@ -52,7 +52,7 @@ describe("a process that started the embedded PostgreSQL keeps its exit code", (
 
   it("a process that exits without stopping the server takes the server down with it", async () => {
     const script = `
-      const { startEmbeddedPostgres } = await import(${JSON.stringify(join(repo, "dist/db/embedded.js"))});
+      const { startEmbeddedPostgres } = await import(${JSON.stringify(join(repo, "dist/dev/embedded.js"))});
       await startEmbeddedPostgres({ dataDir: ".rota/test-pgdata" });
       process.exit(0);
     `;

@@ -3,7 +3,7 @@
 // database clock seam (a simulated week takes seconds).
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Rota } from "../../src/client.js";
+import { databaseOf, Rota } from "../../src/client.js";
 import { FAILED_WRITE_DELAY_MS, materializeDue } from "../../src/schedule/materializer.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
@@ -164,8 +164,8 @@ describe("exactly-once firing", () => {
         // and the unique index stand between them and a double fire.
         if (minute % 7 === 0) {
           await Promise.all([
-            materializeDue(t.rota.db, t.rota.events),
-            materializeDue(other.db, other.events),
+            materializeDue(t.db, t.rota.events),
+            materializeDue(databaseOf(other), other.events),
           ]);
         }
       }
@@ -194,7 +194,7 @@ describe("exactly-once firing", () => {
     // A trigger that fails the statement after this schedule's execution row
     // was inserted: the cursor advance in the same statement must go too.
     const s = `"${t.schema}"`;
-    await t.rota.db.pool.query(`
+    await t.db.pool.query(`
       create function ${s}.fail_once() returns trigger language plpgsql as $$
       begin
         if new.schedule_id = ${bad.id} then raise exception 'injected failure'; end if;
@@ -209,7 +209,7 @@ describe("exactly-once firing", () => {
     expect(failing.materialized?.schedules).toBe(1);
     const after = await t.rota.schedules.get("doomed");
     expect(after?.nextRunAt?.getTime()).toBe(cursorBefore.getTime());
-    const doomedRows = await t.rota.db.pool.query(
+    const doomedRows = await t.db.pool.query(
       `select count(*)::int as n from ${s}.jobs where schedule_id = $1 and occurrence_at >= $2`,
       [bad.id, cursorBefore],
     );
@@ -219,12 +219,12 @@ describe("exactly-once firing", () => {
     expect(after?.lastError).toMatch(/injected failure/);
     expect(after?.enabled).toBe(true);
 
-    await t.rota.db.pool.query(`drop trigger fail_once on ${s}.jobs`);
+    await t.db.pool.query(`drop trigger fail_once on ${s}.jobs`);
     // Its next try comes after FAILED_WRITE_DELAY_MS.
     await t.rota.clock.shift(FAILED_WRITE_DELAY_MS);
     const healed = await orchestrator.tick();
     expect(healed.materialized?.failed).toBe(0);
-    const rows = await t.rota.db.pool.query(
+    const rows = await t.db.pool.query(
       `select occurrence_at, count(*)::int as n from ${s}.jobs where schedule_id = $1
        group by occurrence_at`,
       [bad.id],

@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => t.drop());
 
 async function executions(names: string[]) {
-  const rows = await t.rota.db.pool.query<{ name: string; n: number }>(
+  const rows = await t.db.pool.query<{ name: string; n: number }>(
     `select s.name, count(j.id)::int as n from "${t.schema}".schedules s
      left join "${t.schema}".jobs j on j.schedule_id = s.id and j.state <> 'superseded'
      where s.name = any($1) group by s.name`,

@@ -21,13 +21,13 @@ describe("isolation of failures", () => {
     }
     const s = `"${t.schema}"`;
     // Each row broken a different way, behind rota's back.
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update ${s}.schedules set cron = 'every tuesday' where name = 'bad-cron'`,
     );
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update ${s}.schedules set timezone = 'Mars/Olympus' where name = 'bad-zone'`,
     );
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update ${s}.schedules set cron = null, every = '100000000d' where name = 'bad-every'`,
     );
     const quiesced: RotaEventMap["schedule:quiesced"][] = [];
@@ -53,9 +53,7 @@ describe("isolation of failures", () => {
       expect(new Set(history.map((e) => e.occurrenceAt?.getTime())).size).toBe(history.length);
     }
     // Fixing the spec and enabling it brings the schedule back.
-    await t.rota.db.pool.query(
-      `update ${s}.schedules set cron = '*/2 * * * *' where name = 'bad-cron'`,
-    );
+    await t.db.pool.query(`update ${s}.schedules set cron = '*/2 * * * *' where name = 'bad-cron'`);
     const back = await t.rota.schedules.enable("bad-cron");
     expect(back.enabled).toBe(true);
     expect(back.lastError).toBeNull();
@@ -74,10 +72,10 @@ describe("isolation of failures", () => {
     await t.rota.schedules.upsert({ name: "plain-change", task: "noop", cron: "* * * * *" });
     const s = `"${t.schema}"`;
     // Both changed by hand; the first (lower id, reconciled first) so that it cannot be planned.
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update ${s}.schedules set anchor = '200000-01-01T00:00:00Z' where name = 'far-anchor'`,
     );
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update ${s}.schedules set payload = '{"v": 2}' where name = 'plain-change'`,
     );
     const report = await orchestrator.tick();
@@ -100,7 +98,7 @@ describe("isolation of failures", () => {
       leaseName: "iso2",
     });
     await t.rota.schedules.upsert({ name: "drifts-bad", task: "noop", cron: "* * * * *" });
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update "${t.schema}".schedules set cron = '99 * * * *' where name = 'drifts-bad'`,
     );
     const report = await orchestrator.tick();

@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => t.drop());
 
 async function byState(scheduleId: string) {
-  const rows = await t.rota.db.pool.query<{ state: string; n: number }>(
+  const rows = await t.db.pool.query<{ state: string; n: number }>(
     `select state, count(*)::int as n from "${t.schema}".jobs where schedule_id = $1 group by state`,
     [scheduleId],
   );
@@ -76,7 +76,7 @@ describe("no orphans", () => {
     const s = `"${t.schema}"`;
     // The new executions' insert fails after the old ones were superseded and
     // the config updated, inside the change's transaction.
-    await t.rota.db.pool.query(`
+    await t.db.pool.query(`
       create function ${s}.refuse_v2() returns trigger language plpgsql as $$
       begin
         if new.payload = '{"v": 2}'::jsonb then raise exception 'refused'; end if;
@@ -91,6 +91,6 @@ describe("no orphans", () => {
     expect(after?.payload).toEqual({ v: 1 });
     expect(after?.version).toBe(schedule.version);
     expect(await byState(schedule.id)).toEqual({ scheduled: 3 });
-    await t.rota.db.pool.query(`drop trigger refuse_v2 on ${s}.jobs`);
+    await t.db.pool.query(`drop trigger refuse_v2 on ${s}.jobs`);
   });
 });

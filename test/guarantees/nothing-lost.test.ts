@@ -3,8 +3,8 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Rota } from "../../src/client.js";
-import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/db/embedded.js";
+import { databaseOf, Rota } from "../../src/client.js";
+import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/dev/embedded.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
@@ -160,7 +160,7 @@ describe("guarantee 2: nothing lost across a database restart", () => {
   it("jobs enqueued before and after a restart all run; the worker reconnects on its own", async () => {
     const rota = new Rota({ connection: server.url, schema: "restart_test" });
     // The data folder is kept between runs: start from an empty schema.
-    await rota.db.pool.query("drop schema if exists restart_test cascade");
+    await databaseOf(rota).pool.query("drop schema if exists restart_test cascade");
     await rota.migrate();
     const ran = new Set<number>();
     const worker = rota.worker({
@@ -204,8 +204,8 @@ describe("guarantee 2: nothing lost across a database restart", () => {
       await expect
         .poll(
           async () =>
-            (await rota.db.pool.query("select count(*)::int as n from restart_test.jobs")).rows[0]
-              ?.n,
+            (await databaseOf(rota).pool.query("select count(*)::int as n from restart_test.jobs"))
+              .rows[0]?.n,
           { timeout: 10_000 },
         )
         .toBe(0);

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
-import { Rota } from "../../src/client.js";
+import { databaseOf, Rota } from "../../src/client.js";
+import type { Database } from "../../src/db/database.js";
 
 /** The suite's database URL: DATABASE_URL, or the embedded server global setup started. */
 export function databaseUrl(): string {
@@ -15,6 +16,8 @@ export function uniqueSchema(prefix = "t"): string {
 
 export interface TestSchema {
   rota: Rota;
+  /** rota's database seam (internal to the library), for statements a test runs behind its back. */
+  db: Database;
   schema: string;
   url: string;
   /** Drops the schema and ends the pool. */
@@ -29,6 +32,7 @@ export async function migratedSchema(options: { migrate?: boolean } = {}): Promi
   if (options.migrate !== false) await rota.migrate();
   return {
     rota,
+    db: databaseOf(rota),
     schema,
     url,
     drop: async () => {

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/dev/embedded.js";
 
 /**
  * The suite runs against DATABASE_URL when it is set, and otherwise against an

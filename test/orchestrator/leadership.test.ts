@@ -35,7 +35,7 @@ describe("leadership", () => {
     const takeover = await b.tick();
     expect(takeover.leader).toBe(true);
     expect(takeover.epoch).toBe((first.epoch as number) + 1);
-    const lease = await readLease(t.rota.db, "lead-1");
+    const lease = await readLease(t.db, "lead-1");
     expect(lease).toMatchObject({ holder: "b", epoch: takeover.epoch, valid: true });
 
     // a wakes up: its renewal is refused and it does not act as leader.
@@ -48,7 +48,7 @@ describe("leadership", () => {
     // A write fenced on a's old epoch is refused even if a tried it.
     await t.rota.schedules.upsert({ name: "fenced", task: "x", cron: "* * * * *", horizon: 1 });
     await t.rota.clock.shift(60_000);
-    const fenced = await materializeDue(t.rota.db, t.rota.events, {
+    const fenced = await materializeDue(t.db, t.rota.events, {
       lease: { name: "lead-1", holder: "a", epoch: first.epoch as number },
     });
     expect(fenced.schedules).toBe(0);

@@ -60,9 +60,9 @@ describe("enqueue", () => {
     // Below the COPY threshold (500 jobs, queue/enqueue.ts).
     const specs = Array.from({ length: 400 }, (_, i) => ({ task: "bulk", payload: { i } }));
     let statements = 0;
-    const original = t.rota.db.pool.query.bind(t.rota.db.pool);
+    const original = t.db.pool.query.bind(t.db.pool);
     // Count statements sent through rota's pool during the call.
-    (t.rota.db.pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
+    (t.db.pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
       statements++;
       return (original as (...a: unknown[]) => unknown)(...args);
     };
@@ -70,7 +70,7 @@ describe("enqueue", () => {
     try {
       results = await t.rota.enqueueMany(specs);
     } finally {
-      (t.rota.db.pool as unknown as { query: unknown }).query = original;
+      (t.db.pool as unknown as { query: unknown }).query = original;
     }
     expect(statements).toBe(1);
     expect(results).toHaveLength(400);
@@ -232,10 +232,10 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
       uniqueKey: null,
       conflict: "keep" as const,
     }));
-    const client = await t.rota.db.connect();
+    const client = await t.db.connect();
     try {
       const copied = await copyJobs(
-        t.rota.db,
+        t.db,
         { count: jobs.length, prepare: (start, end) => jobs.slice(start, end) },
         Promise.resolve({ first: "0", ids: drawn, now_us: String(now.getTime() * 1000) }),
         client,

@@ -43,7 +43,7 @@ async function states(name: string) {
 }
 
 async function sql<T = Record<string, unknown>>(text: string, values: unknown[] = []) {
-  return (await t.rota.db.pool.query(text.replaceAll("{s}", `"${t.schema}"`), values)).rows as T[];
+  return (await t.db.pool.query(text.replaceAll("{s}", `"${t.schema}"`), values)).rows as T[];
 }
 
 describe("baseline", () => {
@@ -457,12 +457,12 @@ describe("drift and repair", () => {
       (r) => r.id,
     );
     // Two schedules per slice: the paused ones count toward it, so s4 comes in the second.
-    const first = await watchdogSlice(t.rota.db, { after: "0", limit: 2 });
+    const first = await watchdogSlice(t.db, { after: "0", limit: 2 });
     expect(first).toEqual({ repaired: 0, resumeAfter: ids[1] });
-    const second = await watchdogSlice(t.rota.db, { after: first.resumeAfter, limit: 2 });
+    const second = await watchdogSlice(t.db, { after: first.resumeAfter, limit: 2 });
     expect(second).toEqual({ repaired: 1, resumeAfter: ids[3] });
     // The last slice is short: the scan wraps.
-    const third = await watchdogSlice(t.rota.db, { after: second.resumeAfter, limit: 2 });
+    const third = await watchdogSlice(t.db, { after: second.resumeAfter, limit: 2 });
     expect(third).toEqual({ repaired: 0, resumeAfter: "0" });
   });
 

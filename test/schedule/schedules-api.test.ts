@@ -11,7 +11,7 @@ beforeAll(async () => {
 afterAll(() => t.drop());
 
 async function count(table: string): Promise<number> {
-  const rows = await t.rota.db.pool.query<{ n: number }>(
+  const rows = await t.db.pool.query<{ n: number }>(
     `select count(*)::int as n from "${t.schema}".${table}`,
   );
   return rows.rows[0]?.n as number;
@@ -138,7 +138,7 @@ describe("schedules API", () => {
     ).rejects.toMatchObject({ code: "INVALID_OPTION" });
     // Refused by the database half-way: the first is rolled back with it.
     const s = `"${t.schema}"`;
-    await t.rota.db.pool.query(`
+    await t.db.pool.query(`
       create function ${s}.refuse_many_8() returns trigger language plpgsql as $$
       begin
         if new.name = 'many-8' then raise exception 'refused'; end if;
@@ -152,7 +152,7 @@ describe("schedules API", () => {
         { name: "many-8", task: "t", cron: "0 8 * * *" },
       ]),
     ).rejects.toThrow(/refused/);
-    await t.rota.db.pool.query(`drop trigger refuse_many_8 on ${s}.schedules`);
+    await t.db.pool.query(`drop trigger refuse_many_8 on ${s}.schedules`);
     const names = (await t.rota.schedules.list({ namePrefix: "many-" })).map((x) => x.name);
     expect(names).toEqual(["many-1", "many-2"]);
   });

@@ -109,7 +109,7 @@ describe("fencing", () => {
     await started.promise;
     const lost = nextEvent(t.rota.events, "job:lease:lost", (e) => e.id === id);
     // Another party takes the job over behind the worker's back (as a rescue would).
-    await t.rota.db.pool.query(
+    await t.db.pool.query(
       `update "${t.schema}".jobs set lease_holder = 'someone-else' where id = $1`,
       [id],
     );

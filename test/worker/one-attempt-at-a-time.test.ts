@@ -214,7 +214,7 @@ describe("the claim's passed-over jobs", () => {
       return result.rows.map((r: { id: string }) => r.id);
     });
     const q = jobQueries(t.schema);
-    const claimed = await t.rota.db.run(q.Claim, {
+    const claimed = await t.db.run(q.Claim, {
       queues: ["passed.over"],
       tasks: ["tick"],
       limit: 10,

@@ -82,7 +82,7 @@ describe("adaptive prefetch", () => {
       })),
     );
     await started;
-    const held = await t.rota.db.pool.query<{ holder: string; n: number }>(
+    const held = await t.db.pool.query<{ holder: string; n: number }>(
       `select lease_holder as holder, count(*)::int as n from "${t.schema}".jobs
        where state = 'running' and queue = 'mixed' group by lease_holder`,
     );
@@ -119,7 +119,7 @@ describe("adaptive prefetch", () => {
     await a.start();
     await b.start();
     await started;
-    const held = await t.rota.db.pool.query<{ holder: string; n: number }>(
+    const held = await t.db.pool.query<{ holder: string; n: number }>(
       `select lease_holder as holder, count(*)::int as n from "${t.schema}".jobs
        where state = 'running' group by lease_holder`,
     );
@@ -151,7 +151,7 @@ describe("claiming when there is nothing to claim", () => {
     // A due job held by another transaction: the claim skips it, and the
     // worker backs off (5, 10, 20 … ms) instead of claiming again at once.
     const { id } = await t.rota.enqueue("idle", {}, { queue: "idle", delayMs: 60_000 });
-    const locker = await t.rota.db.pool.connect();
+    const locker = await t.db.pool.connect();
     try {
       await locker.query("begin");
       await locker.query(`select id from "${t.schema}".jobs where id = $1 for update`, [id]);

@@ -1,0 +1,260 @@
+-- rota's schema after migration 0008_unique_key_queued, as pg_dump --schema-only prints it
+-- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
+-- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
+-- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
+
+-- SCHEMA: rota
+
+CREATE SCHEMA rota;
+
+-- FUNCTION: clock_now()
+
+CREATE FUNCTION rota.clock_now() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select coalesce(
+    nullif(current_setting('rota.now', true), '')::timestamptz,
+    now() + (select offset_by from "rota".clock)
+  )
+$$;
+
+-- FUNCTION: notify_due(text[], double precision[])
+
+CREATE FUNCTION rota.notify_due(queues text[], due_in_ms double precision[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  perform pg_notify('rota_jobs_rota',
+                    case when coalesce(min(w.due_in_ms), 0) <= 0 then w.queue
+                         else w.queue || ' +' || ceil(min(w.due_in_ms))::bigint end)
+  from unnest(queues, due_in_ms) as w(queue, due_in_ms)
+  group by w.queue;
+end
+$$;
+
+-- FUNCTION: notify_jobs(text[])
+
+CREATE FUNCTION rota.notify_jobs(queues text[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  perform pg_notify('rota_jobs_rota', q) from (select distinct unnest(queues) as q) as woken;
+end
+$$;
+
+-- FUNCTION: unique_key_queued(text)
+
+CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+  select exists (
+    select 1 from "rota".jobs
+    where unique_key = key and state in ('scheduled', 'available')
+  )
+$$;
+
+-- TABLE: clock
+
+CREATE TABLE rota.clock (
+    singleton boolean DEFAULT true NOT NULL,
+    offset_by interval DEFAULT '00:00:00'::interval NOT NULL,
+    CONSTRAINT clock_singleton CHECK (singleton)
+);
+
+-- TABLE: jobs
+
+CREATE TABLE rota.jobs (
+    id bigint NOT NULL,
+    queue text DEFAULT 'default'::text NOT NULL,
+    task text NOT NULL,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state text DEFAULT 'available'::text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 25 NOT NULL,
+    backoff jsonb,
+    timeout_ms integer,
+    lease_holder text,
+    lease_expires_at timestamp with time zone,
+    cancel_requested_at timestamp with time zone,
+    unique_key text,
+    concurrency_key text,
+    batch_id bigint,
+    schedule_id bigint,
+    target_key text,
+    occurrence_at timestamp with time zone,
+    schedule_version text,
+    deadline_at timestamp with time zone,
+    last_error jsonb,
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    overlap text,
+    unstarted_rescues smallint DEFAULT 0 NOT NULL,
+    CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
+    CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),
+    CONSTRAINT jobs_overlap_key CHECK (((overlap IS NULL) OR (concurrency_key IS NOT NULL))),
+    CONSTRAINT jobs_overlap_valid CHECK ((overlap = ANY (ARRAY['skip'::text, 'queue'::text]))),
+    CONSTRAINT jobs_queue_length CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128))),
+    CONSTRAINT jobs_state_valid CHECK ((state = ANY (ARRAY['scheduled'::text, 'available'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'skipped'::text, 'superseded'::text, 'missed'::text]))),
+    CONSTRAINT jobs_task_length CHECK (((octet_length(task) >= 1) AND (octet_length(task) <= 128))),
+    CONSTRAINT jobs_timeout_valid CHECK (((timeout_ms IS NULL) OR (timeout_ms > 0)))
+);
+
+-- SEQUENCE: jobs_id_seq
+
+ALTER TABLE rota.jobs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME rota.jobs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- TABLE: leases
+
+CREATE TABLE rota.leases (
+    name text NOT NULL,
+    holder text NOT NULL,
+    epoch bigint NOT NULL,
+    acquired_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+-- TABLE: migrations
+
+CREATE TABLE rota.migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- TABLE: schedules
+
+CREATE TABLE rota.schedules (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    task text NOT NULL,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    queue text DEFAULT 'default'::text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    max_attempts integer,
+    cron text,
+    every text,
+    anchor timestamp with time zone,
+    timezone text DEFAULT 'UTC'::text NOT NULL,
+    catch_up text DEFAULT 'latest'::text NOT NULL,
+    catch_up_window_ms bigint,
+    overlap text DEFAULT 'allow'::text NOT NULL,
+    horizon integer DEFAULT 3 NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    owner text DEFAULT 'rota'::text NOT NULL,
+    handover boolean DEFAULT false NOT NULL,
+    next_run_at timestamp with time zone,
+    fill_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    last_run_at timestamp with time zone,
+    version text GENERATED ALWAYS AS (md5(((((((((((((((((((((((task || ''::text) || (payload)::text) || ''::text) || queue) || ''::text) || (priority)::text) || ''::text) || COALESCE((max_attempts)::text, ''::text)) || ''::text) || COALESCE(cron, ''::text)) || ''::text) || COALESCE(every, ''::text)) || ''::text) || COALESCE((EXTRACT(epoch FROM (anchor - '1970-01-01 00:00:00+00'::timestamp with time zone)))::text, ''::text)) || ''::text) || timezone) || ''::text) || catch_up) || ''::text) || COALESCE((catch_up_window_ms)::text, ''::text)) || ''::text) || overlap))) STORED,
+    materialized_version text,
+    last_error text,
+    quiesced_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    CONSTRAINT schedules_catch_up_valid CHECK ((catch_up = ANY (ARRAY['all'::text, 'latest'::text, 'none'::text]))),
+    CONSTRAINT schedules_horizon_valid CHECK (((horizon >= 1) AND (horizon <= 1000))),
+    CONSTRAINT schedules_max_attempts_valid CHECK ((max_attempts >= 1)),
+    CONSTRAINT schedules_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 200))),
+    CONSTRAINT schedules_one_spec CHECK (((cron IS NULL) <> (every IS NULL))),
+    CONSTRAINT schedules_overlap_valid CHECK ((overlap = ANY (ARRAY['allow'::text, 'skip'::text, 'queue'::text]))),
+    CONSTRAINT schedules_owner_valid CHECK ((owner = ANY (ARRAY['rota'::text, 'external'::text]))),
+    CONSTRAINT schedules_queue_length CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128))),
+    CONSTRAINT schedules_task_length CHECK (((octet_length(task) >= 1) AND (octet_length(task) <= 128))),
+    CONSTRAINT schedules_window_valid CHECK ((catch_up_window_ms > 0))
+);
+
+-- SEQUENCE: schedules_id_seq
+
+ALTER TABLE rota.schedules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME rota.schedules_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- CONSTRAINT: clock clock_pkey
+
+ALTER TABLE ONLY rota.clock
+    ADD CONSTRAINT clock_pkey PRIMARY KEY (singleton);
+
+-- CONSTRAINT: jobs jobs_pkey
+
+ALTER TABLE ONLY rota.jobs
+    ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+
+-- CONSTRAINT: leases leases_pkey
+
+ALTER TABLE ONLY rota.leases
+    ADD CONSTRAINT leases_pkey PRIMARY KEY (name);
+
+-- CONSTRAINT: migrations migrations_pkey
+
+ALTER TABLE ONLY rota.migrations
+    ADD CONSTRAINT migrations_pkey PRIMARY KEY (version);
+
+-- CONSTRAINT: schedules schedules_name_key
+
+ALTER TABLE ONLY rota.schedules
+    ADD CONSTRAINT schedules_name_key UNIQUE (name);
+
+-- CONSTRAINT: schedules schedules_pkey
+
+ALTER TABLE ONLY rota.schedules
+    ADD CONSTRAINT schedules_pkey PRIMARY KEY (id);
+
+-- INDEX: jobs_available
+
+CREATE INDEX jobs_available ON rota.jobs USING btree (hashtext(queue), priority DESC, run_at, id) WHERE (state = 'available'::text);
+
+-- INDEX: jobs_execution_once
+
+CREATE UNIQUE INDEX jobs_execution_once ON rota.jobs USING btree (schedule_id, target_key, occurrence_at) WHERE ((occurrence_at IS NOT NULL) AND (state <> 'superseded'::text));
+
+-- INDEX: jobs_finished
+
+CREATE INDEX jobs_finished ON rota.jobs USING btree (finished_at) WHERE ((state = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text, 'skipped'::text, 'superseded'::text, 'missed'::text])) AND (schedule_id IS NULL));
+
+-- INDEX: jobs_finished_executions
+
+CREATE INDEX jobs_finished_executions ON rota.jobs USING btree (finished_at) WHERE ((state = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text, 'skipped'::text, 'superseded'::text, 'missed'::text])) AND (schedule_id IS NOT NULL));
+
+-- INDEX: jobs_running_concurrency
+
+CREATE UNIQUE INDEX jobs_running_concurrency ON rota.jobs USING btree (concurrency_key) WHERE ((state = 'running'::text) AND (concurrency_key IS NOT NULL));
+
+-- INDEX: jobs_running_lease
+
+CREATE INDEX jobs_running_lease ON rota.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
+
+-- INDEX: jobs_schedule
+
+CREATE INDEX jobs_schedule ON rota.jobs USING btree (schedule_id, run_at) WHERE (schedule_id IS NOT NULL);
+
+-- INDEX: jobs_scheduled
+
+CREATE INDEX jobs_scheduled ON rota.jobs USING btree (hashtext(queue), run_at, id) WHERE (state = 'scheduled'::text);
+
+-- INDEX: jobs_unique_key_queued
+
+CREATE UNIQUE INDEX jobs_unique_key_queued ON rota.jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'available'::text])));
+
+-- INDEX: schedules_drifted
+
+CREATE INDEX schedules_drifted ON rota.schedules USING btree (id) WHERE ((materialized_version IS DISTINCT FROM version) AND enabled AND (NOT paused) AND (owner = 'rota'::text));
+
+-- INDEX: schedules_fill
+
+CREATE INDEX schedules_fill ON rota.schedules USING btree (fill_at) WHERE (enabled AND (NOT paused) AND (owner = 'rota'::text));

@@ -1,0 +1,61 @@
+import type { Overlap, Owner, ScheduleRow } from "../db/queries/schedules.js";
+import type { CatchUp } from "./plan.js";
+
+/** A schedule as rota reports it. */
+export interface Schedule {
+  id: string;
+  name: string;
+  task: string;
+  payload: unknown;
+  queue: string;
+  priority: number;
+  maxAttempts: number | null;
+  cron: string | null;
+  every: string | null;
+  anchor: Date | null;
+  timezone: string;
+  catchUp: CatchUp;
+  catchUpWindowMs: number | null;
+  overlap: Overlap;
+  horizon: number;
+  enabled: boolean;
+  paused: boolean;
+  owner: Owner;
+  /** The first occurrence not materialized yet (null: a baseline is due). */
+  nextRunAt: Date | null;
+  lastRunAt: Date | null;
+  version: string;
+  /** Why the schedule was disabled, when rota disabled it (a spec that does not parse). */
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toSchedule(row: ScheduleRow): Schedule {
+  return {
+    id: row.id,
+    name: row.name,
+    task: row.task,
+    payload: row.payload,
+    queue: row.queue,
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    cron: row.cron,
+    every: row.every,
+    anchor: row.anchor,
+    timezone: row.timezone,
+    catchUp: row.catch_up,
+    catchUpWindowMs: row.catch_up_window_ms,
+    overlap: row.overlap,
+    horizon: row.horizon,
+    enabled: row.enabled,
+    paused: row.paused,
+    owner: row.owner,
+    nextRunAt: row.next_run_at,
+    lastRunAt: row.last_run_at,
+    version: row.version,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
