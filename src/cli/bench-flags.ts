@@ -87,7 +87,7 @@ export const QUEUE_BENCH_FLAGS = {
   ...COMMON,
   quick: {
     ...COMMON.quick,
-    help: "a smoke run: small sizes, each system's default config only (about two minutes)",
+    help: "a smoke run: small sizes, each system's default config only (one to two minutes)",
   },
   systems: {
     flags: "--systems <list>",
