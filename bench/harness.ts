@@ -49,7 +49,9 @@ export interface Benchmark<T extends BenchFlags, Body extends object> {
   name: string;
   /** How to run it from a checkout without the CLI. */
   fromCheckout: string;
+  /** One line for --help, and what it prints after the options. */
   description: string;
+  details: string;
   flags: T;
   /** Saved runs are named <date>-<savePrefix><run>.json. */
   savePrefix: string;
@@ -83,7 +85,7 @@ async function run<T extends BenchFlags, Body extends object>(
     benchmark.flags,
     true,
   )
-    .addHelpText("after", `\nFrom a checkout: ${benchmark.fromCheckout}`)
+    .addHelpText("after", `\n${benchmark.details}\n\nFrom a checkout: ${benchmark.fromCheckout}`)
     .showHelpAfterError()
     .exitOverride();
   let options: BenchOptionsOf<T>;

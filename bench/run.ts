@@ -27,9 +27,11 @@ const SYSTEM_CHILD = fileURLToPath(new URL("./system-child.ts", import.meta.url)
 runBenchmark({
   name: "rota bench",
   fromCheckout: "npm run bench -- [options]",
-  description: `Runs rota and its peers (graphile-worker, pg-boss, BullMQ on Redis when it
-answers and on PostgreSQL) and a plain pg insert ceiling through the same
-workloads on one PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE (pg-boss tuned, 100).`,
+  description:
+    "Runs rota and its peers and a plain pg insert ceiling through the same workloads on one PostgreSQL.",
+  details: `Peers: graphile-worker and pg-boss (under Node 22, see bench/runtime.ts), BullMQ on
+Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
+(pg-boss tuned's batchSize, 100). See BENCHMARKS.md.`,
   flags: QUEUE_BENCH_FLAGS,
   savePrefix: "",
   measure: async (options, { databaseUrl, log }) => {

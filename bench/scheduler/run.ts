@@ -23,7 +23,9 @@ export type SchedulerReport = ReportHeader & { results: Result[] };
 runBenchmark({
   name: "rota bench scheduler",
   fromCheckout: "node --import tsx bench/scheduler/run.ts [options]",
-  description: `Measures rota's scheduler on one PostgreSQL, in a fresh schema it drops afterwards:
+  description:
+    "Measures rota's scheduler on one PostgreSQL, in a fresh schema it drops afterwards.",
+  details: `Workloads:
   materialize_<due>_of_<schedules>  one orchestrator tick materializing the due schedules among many
   materialize_<due>_of_<due>        the same with no schedules that are not due (the cost must not grow)
   lateness                          handler start minus planned run time, every-second schedules, one worker`,

@@ -61,7 +61,11 @@ const COMMON = {
     kind: "boolean",
     help: "print one JSON object on stdout (progress goes to stderr)",
   },
-  quick: { flags: "--quick", kind: "boolean", help: "a smoke run: small sizes (about a minute)" },
+  quick: {
+    flags: "--quick",
+    kind: "boolean",
+    help: "a smoke run: small sizes (about half a minute)",
+  },
   databaseUrl: {
     flags: "--database-url <url>",
     kind: "text",
