@@ -1,4 +1,23 @@
+import type { QueueBenchOptions } from "../src/cli/bench-flags.js";
+import type { Measurement, QueueWorkload } from "./results.js";
 import type { BenchEnvironment, ConfigName, QueueSystemName } from "./systems/types.js";
+
+/**
+ * What bench/system-child.ts is started with (its one argument, as JSON): one
+ * system in one configuration, and the workloads to run it through.
+ */
+export interface SystemChildArguments {
+  system: QueueSystemName;
+  config: ConfigName;
+  workloads: QueueWorkload[];
+  options: QueueBenchOptions;
+  env: BenchEnvironment;
+}
+
+export type SystemChildMessage =
+  | { type: "result"; workload: QueueWorkload; measurement: Measurement }
+  /** Something went wrong but the run goes on (a failed workload, a hung stop). */
+  | { type: "note"; text: string };
 
 /** What bench/worker-child.ts is started with (its one argument, as JSON). */
 export interface ChildArguments {

@@ -1,20 +1,22 @@
+import { formatHeader, type ReportHeader } from "./harness.js";
 import type { BenchResult } from "./results.js";
 import type { SystemName } from "./systems/types.js";
+import { formatTable } from "./table.js";
 
-const PEERS: readonly SystemName[] = ["graphile-worker", "pg-boss", "bullmq"];
+/** The peers "vs best peer" compares with: every system but rota and the plain-pg ceiling. */
+const PEERS: readonly SystemName[] = ["graphile-worker", "pg-boss", "bullmq", "bullmq-postgres"];
 
-export interface Report {
-  postgres: string;
+/** A system's package version and the Node it ran under. */
+export interface SystemInfo {
+  version: string;
   node: string;
-  machine: {
-    cpus: number;
-    memory_gib: number;
-    timer_stalls: { max_ms: number; over_50ms: number };
-  };
-  settings: Record<string, unknown>;
+}
+
+export type QueueReport = ReportHeader & {
+  systems: Record<string, SystemInfo>;
   results: BenchResult[];
   notes: string[];
-}
+};
 
 /**
  * How a row compares with the best peer on the same workload, 1.00 being the
@@ -36,8 +38,7 @@ export function versusBestPeer(row: BenchResult, results: BenchResult[]): number
   return undefined;
 }
 
-function note(row: BenchResult, report: Report): string {
-  const results = report.results;
+function note(row: BenchResult, report: QueueReport): string {
   const parts: string[] = [];
   if (row.complete === false) parts.push(`capped: ${row.jobs} jobs in ${row.seconds.toFixed(0)} s`);
   if (row.lost)
@@ -45,60 +46,49 @@ function note(row: BenchResult, report: Report): string {
       `${row.lost} not started ${report.settings.settle_seconds} s after the last enqueue`,
     );
   if (row.workload === "enqueue_single_10" && row.jobs_per_s !== undefined) {
-    const ceiling = results.find((r) => r.workload === "insert_commit_ceiling")?.jobs_per_s;
+    const ceiling = report.results.find((r) => r.workload === "insert_commit_ceiling")?.jobs_per_s;
     if (ceiling) parts.push(`${((100 * row.jobs_per_s) / ceiling).toFixed(0)}% of pg ceiling`);
   }
   return parts.join("; ");
 }
 
-export function formatTable(report: Report): string {
+export function formatQueueReport(report: QueueReport): string {
   const fmt = (value: number | undefined, places: number) =>
     value === undefined || !Number.isFinite(value) ? "" : value.toFixed(places);
-  const header = [
-    "workload",
-    "system",
-    "config",
-    "jobs/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "vs best peer",
-    "note",
-  ];
-  const rows = report.results.map((row) => [
-    row.workload,
-    row.system,
-    row.config,
-    fmt(row.jobs_per_s, 0),
-    fmt(row.p50_ms, 1),
-    fmt(row.p95_ms, 1),
-    fmt(row.p99_ms, 1),
-    fmt(versusBestPeer(row, report.results), 2),
-    note(row, report),
-  ]);
-  const numeric = new Set([3, 4, 5, 6, 7]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  const table = formatTable(
+    [
+      "workload",
+      "system",
+      "config",
+      "jobs/s",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "vs best peer",
+      "note",
+    ],
+    report.results.map((row) => [
+      row.workload,
+      row.system,
+      row.config,
+      fmt(row.jobs_per_s, 0),
+      fmt(row.p50_ms, 1),
+      fmt(row.p95_ms, 1),
+      fmt(row.p99_ms, 1),
+      fmt(versusBestPeer(row, report.results), 2),
+      note(row, report),
+    ]),
+    new Set([3, 4, 5, 6, 7]),
   );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, column) =>
-        numeric.has(column) ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0),
-      )
-      .join("  ")
-      .trimEnd();
   const out = [
-    `PostgreSQL ${report.postgres}; node ${report.node}; ${report.machine.cpus} CPUs, ${report.machine.memory_gib} GiB`,
-    `idle 10 ms timer over 2 s: longest stall ${report.machine.timer_stalls.max_ms} ms, ${report.machine.timer_stalls.over_50ms} stalls over 50 ms (a quiet machine: a few ms, none)`,
-    `settings: ${Object.entries(report.settings)
-      .map(([key, value]) => `${key}=${value}`)
-      .join(" ")}`,
+    ...formatHeader(report),
+    `systems: ${Object.entries(report.systems)
+      .map(([name, info]) => `${name} ${info.version} (node ${info.node})`)
+      .join(", ")}`,
     "",
-    line(header),
-    line(widths.map((width) => "-".repeat(width))),
-    ...rows.map(line),
+    table,
     "",
-    "vs best peer: 1.00 = the best of graphile-worker, pg-boss and BullMQ on that workload;",
+    `vs best peer: 1.00 = the best of ${PEERS.join(", ")} on that workload;`,
     "above 1 is better (jobs/s over the best peer's; for latency, the best peer's p50 over this p50).",
   ];
   if (report.notes.length > 0) out.push("", "notes:", ...report.notes.map((text) => `  - ${text}`));

@@ -1,15 +1,11 @@
+import type { BenchWorkloadName } from "../src/cli/bench-flags.js";
+import { round } from "./stats.js";
 import type { ConfigName, SystemName } from "./systems/types.js";
 
-export const WORKLOAD_NAMES = [
-  "enqueue_single_1",
-  "enqueue_single_10",
-  "enqueue_bulk",
-  "process_1proc",
-  "process_2proc",
-  "latency",
-  "insert_commit_ceiling",
-] as const;
-export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+export type WorkloadName = BenchWorkloadName;
+
+/** The workloads run through a queue system (the ceiling is plain pg's alone). */
+export type QueueWorkload = Exclude<WorkloadName, "insert_commit_ceiling">;
 
 /** What one workload measured. Throughput workloads set jobs_per_s; latency sets the percentiles. */
 export interface Measurement {
@@ -35,15 +31,15 @@ export interface BenchResult extends Measurement {
 
 /** Rounds for printing and JSON: jobs/s to 0.1, milliseconds to 0.01. */
 export function rounded(measurement: Measurement): Measurement {
-  const round = (value: number | undefined, places: number) =>
-    value === undefined ? undefined : Number(value.toFixed(places));
+  const to = (value: number | undefined, places: number) =>
+    value === undefined ? undefined : round(value, places);
   const out: Measurement = {
-    jobs_per_s: round(measurement.jobs_per_s, 1),
-    p50_ms: round(measurement.p50_ms, 2),
-    p95_ms: round(measurement.p95_ms, 2),
-    p99_ms: round(measurement.p99_ms, 2),
+    jobs_per_s: to(measurement.jobs_per_s, 1),
+    p50_ms: to(measurement.p50_ms, 2),
+    p95_ms: to(measurement.p95_ms, 2),
+    p99_ms: to(measurement.p99_ms, 2),
     jobs: measurement.jobs,
-    seconds: round(measurement.seconds, 3) ?? 0,
+    seconds: round(measurement.seconds, 3),
     complete: measurement.complete,
     lost: measurement.lost,
   };

@@ -1,128 +1,66 @@
 /**
  * `rota bench` / `npm run bench`: rota against graphile-worker, pg-boss,
- * BullMQ (when Redis answers) and a plain-pg insert ceiling, on one
- * PostgreSQL, through identical workloads. Progress goes to stderr; the table,
- * or with --json one JSON object, to stdout. See BENCHMARKS.md.
+ * BullMQ on Redis (when it answers) and on PostgreSQL, and a plain-pg insert
+ * ceiling, on one PostgreSQL, through identical workloads. Each system runs
+ * in a child process per configuration (bench/system-child.ts) under the Node
+ * it needs (runtime.ts); the ceiling runs here. Progress goes to stderr; the
+ * table, or with --json one JSON object, to stdout. See BENCHMARKS.md.
  */
-import { availableParallelism, totalmem } from "node:os";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
+import { QUEUE_BENCH_FLAGS, type QueueBenchOptions } from "../src/cli/bench-flags.js";
+import type { SystemChildArguments, SystemChildMessage } from "./child-protocol.js";
+import { runBenchmark } from "./harness.js";
 import { tcpReachable } from "./net.js";
-import { type BenchOptions, parseOptions, USAGE, UsageError } from "./options.js";
-import { formatTable, type Report } from "./report.js";
-import { type BenchResult, type Measurement, rounded, type WorkloadName } from "./results.js";
-import { CONFIGS, isQueueSystem, systemFactory } from "./systems/index.js";
-import type {
-  BenchEnvironment,
-  BenchSystem,
-  ConfigName,
-  QueueSystemName,
-  SystemFactory,
-} from "./systems/types.js";
-import { nowMs, timerStalls, withDeadline } from "./time.js";
+import { formatQueueReport, type SystemInfo } from "./report.js";
+import { type BenchResult, type Measurement, type QueueWorkload, rounded } from "./results.js";
+import { packageVersion, type Runtime, runtimeFor } from "./runtime.js";
+import { isQueueSystem, SYSTEMS } from "./systems/index.js";
+import type { BenchEnvironment, ConfigName, QueueSystemName } from "./systems/types.js";
+import { withTimeout } from "./time.js";
 import { insertCommitCeiling } from "./workloads/ceiling.js";
-import { STOP_DEADLINE_MS, type WorkloadContext } from "./workloads/context.js";
-import { enqueueBulk, enqueueSingle } from "./workloads/enqueue.js";
-import { latency } from "./workloads/latency.js";
-import { processOneProcess, processTwoProcesses } from "./workloads/process.js";
-
-type QueueWorkload = Exclude<WorkloadName, "insert_commit_ceiling">;
-
-const WORKLOADS: Record<
-  QueueWorkload,
-  (system: BenchSystem, context: WorkloadContext) => Promise<Measurement>
-> = {
-  enqueue_single_1: (system, context) => enqueueSingle(system, 1, context),
-  enqueue_single_10: (system, context) =>
-    enqueueSingle(system, context.options.concurrency, context),
-  enqueue_bulk: enqueueBulk,
-  process_1proc: processOneProcess,
-  process_2proc: processTwoProcesses,
-  latency,
-};
+import { SETUP_DEADLINE_MS, STOP_DEADLINE_MS } from "./workloads/context.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
-const SETUP_DEADLINE_MS = 120_000;
+const SYSTEM_CHILD = fileURLToPath(new URL("./system-child.ts", import.meta.url));
 
-type RecordResult = (
-  system: BenchResult["system"],
-  config: ConfigName,
-  workload: WorkloadName,
-  m: Measurement,
-) => void;
-
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
-
-async function main(): Promise<number> {
-  let options: BenchOptions;
-  try {
-    const parsed = parseOptions(process.argv.slice(2));
-    if (parsed === "help") {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    options = parsed;
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`bench: ${error.message}\n\n${USAGE}\n`);
-    return 2;
-  }
-
-  const began = nowMs();
-  const database = await openDatabase();
-  // One signal stops the database and exits; repeats (a terminal's Ctrl-C reaches
-  // both `rota bench` and this process, and rota forwards it) are ignored.
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    log("interrupted; stopping");
-    void database.stop().finally(() => process.exit(130));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
+runBenchmark({
+  name: "rota bench",
+  fromCheckout: "npm run bench -- [options]",
+  description:
+    "Runs rota and its peers and a plain pg insert ceiling through the same workloads on one PostgreSQL.",
+  details: `Peers: graphile-worker and pg-boss (under Node 22, see bench/runtime.ts), BullMQ on
+Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
+(pg-boss tuned's batchSize, 100). See BENCHMARKS.md.`,
+  flags: QUEUE_BENCH_FLAGS,
+  savePrefix: "",
+  measure: async (options, { databaseUrl, log }) => {
     const notes: string[] = [];
     const warn = (note: string) => {
       notes.push(note);
       log(note);
     };
-    const env: BenchEnvironment = { databaseUrl: database.url, redis: options.redis };
-    const context: WorkloadContext = { env, options, log, warn };
-    const report: Report = {
-      postgres: await serverVersion(database.url),
-      node: process.version,
-      machine: {
-        cpus: availableParallelism(),
-        memory_gib: Number((totalmem() / 2 ** 30).toFixed(1)),
-        timer_stalls: await timerStalls(2_000),
-      },
-      settings: {
-        jobs: options.jobs,
-        concurrency: options.concurrency,
-        single_seconds: options.singleSeconds,
-        latency_seconds: options.latencySeconds,
-        latency_rate: options.rate,
-        settle_seconds: options.settleSeconds,
-        process_timeout_seconds: options.processTimeoutSeconds,
-        database: database.embedded ? "embedded" : "DATABASE_URL",
-      },
-      results: [],
-      notes,
-    };
-    log(`PostgreSQL ${report.postgres}; ${JSON.stringify(report.settings)}`);
-    const record: RecordResult = (system, config, workload, measurement) => {
+    const results: BenchResult[] = [];
+    const systems: Record<string, SystemInfo> = {};
+    const record = (
+      system: BenchResult["system"],
+      config: ConfigName,
+      workload: BenchResult["workload"],
+      measurement: Measurement,
+    ) => {
       const result: BenchResult = { system, config, workload, ...rounded(measurement) };
-      report.results.push(result);
+      results.push(result);
       log(`${system}/${config} ${workload}: ${describe(result)}`);
     };
+    const [host = "127.0.0.1", port = "6379"] = options.redis.split(":");
+    const env: BenchEnvironment = { databaseUrl, redis: { host, port: Number(port) } };
 
     if (options.systems.includes("pg") && options.workloads.includes("insert_commit_ceiling")) {
+      systems.pg = { version: packageVersion("pg"), node: process.version };
       log("pg/default insert_commit_ceiling ...");
       try {
-        record("pg", "default", "insert_commit_ceiling", await insertCommitCeiling(context));
+        const measurement = await insertCommitCeiling({ env, options, log, warn });
+        record("pg", "default", "insert_commit_ceiling", measurement);
       } catch (error) {
         warn(`pg insert_commit_ceiling failed: ${message(error)}`);
       }
@@ -133,104 +71,76 @@ async function main(): Promise<number> {
     );
     for (const system of options.systems.filter(isQueueSystem)) {
       if (workloads.length === 0) break;
-      if (system === "bullmq" && !(await tcpReachable(options.redis.host, options.redis.port))) {
-        warn(
-          `bullmq skipped: no Redis at ${options.redis.host}:${options.redis.port} (set BENCH_REDIS=host:port)`,
-        );
+      if (system === "bullmq" && !(await tcpReachable(env.redis.host, env.redis.port))) {
+        warn(`bullmq skipped: no Redis at ${options.redis} (set --redis or BENCH_REDIS=host:port)`);
         continue;
       }
-      for (const config of CONFIGS[system].filter((c) => options.configs.includes(c))) {
-        await runSystem(system, config, workloads, context, record);
+      const entry = SYSTEMS[system];
+      const runtime = runtimeFor(entry.package);
+      if (typeof runtime === "string") {
+        warn(`${system} skipped: ${runtime}`);
+        continue;
+      }
+      systems[system] = { version: packageVersion(entry.package), node: runtime.version };
+      for (const config of entry.configs.filter((c) => options.configs.includes(c))) {
+        const args: SystemChildArguments = { system, config, workloads, options, env };
+        await runSystem(args, runtime, {
+          result: (workload, measurement) => record(system, config, workload, measurement),
+          note: (text) => notes.push(text),
+          warn,
+        });
       }
     }
+    return { systems, results, notes };
+  },
+  format: formatQueueReport,
+});
 
-    log(`done in ${((nowMs() - began) / 1000).toFixed(1)} s`);
-    if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    else process.stdout.write(formatTable(report));
-    return 0;
-  } finally {
-    await database.stop();
-  }
+/** How long one system's child may run before it is killed: every workload's worst case. */
+function childBudgetMs(options: QueueBenchOptions, workloads: number): number {
+  const workload =
+    SETUP_DEADLINE_MS +
+    3 * STOP_DEADLINE_MS +
+    1000 * (options.processTimeout + options.latencySeconds + options.settleSeconds) +
+    120_000;
+  return workloads * workload;
 }
 
-/**
- * Runs each workload on fresh state (setup before, teardown after). A system
- * whose setup fails is skipped with a note; one that hangs in stop or teardown
- * is left behind with a note, so one broken system cannot stall the run.
- */
+/** Runs one system's workloads in a child under `runtime`'s Node; resolves when it exits. */
 async function runSystem(
-  name: QueueSystemName,
-  config: ConfigName,
-  workloads: QueueWorkload[],
-  context: WorkloadContext,
-  record: RecordResult,
+  args: SystemChildArguments,
+  runtime: Runtime,
+  on: {
+    result: (workload: QueueWorkload, measurement: Measurement) => void;
+    note: (text: string) => void;
+    warn: (text: string) => void;
+  },
 ): Promise<void> {
-  let factory: SystemFactory;
-  try {
-    factory = await systemFactory(name, config);
-  } catch (error) {
-    context.warn(`${name}/${config} skipped: its adapter did not load: ${message(error)}`);
-    return;
-  }
-  const teardown = async (system: BenchSystem, after: string) => {
-    try {
-      await withDeadline(
-        system.teardown(),
-        STOP_DEADLINE_MS,
-        `${name}/${config} teardown after ${after}`,
-      );
-    } catch (error) {
-      context.warn(message(error));
-    }
-  };
-  for (const workload of workloads) {
-    log(`${name}/${config} ${workload} ...`);
-    const began = nowMs();
-    const system = factory(context.env);
-    try {
-      await withDeadline(system.setup(), SETUP_DEADLINE_MS, `${name}/${config} setup`);
-    } catch (error) {
-      context.warn(`${name}/${config} skipped: setup failed: ${message(error)}`);
-      await teardown(system, "a failed setup");
-      return;
-    }
-    try {
-      record(name, config, workload, await WORKLOADS[workload](system, context));
-    } catch (error) {
-      context.warn(`${name}/${config} ${workload} failed: ${message(error)}`);
-    } finally {
-      await teardown(system, workload);
-      log(
-        `${name}/${config} ${workload} took ${((nowMs() - began) / 1000).toFixed(1)} s with setup and teardown`,
-      );
-    }
-  }
-}
-
-interface Database {
-  url: string;
-  embedded: boolean;
-  stop(): Promise<void>;
-}
-
-/** DATABASE_URL if set, else rota's embedded PostgreSQL (data in .rota/bench-pgdata). */
-async function openDatabase(): Promise<Database> {
-  const url = process.env.DATABASE_URL;
-  if (url) return { url, embedded: false, stop: async () => {} };
-  log("no DATABASE_URL: starting the embedded PostgreSQL (data in .rota/bench-pgdata)");
-  const { startEmbeddedPostgres } = await import("../src/dev/embedded.js");
-  const server = await startEmbeddedPostgres({ dataDir: `${REPO_ROOT}.rota/bench-pgdata` });
-  return { url: server.url, embedded: true, stop: () => server.stop() };
-}
-
-async function serverVersion(url: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const result = await client.query<{ server_version: string }>("show server_version");
-    return result.rows[0]?.server_version ?? "unknown";
-  } finally {
-    await client.end();
+  const name: `${QueueSystemName}/${ConfigName}` = `${args.system}/${args.config}`;
+  // The child's stdout goes to our stderr: stdout is kept for the report.
+  const child: ChildProcess = spawn(
+    runtime.execPath,
+    ["--import", "tsx", SYSTEM_CHILD, JSON.stringify(args)],
+    { cwd: REPO_ROOT, stdio: ["ignore", 2, 2, "ipc"] },
+  );
+  child.on("message", (message: SystemChildMessage) => {
+    if (message.type === "result") on.result(message.workload, message.measurement);
+    else on.note(message.text);
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code) => resolve(code));
+    child.once("error", (error) => {
+      on.warn(`${name} did not start: ${error.message}`);
+      resolve(null);
+    });
+  });
+  const outcome = await withTimeout(exited, childBudgetMs(args.options, args.workloads.length));
+  if (outcome === "timeout") {
+    on.warn(`${name} was still running after its time budget; killed`);
+    child.kill("SIGKILL");
+    await exited;
+  } else if (outcome !== 0 && outcome !== null) {
+    on.warn(`${name} exited with code ${outcome}`);
   }
 }
 
@@ -247,14 +157,3 @@ function describe(result: BenchResult): string {
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-
-// Exits explicitly: a system that failed to stop may still hold handles open.
-main().then(
-  (code) => process.stdout.write("", () => process.exit(code)),
-  (error) => {
-    process.stderr.write(
-      `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);

@@ -1,7 +1,7 @@
 import { databaseOf, Rota } from "../../src/client.js";
+import { percentile, round } from "../stats.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { sleep } from "../time.js";
-import { percentile, round } from "./stats.js";
 
 /** Every second (6-field cron, seconds first). */
 export const EVERY_SECOND = "* * * * * *";

@@ -1,9 +1,9 @@
 import { databaseOf, Rota } from "../../src/client.js";
 import type { TickReport } from "../../src/orchestrator/orchestrator.js";
+import { median, round } from "../stats.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { nowMs } from "../time.js";
 import { materializeStep, recordStatements, type StepTiming } from "./statements.js";
-import { median, round } from "./stats.js";
 
 /** Cron of the schedules that come due: every minute. */
 export const DUE_CRON = "* * * * *";

@@ -6,7 +6,7 @@ import {
   type TaskList,
   type WorkerUtils,
 } from "graphile-worker";
-import { dropSchema, quoteIdent } from "./schema.js";
+import { SchemaSystem } from "./schema.js";
 import type {
   BenchEnvironment,
   BenchPayload,
@@ -25,40 +25,38 @@ const quietLogger = new Logger(() => (level, message) => {
 });
 
 /**
- * graphile-worker 0.16 (the last line that runs on Node 20).
+ * graphile-worker 0.18 (Node 22; see runtime.ts).
  *
- * default: its defaults (pool of 10, polling 2 s as a LISTEN/NOTIFY fallback),
- * with `concurrentJobs` set to the workload's concurrency.
+ * default: its defaults (pool of 10, LISTEN/NOTIFY with 2 s polling, one
+ * fetch per job and one completion per job), with `concurrency` set to the
+ * workload's.
  *
- * tuned: what 0.16 offers for speed. Its batching options (`localQueue`,
- * `completeJobBatchDelay`, `failJobBatchDelay`) arrived in 0.17, which needs
- * Node 22, so the tuning left is the performance page's pool sizing: a pool of
- * concurrency + 1 connections, so the LISTEN connection never makes a worker
- * wait for a client. Prepared statements stay on (the default). Both configs
- * enqueue in bulk through `add_jobs`, its documented batch API.
+ * tuned: the configuration of its performance page (worker.graphile.org,
+ * "Performance"): a pool of concurrency + 1 connections, the local queue
+ * (`localQueue: { size: 500 }`: the pool locks a batch of jobs and hands them
+ * to its workers without a round trip each) and batched completion
+ * (`completeJobBatchDelay: 0`, `failJobBatchDelay: 0`: completions made in
+ * the same tick go in one statement). Both configs enqueue in bulk with
+ * `addJobs`, its batch API (one `add_jobs` call).
  */
 export function graphileWorker(config: ConfigName) {
   return (env: BenchEnvironment): BenchSystem => new GraphileWorkerSystem(env, config);
 }
 
-class GraphileWorkerSystem implements BenchSystem {
-  readonly system = "graphile-worker" as const;
-  private readonly schema: string;
-  private utils: WorkerUtils | null = null;
-  private owner = false;
+const TUNED_PRESET = {
+  worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+};
 
-  constructor(
-    private readonly env: BenchEnvironment,
-    readonly config: ConfigName,
-  ) {
-    this.schema = `rota_bench_graphile_${config}`;
+class GraphileWorkerSystem extends SchemaSystem implements BenchSystem {
+  readonly system = "graphile-worker" as const;
+  private utils: WorkerUtils | null = null;
+
+  constructor(env: BenchEnvironment, config: ConfigName) {
+    super(env, config, `rota_bench_graphile_${config}`);
   }
 
-  async setup(): Promise<void> {
-    await dropSchema(this.env.databaseUrl, this.schema);
-    this.owner = true;
-    await this.attach();
-    await this.utils?.migrate();
+  protected async install(): Promise<void> {
+    await this.requireUtils().migrate();
   }
 
   async attach(): Promise<void> {
@@ -76,14 +74,7 @@ class GraphileWorkerSystem implements BenchSystem {
   }
 
   async enqueueBulk(payloads: BenchPayload[]): Promise<void> {
-    const specs = payloads.map((payload) => ({ identifier: TASK, payload }));
-    const schema = quoteIdent(this.schema);
-    await this.requireUtils().withPgClient((client) =>
-      client.query(
-        `select count(*) from ${schema}.add_jobs(array(select json_populate_recordset(null::${schema}.job_spec, $1::json)))`,
-        [JSON.stringify(specs)],
-      ),
-    );
+    await this.requireUtils().addJobs(payloads.map((payload) => ({ identifier: TASK, payload })));
   }
 
   async startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -99,15 +90,16 @@ class GraphileWorkerSystem implements BenchSystem {
       noHandleSignals: true,
       logger: quietLogger,
       taskList,
-      ...(this.config === "tuned" ? { maxPoolSize: options.concurrency + 1 } : {}),
+      ...(this.config === "tuned"
+        ? { maxPoolSize: options.concurrency + 1, preset: TUNED_PRESET }
+        : {}),
     });
     return { stop: () => runner.stop() };
   }
 
-  async teardown(): Promise<void> {
+  protected async close(): Promise<void> {
     await this.utils?.release();
     this.utils = null;
-    if (this.owner) await dropSchema(this.env.databaseUrl, this.schema);
   }
 
   private requireUtils(): WorkerUtils {

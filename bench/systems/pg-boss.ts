@@ -1,5 +1,5 @@
-import PgBoss from "pg-boss";
-import { dropSchema } from "./schema.js";
+import { PgBoss, type WorkOptions } from "pg-boss";
+import { SchemaSystem } from "./schema.js";
 import type {
   BenchEnvironment,
   BenchPayload,
@@ -12,50 +12,54 @@ import type {
 const QUEUE = "bench";
 
 /**
- * pg-boss 10 (the last major that runs on Node 20). Its workers poll: each
- * `work()` call adds one worker that fetches `batchSize` jobs, runs them, and
- * then waits out the rest of `pollingIntervalSeconds` before fetching again.
- * There is no LISTEN/NOTIFY wake-up in this version. A concurrency of N is N
- * `work()` calls ("each call to work() will add a new worker").
+ * pg-boss 12 (Node 22; see runtime.ts). A worker polls: it fetches
+ * `batchSize` jobs, runs them, and waits out `pollingIntervalSeconds` before
+ * fetching again unless woken; `localConcurrency` runs that many such workers
+ * in the process.
  *
- * default: `work()` with its defaults, "1 job every 2 seconds" per worker.
+ * default: `work()` with `localConcurrency` set to the workload's concurrency
+ * and everything else its default ("1 job every 2 seconds" per worker, no
+ * LISTEN/NOTIFY).
  *
- * tuned: the fastest settings version 10 documents: the minimum polling
- * interval (0.5 s) and a batch per fetch (`batchSize`, 100 unless
- * BENCH_PGBOSS_BATCH_SIZE says otherwise). `localConcurrency` and
- * `burstWhenBatchFull` are pg-boss 11+/12+ options, which need Node 22.
+ * tuned: everything version 12 documents for throughput and latency: the
+ * instance's LISTEN/NOTIFY listener (`useListenNotify`) and a queue that
+ * notifies (`notify: true`), so a new job wakes the workers; a batch per
+ * fetch (`batchSize`, 100 unless BENCH_PGBOSS_BATCH_SIZE says otherwise) and
+ * `burstWhenBatchFull`, so a worker fetches again at once while its batches
+ * come back full; the minimum polling interval (0.5 s) for the rest.
  */
 export function pgBoss(config: ConfigName) {
   return (env: BenchEnvironment): BenchSystem => new PgBossSystem(env, config);
 }
 
-export const PG_BOSS_TUNED = {
-  pollingIntervalSeconds: 0.5,
+const TUNED_WORK: WorkOptions = {
   batchSize: Number(process.env.BENCH_PGBOSS_BATCH_SIZE ?? 100),
+  burstWhenBatchFull: true,
+  pollingIntervalSeconds: 0.5,
 };
 
-class PgBossSystem implements BenchSystem {
+class PgBossSystem extends SchemaSystem implements BenchSystem {
   readonly system = "pg-boss" as const;
-  private readonly schema: string;
   private boss: PgBoss | null = null;
-  private owner = false;
 
-  constructor(
-    private readonly env: BenchEnvironment,
-    readonly config: ConfigName,
-  ) {
-    this.schema = `rota_bench_pgboss_${config}`;
+  constructor(env: BenchEnvironment, config: ConfigName) {
+    super(env, config, `rota_bench_pgboss_${config}`);
   }
 
-  async setup(): Promise<void> {
-    await dropSchema(this.env.databaseUrl, this.schema);
-    this.owner = true;
-    await this.attach();
-    await this.requireBoss().createQueue(QUEUE);
+  private get tuned(): boolean {
+    return this.config === "tuned";
+  }
+
+  protected async install(): Promise<void> {
+    await this.requireBoss().createQueue(QUEUE, this.tuned ? { notify: true } : {});
   }
 
   async attach(): Promise<void> {
-    const boss = new PgBoss({ connectionString: this.env.databaseUrl, schema: this.schema });
+    const boss = new PgBoss({
+      connectionString: this.env.databaseUrl,
+      schema: this.schema,
+      ...(this.tuned ? { useListenNotify: true } : {}),
+    });
     boss.on("error", (error) => process.stderr.write(`pg-boss: ${error.message}\n`));
     await boss.start();
     this.boss = boss;
@@ -66,32 +70,28 @@ class PgBossSystem implements BenchSystem {
   }
 
   async enqueueBulk(payloads: BenchPayload[]): Promise<void> {
-    await this.requireBoss().insert(payloads.map((data) => ({ name: QUEUE, data })));
+    await this.requireBoss().insert(
+      QUEUE,
+      payloads.map((data) => ({ data })),
+    );
   }
 
   async startWorker(options: WorkerOptions): Promise<RunningWorker> {
     const boss = this.requireBoss();
-    const workOptions = this.config === "tuned" ? PG_BOSS_TUNED : {};
-    const ids: string[] = [];
-    for (let n = 0; n < options.concurrency; n++) {
-      ids.push(
-        await boss.work<BenchPayload>(QUEUE, workOptions, async (jobs) => {
-          for (const job of jobs) options.onJob(job.data);
-        }),
-      );
-    }
-    return {
-      stop: async () => {
-        for (const id of ids) await boss.offWork({ id });
+    const id = await boss.work<BenchPayload>(
+      QUEUE,
+      { ...(this.tuned ? TUNED_WORK : {}), localConcurrency: options.concurrency },
+      async (jobs) => {
+        for (const job of jobs) options.onJob(job.data);
       },
-    };
+    );
+    return { stop: () => boss.offWork(QUEUE, { id }) };
   }
 
-  async teardown(): Promise<void> {
+  protected async close(): Promise<void> {
     const boss = this.boss;
     this.boss = null;
-    if (boss) await boss.stop({ graceful: true, wait: true, timeout: 5_000 });
-    if (this.owner) await dropSchema(this.env.databaseUrl, this.schema);
+    await boss?.stop({ graceful: true, timeout: 5_000 });
   }
 
   private requireBoss(): PgBoss {

@@ -1,5 +1,5 @@
 import type { Rota } from "../../src/index.js";
-import { dropSchema } from "./schema.js";
+import { SchemaSystem } from "./schema.js";
 import type {
   BenchEnvironment,
   BenchPayload,
@@ -17,21 +17,15 @@ export function rota(config: ConfigName) {
   return (env: BenchEnvironment): BenchSystem => new RotaSystem(env, config);
 }
 
-class RotaSystem implements BenchSystem {
+class RotaSystem extends SchemaSystem implements BenchSystem {
   readonly system = "rota" as const;
-  private readonly schema = "rota_bench";
   private client: Rota | null = null;
-  private owner = false;
 
-  constructor(
-    private readonly env: BenchEnvironment,
-    readonly config: ConfigName,
-  ) {}
+  constructor(env: BenchEnvironment, config: ConfigName) {
+    super(env, config, "rota_bench");
+  }
 
-  async setup(): Promise<void> {
-    await dropSchema(this.env.databaseUrl, this.schema);
-    this.owner = true;
-    await this.attach();
+  protected async install(): Promise<void> {
     await this.requireClient().migrate();
   }
 
@@ -70,11 +64,10 @@ class RotaSystem implements BenchSystem {
     };
   }
 
-  async teardown(): Promise<void> {
+  protected async close(): Promise<void> {
     const client = this.client;
     this.client = null;
     await client?.close();
-    if (this.owner) await dropSchema(this.env.databaseUrl, this.schema);
   }
 
   private requireClient(): Rota {

@@ -1,4 +1,5 @@
 import pg from "pg";
+import type { BenchEnvironment, ConfigName } from "./types.js";
 
 /** Double-quotes an identifier for SQL text. */
 export function quoteIdent(name: string): string {
@@ -17,4 +18,37 @@ export async function dropSchema(databaseUrl: string, schema: string): Promise<v
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A system whose state is one PostgreSQL schema of its own: setup() drops it,
+ * connects and installs the system's tables; teardown() disconnects and,
+ * in the process that set it up, drops it again.
+ */
+export abstract class SchemaSystem {
+  private owner = false;
+
+  constructor(
+    protected readonly env: BenchEnvironment,
+    readonly config: ConfigName,
+    protected readonly schema: string,
+  ) {}
+
+  async setup(): Promise<void> {
+    await dropSchema(this.env.databaseUrl, this.schema);
+    this.owner = true;
+    await this.attach();
+    await this.install();
+  }
+
+  async teardown(): Promise<void> {
+    await this.close();
+    if (this.owner) await dropSchema(this.env.databaseUrl, this.schema);
+  }
+
+  abstract attach(): Promise<void>;
+  /** Creates the system's tables (and queue) in the fresh schema. */
+  protected abstract install(): Promise<void>;
+  /** Releases the connections attach() made, if any. */
+  protected abstract close(): Promise<void>;
 }

@@ -3,15 +3,15 @@
  * bench/workloads/ talks only to this interface, so rota and its peers run the
  * very same code path: same payloads, same pacing, same clocks.
  */
+import type { BenchConfigName, BenchSystemName } from "../../src/cli/bench-flags.js";
 
-export const SYSTEM_NAMES = ["rota", "graphile-worker", "pg-boss", "bullmq", "pg"] as const;
-export type SystemName = (typeof SYSTEM_NAMES)[number];
+export type SystemName = BenchSystemName;
 
 /** The queue systems (everything but the plain `pg` reference). */
 export type QueueSystemName = Exclude<SystemName, "pg">;
 
 /** "default": the library's defaults; "tuned": its fastest documented configuration. */
-export type ConfigName = "default" | "tuned";
+export type ConfigName = BenchConfigName;
 
 /** Where the systems keep their state; every system gets its own schema or key prefix. */
 export interface BenchEnvironment {

@@ -1,15 +1,18 @@
-import type { BenchOptions } from "../options.js";
+import type { QueueBenchOptions } from "../../src/cli/bench-flags.js";
 import type { BenchEnvironment, BenchPayload, RunningWorker } from "../systems/types.js";
 import { withDeadline } from "../time.js";
 
 /** What every workload gets besides the system under test. */
 export interface WorkloadContext {
   env: BenchEnvironment;
-  options: BenchOptions;
+  options: QueueBenchOptions;
   log: (line: string) => void;
   /** Records a note for the report (something went wrong but the measurement stands). */
   warn: (note: string) => void;
 }
+
+/** How long a system's setup (schema, migrations, connections) may take. */
+export const SETUP_DEADLINE_MS = 120_000;
 
 /** How long a worker may take to stop, or a system to tear down, before the run moves on. */
 export const STOP_DEADLINE_MS = 30_000;

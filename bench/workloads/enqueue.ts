@@ -1,4 +1,5 @@
 import type { Measurement } from "../results.js";
+import { median } from "../stats.js";
 import type { BenchSystem } from "../systems/types.js";
 import { nowMs } from "../time.js";
 import { payloads, type WorkloadContext } from "./context.js";
@@ -59,7 +60,6 @@ export async function enqueueBulk(
     await system.enqueueBulk(jobs);
     times.push((nowMs() - start) / 1000);
   }
-  times.sort((a, b) => a - b);
-  const seconds = times[Math.floor(times.length / 2)] as number;
+  const seconds = median(times);
   return { jobs_per_s: count / seconds, jobs: count, seconds };
 }

@@ -1,4 +1,5 @@
 import type { Measurement } from "../results.js";
+import { percentile } from "../stats.js";
 import type { BenchPayload, BenchSystem } from "../systems/types.js";
 import { nowMs, sleep } from "../time.js";
 import { stopWorker, type WorkloadContext } from "./context.js";
@@ -43,22 +44,14 @@ export async function latency(system: BenchSystem, context: WorkloadContext): Pr
   } finally {
     await stopWorker(worker, context, `${system.system}/${system.config} latency`);
   }
-  const sorted = samples.slice().sort((a, b) => a - b);
   return {
-    p50_ms: percentile(sorted, 50),
-    p95_ms: percentile(sorted, 95),
-    p99_ms: percentile(sorted, 99),
-    jobs: sorted.length,
+    p50_ms: percentile(samples, 50),
+    p95_ms: percentile(samples, 95),
+    p99_ms: percentile(samples, 99),
+    jobs: samples.length,
     seconds: latencySeconds,
-    lost: total - Math.min(total, sorted.length),
+    lost: total - Math.min(total, samples.length),
   };
-}
-
-/** Nearest-rank percentile of sorted values (NaN when there are none). */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? Number.NaN;
 }
 
 /** Resolves when `condition` holds (checked every 10 ms) or after `ms`. */

@@ -26,7 +26,7 @@ export async function processOneProcess(
   system: BenchSystem,
   context: WorkloadContext,
 ): Promise<Measurement> {
-  const { jobs, concurrency, processTimeoutSeconds } = context.options;
+  const { jobs, concurrency, processTimeout } = context.options;
   await preInsert(system, jobs);
   let count = 0;
   let lastAt = 0;
@@ -43,10 +43,15 @@ export async function processOneProcess(
       if (count === jobs) allStarted();
     },
   });
-  const outcome = await withTimeout(done, processTimeoutSeconds * 1000);
+  const outcome = await withTimeout(done, processTimeout * 1000);
   const end = outcome === "timeout" ? nowMs() : lastAt;
-  const processed = Math.min(count, jobs);
   await stopWorker(worker, context, `${system.system}/${system.config} process_1proc`);
+  return rate(count, jobs, start, end);
+}
+
+/** `started` of `jobs` handlers started between `start` and `end` (ms): complete when all did. */
+function rate(started: number, jobs: number, start: number, end: number): Measurement {
+  const processed = Math.min(started, jobs);
   const seconds = (end - start) / 1000;
   return {
     jobs_per_s: processed / seconds,
@@ -67,7 +72,7 @@ export async function processTwoProcesses(
   system: BenchSystem,
   context: WorkloadContext,
 ): Promise<Measurement> {
-  const { jobs, concurrency, processTimeoutSeconds } = context.options;
+  const { jobs, concurrency, processTimeout } = context.options;
   const args: ChildArguments = {
     system: system.system,
     config: system.config,
@@ -99,17 +104,10 @@ export async function processTwoProcesses(
     const start = nowMs();
     context.log(`process_2proc: children ready in ${((start - spawned) / 1000).toFixed(1)} s`);
     for (const child of children) child.send({ type: "start" });
-    const outcome = await withTimeout(Promise.race([done, failed]), processTimeoutSeconds * 1000);
+    const outcome = await withTimeout(Promise.race([done, failed]), processTimeout * 1000);
     const end =
       outcome === "timeout" ? nowMs() : Math.max(...children.map((child) => child.lastAt));
-    const processed = Math.min(total(), jobs);
-    const seconds = (end - start) / 1000;
-    return {
-      jobs_per_s: processed / seconds,
-      jobs: processed,
-      seconds,
-      complete: processed === jobs,
-    };
+    return rate(total(), jobs, start, end);
   } finally {
     const stopping = nowMs();
     await Promise.all(children.map((child) => child.stop()));

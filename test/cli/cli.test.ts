@@ -116,3 +116,72 @@ describe("rota CLI", () => {
     expect(report.problems[0].code).toBe("DATABASE_UNREACHABLE");
   });
 });
+
+describe("rota bench", () => {
+  it("checks its flags (declared with the harness's) and exits 2 on a bad one", async () => {
+    const zero = await runCli(["bench", "--jobs", "0"]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain("Expected a positive whole number");
+    const unknown = await runCli(["bench", "--systems", "rota,frob"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown "frob"');
+    // --jobs is `rota bench`'s: given after `scheduler` it must not be lost silently.
+    const misplaced = await runCli(["bench", "scheduler", "--jobs", "5"]);
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toContain("--jobs is not an option of this benchmark");
+  });
+
+  it("passes its flags to the harness: --json, --systems, --workloads, --single-seconds", async () => {
+    const result = await runCli([
+      "--database-url",
+      databaseUrl(),
+      "bench",
+      "--json",
+      "--systems",
+      "pg",
+      "--workloads",
+      "insert_commit_ceiling",
+      "--single-seconds",
+      "0.2",
+    ]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.settings).toMatchObject({
+      systems: ["pg"],
+      workloads: ["insert_commit_ceiling"],
+      single_seconds: 0.2,
+      database: "DATABASE_URL",
+    });
+    expect(report.results).toEqual([
+      expect.objectContaining({ system: "pg", workload: "insert_commit_ceiling" }),
+    ]);
+  }, 60_000);
+
+  it("scheduler: --json counts where `rota bench` takes it, and the sizes pass on", async () => {
+    const result = await runCli([
+      "bench",
+      "scheduler",
+      "--json",
+      "--database-url",
+      databaseUrl(),
+      "--schedules",
+      "200",
+      "--due",
+      "20",
+      "--rounds",
+      "1",
+      "--lateness-schedules",
+      "2",
+      "--lateness-seconds",
+      "2",
+    ]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.settings).toMatchObject({ schedules: 200, due: 20, rounds: 1 });
+    expect(report.results.map((r: { workload: string }) => r.workload)).toEqual([
+      "materialize_20_of_200",
+      "materialize_20_of_20",
+      "lateness",
+    ]);
+  }, 120_000);
+});

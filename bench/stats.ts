@@ -1,12 +1,16 @@
-/** The p-th percentile (0-100) of `values`, nearest rank; NaN when empty. */
-export function percentile(values: number[], p: number): number {
+/**
+ * The p-th percentile (0-100) of `values` by nearest rank: the smallest value
+ * with at least p% of the values at or below it. Any order; NaN when empty.
+ */
+export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
   return sorted[rank - 1] as number;
 }
 
-export function median(values: number[]): number {
+/** The median by nearest rank (of an even count, the lower middle value). */
+export function median(values: readonly number[]): number {
   return percentile(values, 50);
 }
 
