@@ -6,7 +6,7 @@ import type { ScheduleInput } from "../schedule/schedule-options.js";
 import { withRota } from "./context.js";
 import { integerOption, isoDate, logLine, printJson, table } from "./output.js";
 
-/** CLI JSON speaks snake_case, like the tables (and `rota jobs`). */
+/** The CLI speaks snake_case, in JSON and in tables alike (as `rota jobs` does). */
 function snake(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(snake);
   if (value === null || typeof value !== "object" || value instanceof Date) return value;
@@ -16,6 +16,11 @@ function snake(value: unknown): unknown {
       key === "payload" ? v : snake(v),
     ]),
   );
+}
+
+/** Rows as a table whose columns are named as in the JSON. */
+function snakeTable(rows: readonly object[], columns: string[]): string {
+  return table(snake(rows) as Record<string, unknown>[], columns);
 }
 
 function print(json: boolean, value: unknown, text: () => string): void {
@@ -88,7 +93,7 @@ export function registerSchedules(program: Command): void {
         }),
       );
       print(options.json, rows, () =>
-        table(
+        snakeTable(
           rows.map((r) => ({
             ...r,
             spec: r.cron ?? `every ${r.every}`,
@@ -99,8 +104,17 @@ export function registerSchedules(program: Command): void {
                 : r.owner === "external"
                   ? "external"
                   : "active",
-          })) as unknown as Record<string, unknown>[],
-          ["name", "task", "spec", "timezone", "state", "nextPlannedAt", "lastError"],
+          })),
+          [
+            "name",
+            "task",
+            "spec",
+            "timezone",
+            "state",
+            "next_planned_at",
+            "last_run_at",
+            "last_error",
+          ],
         ),
       );
     });
@@ -121,7 +135,7 @@ export function registerSchedules(program: Command): void {
         );
       }
       print(options.json, schedule, () =>
-        Object.entries(schedule)
+        Object.entries(snake(schedule) as Record<string, unknown>)
           .map(
             ([key, value]) =>
               `${key.padEnd(16)} ${value instanceof Date ? value.toISOString() : JSON.stringify(value)}`,
@@ -177,7 +191,7 @@ export function registerSchedules(program: Command): void {
           `schedule "${name}" ${result.outcome}` +
           (result.outcome === "unchanged"
             ? ""
-            : `: ${result.materialized} execution(s) planned, ${result.superseded} superseded; next at ${result.schedule.nextRunAt?.toISOString() ?? "-"}`),
+            : `: ${result.materialized} execution(s) planned, ${result.superseded} superseded; next run at ${result.schedule.nextPlannedAt?.toISOString() ?? "-"}`),
       );
     });
 
@@ -256,9 +270,7 @@ export function registerSchedules(program: Command): void {
           from: isoDate("--from", options.from),
         }),
       );
-      print(options.json, runs, () =>
-        table(runs as unknown as Record<string, unknown>[], ["runAt", "state", "executionId"]),
-      );
+      print(options.json, runs, () => snakeTable(runs, ["run_at", "state", "execution_id"]));
     });
 
   schedules
@@ -281,14 +293,7 @@ export function registerSchedules(program: Command): void {
         }),
       );
       print(options.json, rows, () =>
-        table(rows as unknown as Record<string, unknown>[], [
-          "id",
-          "state",
-          "runAt",
-          "attempts",
-          "finishedAt",
-          "lastError",
-        ]),
+        snakeTable(rows, ["id", "state", "run_at", "attempts", "finished_at", "last_error"]),
       );
     });
 

@@ -1,4 +1,4 @@
--- rota's schema after migration 0008_unique_key_queued, as pg_dump --schema-only prints it
+-- rota's schema after migration 0009_schedule_cursor_names, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -153,9 +153,9 @@ CREATE TABLE rota.schedules (
     paused boolean DEFAULT false NOT NULL,
     owner text DEFAULT 'rota'::text NOT NULL,
     handover boolean DEFAULT false NOT NULL,
-    next_run_at timestamp with time zone,
+    cursor_at timestamp with time zone,
     fill_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
-    last_run_at timestamp with time zone,
+    last_planned_at timestamp with time zone,
     version text GENERATED ALWAYS AS (md5(((((((((((((((((((((((task || ''::text) || (payload)::text) || ''::text) || queue) || ''::text) || (priority)::text) || ''::text) || COALESCE((max_attempts)::text, ''::text)) || ''::text) || COALESCE(cron, ''::text)) || ''::text) || COALESCE(every, ''::text)) || ''::text) || COALESCE((EXTRACT(epoch FROM (anchor - '1970-01-01 00:00:00+00'::timestamp with time zone)))::text, ''::text)) || ''::text) || timezone) || ''::text) || catch_up) || ''::text) || COALESCE((catch_up_window_ms)::text, ''::text)) || ''::text) || overlap))) STORED,
     materialized_version text,
     last_error text,

@@ -122,7 +122,7 @@ function planSchedule(
     | "every"
     | "anchor"
     | "timezone"
-    | "next_run_at"
+    | "cursor_at"
     | "horizon"
     | "catch_up"
     | "catch_up_window_ms"
@@ -131,7 +131,7 @@ function planSchedule(
 ): Planned {
   const plan = planExecutions({
     grid: compileSpec(specOf(row)),
-    cursor: row.next_run_at,
+    cursor: row.cursor_at,
     now: live.now,
     horizon: row.horizon,
     liveFuture: live.count,
@@ -143,7 +143,7 @@ function planSchedule(
     id: row.id,
     name: row.name,
     version: row.version,
-    expectedCursor: row.next_run_at,
+    expectedCursor: row.cursor_at,
     plan,
     fillAt: fillAt(plan, live.first_run_at, live.now),
   };
@@ -258,7 +258,7 @@ async function write(
     version: p.version,
     cursor: p.plan.cursor,
     fill_at: isoOrInfinity(p.fillAt),
-    last_run_at: lastOccurrence(p.plan),
+    last_planned_at: lastOccurrence(p.plan),
   }));
   const executions = planned.flatMap((p) =>
     p.plan.executions.map((e) => ({

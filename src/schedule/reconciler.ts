@@ -105,11 +105,11 @@ export async function watchdogSlice(
     const from =
       c.last_occurrence !== null && c.last_occurrence > c.now ? c.last_occurrence : c.now;
     const cursor = grid.next(from);
-    if (cursor?.getTime() === c.next_run_at?.getTime()) continue;
+    if (cursor?.getTime() === c.cursor_at?.getTime()) continue;
     // Compare-and-set: a pass that moved the cursor meanwhile wins.
     const fixed = await db.run(q.RepairCursor, {
       id: c.id,
-      expectedCursor: c.next_run_at,
+      expectedCursor: c.cursor_at,
       cursor,
     });
     repaired += fixed.rowCount ?? 0;

@@ -21,9 +21,20 @@ export interface Schedule {
   enabled: boolean;
   paused: boolean;
   owner: Owner;
-  /** The first occurrence not materialized yet (null: a baseline is due). */
-  nextRunAt: Date | null;
+  /** When its next planned execution runs (null: none is planned: paused, disabled, external). */
+  nextPlannedAt: Date | null;
+  /**
+   * When its last execution that ran started (null: none within the
+   * executions' history retention).
+   */
   lastRunAt: Date | null;
+  /**
+   * The planning cursor: the first occurrence not materialized yet, past the
+   * planned ones (null: the next pass takes a baseline from now).
+   */
+  cursorAt: Date | null;
+  /** The last occurrence materialized (the latest planned, or past). */
+  lastPlannedAt: Date | null;
   version: string;
   /** Why the schedule was disabled, when rota disabled it (a spec that does not parse). */
   lastError: string | null;
@@ -51,8 +62,10 @@ export function toSchedule(row: ScheduleRow): Schedule {
     enabled: row.enabled,
     paused: row.paused,
     owner: row.owner,
-    nextRunAt: row.next_run_at,
+    nextPlannedAt: row.next_planned_at,
     lastRunAt: row.last_run_at,
+    cursorAt: row.cursor_at,
+    lastPlannedAt: row.last_planned_at,
     version: row.version,
     lastError: row.last_error,
     createdAt: row.created_at,

@@ -95,7 +95,7 @@ export async function upcomingRuns(
   const grid = compileSpec(specOf(schedule));
   // Computed from the cursor on, or from `from` when that is later (one
   // step, however far ahead `from` is).
-  let at: Date | null = schedule.next_run_at ?? grid.next(now);
+  let at: Date | null = schedule.cursor_at ?? grid.next(now);
   if (at !== null && at.getTime() < from.getTime()) at = grid.next(new Date(from.getTime() - 1));
   while (at !== null && runs.length < limit) {
     runs.push({

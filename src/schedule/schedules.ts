@@ -152,7 +152,7 @@ export class Schedules {
   async list(
     filter: { owner?: Owner; namePrefix?: string; limit?: number } = {},
   ): Promise<
-    (Pick<
+    Pick<
       Schedule,
       | "id"
       | "name"
@@ -165,9 +165,11 @@ export class Schedules {
       | "paused"
       | "owner"
       | "lastError"
-      | "nextRunAt"
+      | "nextPlannedAt"
       | "lastRunAt"
-    > & { nextPlannedAt: Date | null })[]
+      | "cursorAt"
+      | "lastPlannedAt"
+    >[]
   > {
     const like =
       filter.namePrefix === undefined ? null : `${filter.namePrefix.replace(/[\\%_]/g, "\\$&")}%`;
@@ -188,9 +190,10 @@ export class Schedules {
       paused: r.paused,
       owner: r.owner,
       lastError: r.last_error,
-      nextRunAt: r.next_run_at,
-      lastRunAt: r.last_run_at,
       nextPlannedAt: r.next_planned_at,
+      lastRunAt: r.last_run_at,
+      cursorAt: r.cursor_at,
+      lastPlannedAt: r.last_planned_at,
     }));
   }
 

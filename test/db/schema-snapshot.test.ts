@@ -1,5 +1,13 @@
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,13 +73,15 @@ describe.skipIf(!hasPgDump)("the schema snapshot check", () => {
 
   it("fails when a migration is added without a new snapshot", async () => {
     const src = sourceCopy();
+    // The number after the last migration rota has.
+    const next = String(readdirSync(join(src, "db/migrations")).length + 1).padStart(4, "0");
     writeFileSync(
-      join(src, "db/migrations/0009_snapshot_probe.sql"),
+      join(src, `db/migrations/${next}_snapshot_probe.sql`),
       "create index jobs_probe on {{schema}}.jobs (task);\n",
     );
     const result = await snapshotScript(["--check", "--src", src]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain("+-- rota's schema after migration 0009_snapshot_probe");
+    expect(result.stdout).toContain(`+-- rota's schema after migration ${next}_snapshot_probe`);
     expect(result.stdout).toContain("+CREATE INDEX jobs_probe ON rota.jobs USING btree (task);");
   });
 });

@@ -97,7 +97,7 @@ describe("exactly-once firing", () => {
       horizon: 20,
     });
     const start = await t.rota.clock.now();
-    expect(schedule.nextRunAt?.getTime()).toBeGreaterThan(start.getTime());
+    expect(schedule.cursorAt?.getTime()).toBeGreaterThan(start.getTime());
 
     // 1,008 steps of 10 minutes = 7 days.
     let now = start;
@@ -190,7 +190,7 @@ describe("exactly-once firing", () => {
       cron: "* * * * *",
       horizon: 1,
     });
-    const cursorBefore = bad.nextRunAt as Date;
+    const cursorBefore = bad.cursorAt as Date;
     // A trigger that fails the statement after this schedule's execution row
     // was inserted: the cursor advance in the same statement must go too.
     const s = `"${t.schema}"`;
@@ -208,7 +208,7 @@ describe("exactly-once firing", () => {
     expect(failing.materialized?.failed).toBe(1);
     expect(failing.materialized?.schedules).toBe(1);
     const after = await t.rota.schedules.get("doomed");
-    expect(after?.nextRunAt?.getTime()).toBe(cursorBefore.getTime());
+    expect(after?.cursorAt?.getTime()).toBe(cursorBefore.getTime());
     const doomedRows = await t.db.pool.query(
       `select count(*)::int as n from ${s}.jobs where schedule_id = $1 and occurrence_at >= $2`,
       [bad.id, cursorBefore],

@@ -1,5 +1,5 @@
 // Guarantee 8: a schedule handed over to rota (from another scheduler, or
-// with no next_run_at) records a baseline and fires at its next occurrence,
+// with no cursor_at) records a baseline and fires at its next occurrence,
 // never in a burst for what came due before; a hand-over ramps by percent
 // and rolls back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

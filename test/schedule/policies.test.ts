@@ -47,7 +47,7 @@ async function sql<T = Record<string, unknown>>(text: string, values: unknown[] 
 }
 
 describe("baseline", () => {
-  it("a schedule with a NULL next_run_at records a baseline and fires nothing already due", async () => {
+  it("a schedule with a NULL cursor_at records a baseline and fires nothing already due", async () => {
     // Written by hand, as another system would: no cursor.
     await sql(`insert into {s}.schedules (name, task, cron) values ('raw', 'work', '* * * * *')`);
     const now = await t.rota.clock.now();
@@ -58,7 +58,7 @@ describe("baseline", () => {
     expect(rows.every((r) => (r.at as number) > now.getTime())).toBe(true);
     expect(rows.every((r) => r.state === "scheduled")).toBe(true);
     const schedule = await t.rota.schedules.get("raw");
-    expect(schedule?.nextRunAt?.getTime()).toBe((rows[2]?.at as number) + MINUTE);
+    expect(schedule?.cursorAt?.getTime()).toBe((rows[2]?.at as number) + MINUTE);
   });
 });
 
@@ -72,7 +72,7 @@ describe("catch-up after downtime", () => {
       catchUp,
       ...(catchUpWindowMs ? { catchUpWindowMs } : {}),
     });
-    const first = (schedule.nextRunAt as Date).getTime() - MINUTE;
+    const first = (schedule.cursorAt as Date).getTime() - MINUTE;
     // Ten minutes with no orchestrator and no worker.
     await t.rota.clock.shift(10 * MINUTE);
     await orchestrator.tick();
@@ -392,7 +392,7 @@ describe("re-baselining with executions already planned", () => {
     const after = await t.rota.schedules.upcoming("steady", { limit: 5 });
     expect(after).toEqual(before);
     const schedule = await t.rota.schedules.get("steady");
-    expect(schedule?.nextRunAt?.getTime()).toBe(before[3]?.runAt.getTime());
+    expect(schedule?.cursorAt?.getTime()).toBe(before[3]?.runAt.getTime());
     expect((await states("steady")).filter((r) => r.state === "scheduled")).toHaveLength(3);
   });
 });
@@ -451,7 +451,7 @@ describe("drift and repair", () => {
     await t.rota.schedules.pause("s3");
     // s4's cursor falls behind its planned executions.
     await sql(
-      `update {s}.schedules set next_run_at = next_run_at - interval '2 minutes' where name = 's4'`,
+      `update {s}.schedules set cursor_at = cursor_at - interval '2 minutes' where name = 's4'`,
     );
     const ids = (await sql<{ id: string }>(`select id::text from {s}.schedules order by id`)).map(
       (r) => r.id,
@@ -481,12 +481,12 @@ describe("drift and repair", () => {
 
     // A cursor moved behind its planned executions is put back after them.
     await sql(
-      `update {s}.schedules set next_run_at = next_run_at - interval '2 minutes' where name = 'w'`,
+      `update {s}.schedules set cursor_at = cursor_at - interval '2 minutes' where name = 'w'`,
     );
     orchestrator.runAllStepsNextTick();
     report = await orchestrator.tick();
     expect(report.watchdog?.repaired).toBe(1);
     const schedule = await t.rota.schedules.get("w");
-    expect(schedule?.nextRunAt?.getTime()).toBe((planned[2]?.runAt.getTime() as number) + MINUTE);
+    expect(schedule?.cursorAt?.getTime()).toBe((planned[2]?.runAt.getTime() as number) + MINUTE);
   });
 });

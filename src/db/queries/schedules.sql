@@ -3,27 +3,50 @@
 -- The statement clock is a MATERIALIZED CTE wherever it is used per row.
 
 -- name: GetByName
-select id::text, name, task, payload, queue, priority, max_attempts, cron, every, anchor,
-       timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
-       enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
-       materialized_version, last_error, quiesced_at, created_at, updated_at
-from {{schema}}.schedules where name = :name;
+-- The schedule row, with the run time of its next planned execution
+-- (next_planned_at) and the start of the last execution that started
+-- (last_run_at), both read from its executions through jobs_schedule: the
+-- next planned is the earliest still 'scheduled'; the last run is found
+-- walking back from the latest run time to the first execution that started.
+select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
+       s.every, s.anchor, s.timezone, s.catch_up,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
+       s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
+       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
+       (select min(j.run_at) from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
+       (select j.started_at from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.started_at is not null
+        order by j.run_at desc limit 1) as last_run_at
+from {{schema}}.schedules as s where s.name = :name;
 
 -- name: Lock
 -- The schedule row (by name :name or id :id), locked for a change made in the
--- caller's transaction.
-select id::text, name, task, payload, queue, priority, max_attempts, cron, every, anchor,
-       timezone, catch_up, catch_up_window_ms::float8 as catch_up_window_ms, overlap, horizon,
-       enabled, paused, owner, handover, next_run_at, fill_at, last_run_at, version,
-       materialized_version, last_error, quiesced_at, created_at, updated_at
-from {{schema}}.schedules where name = :name or id = :id for update;
+-- caller's transaction; next_planned_at and last_run_at as in GetByName
+-- (read before the change: API calls that return the schedule lock it again
+-- after).
+select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
+       s.every, s.anchor, s.timezone, s.catch_up,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
+       s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
+       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
+       (select min(j.run_at) from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
+       (select j.started_at from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.started_at is not null
+        order by j.run_at desc limit 1) as last_run_at
+from {{schema}}.schedules as s where s.name = :name or s.id = :id for update of s;
 
 -- name: List
--- Schedules by name, with the next planned run of each.
+-- Schedules by name, with the next planned run and the last run of each (as
+-- in GetByName).
 select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
-       s.paused, s.owner, s.last_error, s.next_run_at, s.last_run_at,
+       s.paused, s.owner, s.last_error, s.cursor_at, s.last_planned_at,
        (select min(j.run_at) from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at
+        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
+       (select j.started_at from {{schema}}.jobs as j
+        where j.schedule_id = s.id and j.started_at is not null
+        order by j.run_at desc limit 1) as last_run_at
 from {{schema}}.schedules as s
 where (:owner::text is null or s.owner = :owner) and (:namePattern::text is null or s.name like :namePattern)
 order by s.name
@@ -57,7 +80,7 @@ returning id::text, version, owner, (xmax = 0) as inserted;
 -- take a baseline, so nothing that came due meanwhile fires in a burst.
 update {{schema}}.schedules
 set paused = coalesce(:paused, paused), enabled = coalesce(:enabled, enabled), owner = coalesce(:owner, owner),
-    next_run_at = case when :resetCursor then null else next_run_at end,
+    cursor_at = case when :resetCursor then null else cursor_at end,
     fill_at = '-infinity',
     last_error = case when :enabled then null else last_error end,
     quiesced_at = case when :enabled then null else quiesced_at end,
@@ -73,7 +96,7 @@ delete from {{schema}}.schedules where id = :id;
 -- Drifted schedules are left to reconcile.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
-       s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.next_run_at, s.version,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.cursor_at, s.version,
        live.count as live_future, live.first_run_at, live.last_occurrence, clock.now
 from clock
 cross join lateral (
@@ -109,7 +132,7 @@ group by clock.now;
 -- name: Materialize
 -- Writes planned executions and advances cursors, for many schedules in one
 -- statement. :schedules: per schedule {id, expected_cursor, version, cursor,
--- fill_at, last_run_at}; :executions: {schedule_id, occurrence_at,
+-- fill_at, last_planned_at}; :executions: {schedule_id, occurrence_at,
 -- deadline_at, state, last_error}. A schedule is written only if its cursor
 -- and version are still what the plan was made from (compare-and-set), and
 -- executions only for schedules written: a second orchestrator, a stale
@@ -128,14 +151,14 @@ leader as materialized (
 ),
 advanced as (
   update {{schema}}.schedules as s
-  set next_run_at = i.cursor, fill_at = i.fill_at,
-      last_run_at = coalesce(i.last_run_at, s.last_run_at),
+  set cursor_at = i.cursor, fill_at = i.fill_at,
+      last_planned_at = coalesce(i.last_planned_at, s.last_planned_at),
       materialized_version = s.version
   from jsonb_to_recordset(:schedules::jsonb) as i(id bigint, expected_cursor timestamptz, version text,
                                           cursor timestamptz, fill_at timestamptz,
-                                          last_run_at timestamptz),
+                                          last_planned_at timestamptz),
        leader
-  where leader.ok and s.id = i.id and s.next_run_at is not distinct from i.expected_cursor
+  where leader.ok and s.id = i.id and s.cursor_at is not distinct from i.expected_cursor
     and s.version = i.version and s.enabled and not s.paused and s.owner = 'rota'
   returning s.id, s.task, s.queue, s.priority, s.payload, s.max_attempts, s.version, s.overlap
 ),
@@ -300,7 +323,7 @@ span as (select max(id)::text as slice_last, count(*)::int as slice_size from sl
 select span.slice_last, span.slice_size, c.*
 from span
 left join lateral (
-  select s.id::text, s.next_run_at, s.cron, s.every, s.anchor, s.timezone,
+  select s.id::text, s.cursor_at, s.cron, s.every, s.anchor, s.timezone,
          live.last_occurrence, clock.now
   from slice as s
   cross join clock
@@ -310,16 +333,16 @@ left join lateral (
     where j.schedule_id = s.id and j.target_key = '' and j.occurrence_at > clock.now
       and j.state <> 'superseded'
   ) as live
-  where s.enabled and not s.paused and s.owner = 'rota' and s.next_run_at is not null
+  where s.enabled and not s.paused and s.owner = 'rota' and s.cursor_at is not null
     and ((live.last_occurrence is null and s.fill_at > clock.now)
-         or s.next_run_at <= live.last_occurrence)
+         or s.cursor_at <= live.last_occurrence)
   order by s.id
 ) as c on true;
 
 -- name: RepairCursor
 update {{schema}}.schedules
-set next_run_at = :cursor, fill_at = '-infinity'
-where id = :id and next_run_at is not distinct from :expectedCursor
+set cursor_at = :cursor, fill_at = '-infinity'
+where id = :id and cursor_at is not distinct from :expectedCursor
 returning id::text;
 
 -- name: HandoverCandidates

@@ -26,15 +26,21 @@ export interface ScheduleRow {
   paused: boolean;
   owner: Owner;
   handover: boolean;
-  next_run_at: Date | null;
+  /** The planning cursor: the first occurrence not materialized yet (null: take a baseline). */
+  cursor_at: Date | null;
   fill_at: Date;
-  last_run_at: Date | null;
+  /** The last occurrence materialized. */
+  last_planned_at: Date | null;
   version: string;
   materialized_version: string | null;
   last_error: string | null;
   quiesced_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** Read from the executions: the earliest still planned ('scheduled'). */
+  next_planned_at: Date | null;
+  /** Read from the executions: when the last one that started started. */
+  last_run_at: Date | null;
 }
 
 /** A schedule's live executions of future occurrences, and the statement clock. */
@@ -57,7 +63,7 @@ export type DueRow = Pick<
   | "catch_up"
   | "catch_up_window_ms"
   | "horizon"
-  | "next_run_at"
+  | "cursor_at"
   | "version"
 > & {
   live_future: number;
@@ -88,7 +94,7 @@ export interface MaterializeRow {
 /** A watchdog candidate (all null but the slice's end when the slice has none). */
 export type WatchdogRow = Pick<
   ScheduleRow,
-  "id" | "next_run_at" | "cron" | "every" | "anchor" | "timezone"
+  "id" | "cursor_at" | "cron" | "every" | "anchor" | "timezone"
 > & {
   slice_last: string | null;
   slice_size: number;
@@ -131,9 +137,11 @@ export const scheduleQueries = defineQueries("schedules", {
       | "paused"
       | "owner"
       | "last_error"
-      | "next_run_at"
+      | "cursor_at"
+      | "last_planned_at"
+      | "next_planned_at"
       | "last_run_at"
-    > & { next_planned_at: Date | null }
+    >
   >(),
   /** The schedule as normalizeSchedule returns it. */
   Upsert: statement<
@@ -152,7 +160,7 @@ export const scheduleQueries = defineQueries("schedules", {
   LiveFuture: statement<OfSchedule & { version: string }, LiveFuture>(),
   Materialize: statement<
     {
-      /** JSON: per schedule {id, expected_cursor, version, cursor, fill_at, last_run_at}. */
+      /** JSON: per schedule {id, expected_cursor, version, cursor, fill_at, last_planned_at}. */
       schedules: string;
       /** JSON: per execution {schedule_id, occurrence_at, deadline_at, state, last_error}. */
       executions: string;
