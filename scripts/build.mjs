@@ -1,8 +1,6 @@
 // Compiles src/ to dist/ and copies the SQL files next to the modules that read them.
 import { execFileSync } from "node:child_process";
 import { cpSync, rmSync } from "node:fs";
-// Every npm script that builds first (test, start, bench) then runs on the machine's Node.
-import "./unlink-bundled-node.mjs";
 
 rmSync("dist", { recursive: true, force: true });
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], {
