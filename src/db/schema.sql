@@ -42,6 +42,18 @@ begin
 end
 $$;
 
+-- FUNCTION: schedule_times(bigint)
+
+CREATE FUNCTION rota.schedule_times(schedule bigint, OUT next_planned_at timestamp with time zone, OUT last_run_at timestamp with time zone) RETURNS record
+    LANGUAGE sql STABLE
+    AS $$
+  select (select min(j.run_at) from "rota".jobs as j
+          where j.schedule_id = schedule and j.state = 'scheduled'),
+         (select j.started_at from "rota".jobs as j
+          where j.schedule_id = schedule and j.started_at is not null
+          order by j.run_at desc limit 1)
+$$;
+
 -- FUNCTION: unique_key_queued(text)
 
 CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean

@@ -1,10 +1,3 @@
-import { execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
-import { userInfo } from "node:os";
-import { dirname, resolve } from "node:path";
-import { RotaError } from "../errors.js";
-
 /**
  * A real PostgreSQL for machines that have none: `rota dev`, `npm start` and the
  * test suite use it when no database URL is given. The server binaries come
@@ -15,6 +8,14 @@ import { RotaError } from "../errors.js";
  * user "postgres" (created once if the machine has none) and the data folder is
  * handed to that user.
  */
+
+import { execFileSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
+import { userInfo } from "node:os";
+import { dirname, resolve } from "node:path";
+import { RotaError } from "../errors.js";
+
 export interface EmbeddedPostgresOptions {
   /** Data folder; default `.rota/pgdata` under the current directory (git-ignored). */
   dataDir?: string;

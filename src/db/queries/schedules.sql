@@ -3,51 +3,35 @@
 -- The statement clock is a MATERIALIZED CTE wherever it is used per row.
 
 -- name: GetByName
--- The schedule row, with the run time of its next planned execution
--- (next_planned_at) and the start of the last execution that started
--- (last_run_at), both read from its executions through jobs_schedule: the
--- next planned is the earliest still 'scheduled'; the last run is found
--- walking back from the latest run time to the first execution that started.
+-- The schedule row, with when it runs next and when it last ran
+-- (schedule_times, migration 0009).
 select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
        s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
-       (select min(j.run_at) from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
-       (select j.started_at from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.started_at is not null
-        order by j.run_at desc limit 1) as last_run_at
-from {{schema}}.schedules as s where s.name = :name;
+       t.next_planned_at, t.last_run_at
+from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t where s.name = :name;
 
 -- name: Lock
 -- The schedule row (by name :name or id :id), locked for a change made in the
--- caller's transaction; next_planned_at and last_run_at as in GetByName
--- (read before the change: API calls that return the schedule lock it again
--- after).
+-- caller's transaction, with its times as in GetByName (read before the
+-- change: API calls that return the schedule lock it again after).
 select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
        s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
-       (select min(j.run_at) from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
-       (select j.started_at from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.started_at is not null
-        order by j.run_at desc limit 1) as last_run_at
-from {{schema}}.schedules as s where s.name = :name or s.id = :id for update of s;
+       t.next_planned_at, t.last_run_at
+from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
+where s.name = :name or s.id = :id for update of s;
 
 -- name: List
--- Schedules by name, with the next planned run and the last run of each (as
--- in GetByName).
+-- Schedules by name, with their times as in GetByName.
 select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
        s.paused, s.owner, s.last_error, s.cursor_at, s.last_planned_at,
-       (select min(j.run_at) from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.state = 'scheduled') as next_planned_at,
-       (select j.started_at from {{schema}}.jobs as j
-        where j.schedule_id = s.id and j.started_at is not null
-        order by j.run_at desc limit 1) as last_run_at
-from {{schema}}.schedules as s
+       t.next_planned_at, t.last_run_at
+from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
 where (:owner::text is null or s.owner = :owner) and (:namePattern::text is null or s.name like :namePattern)
 order by s.name
 limit :limit;
