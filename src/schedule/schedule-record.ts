@@ -1,26 +1,12 @@
-import type { Overlap, Owner, ScheduleRow } from "../db/queries/schedules.js";
-import type { CatchUp } from "./plan.js";
+import type { ScheduleRow } from "../db/queries/schedules.js";
+import type { NormalizedSchedule } from "./schedule-options.js";
 
-/** A schedule as rota reports it. */
-export interface Schedule {
+/** A schedule as rota reports it: its input as stored, and its state. */
+export interface Schedule extends Omit<NormalizedSchedule, "payload"> {
   id: string;
-  name: string;
-  task: string;
   payload: unknown;
-  queue: string;
-  priority: number;
-  maxAttempts: number | null;
-  cron: string | null;
-  every: string | null;
-  anchor: Date | null;
-  timezone: string;
-  catchUp: CatchUp;
-  catchUpWindowMs: number | null;
-  overlap: Overlap;
-  horizon: number;
   enabled: boolean;
   paused: boolean;
-  owner: Owner;
   /** When its next planned execution runs (null: none is planned: paused, disabled, external). */
   nextPlannedAt: Date | null;
   /**
