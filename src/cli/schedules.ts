@@ -42,6 +42,7 @@ interface AddOptions {
   catchUpWindowMs?: string;
   overlap?: string;
   horizon?: string;
+  horizonMs?: string;
   external?: boolean;
   json?: boolean;
 }
@@ -162,7 +163,8 @@ export function registerSchedules(program: Command): void {
     .option("--catch-up <policy>", "after downtime: all, latest or none", "latest")
     .option("--catch-up-window-ms <ms>", "an execution not started within this becomes missed")
     .option("--overlap <policy>", "while the previous run runs: allow, skip or queue", "allow")
-    .option("--horizon <n>", "future executions kept materialized", "3")
+    .option("--horizon <n>", "future executions kept materialized, at least", "3")
+    .option("--horizon-ms <ms>", "and kept materialized this far ahead, at least", "60000")
     .option("--external", "owned by another scheduler until handed over")
     .option("--json", "print JSON")
     .action(async (name: string, options: AddOptions, command: Command) => {
@@ -182,6 +184,7 @@ export function registerSchedules(program: Command): void {
         maxAttempts: optionalInteger("--max-attempts", options.maxAttempts),
         catchUpWindowMs: optionalInteger("--catch-up-window-ms", options.catchUpWindowMs),
         horizon: optionalInteger("--horizon", options.horizon),
+        horizonMs: optionalInteger("--horizon-ms", options.horizonMs),
       };
       const result = await withRota(command, (rota) => rota.schedules.upsert(input));
       print(

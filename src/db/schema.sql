@@ -1,4 +1,4 @@
--- rota's schema after migration 0009_schedule_cursor_names, as pg_dump --schema-only prints it
+-- rota's schema after migration 0010_time_horizon, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -174,7 +174,9 @@ CREATE TABLE rota.schedules (
     quiesced_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
     updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    horizon_ms integer DEFAULT 60000 NOT NULL,
     CONSTRAINT schedules_catch_up_valid CHECK ((catch_up = ANY (ARRAY['all'::text, 'latest'::text, 'none'::text]))),
+    CONSTRAINT schedules_horizon_ms_valid CHECK (((horizon_ms >= 0) AND (horizon_ms <= 86400000))),
     CONSTRAINT schedules_horizon_valid CHECK (((horizon >= 1) AND (horizon <= 1000))),
     CONSTRAINT schedules_max_attempts_valid CHECK ((max_attempts >= 1)),
     CONSTRAINT schedules_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 200))),

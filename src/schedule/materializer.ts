@@ -124,6 +124,7 @@ function planSchedule(
     | "timezone"
     | "cursor_at"
     | "horizon"
+    | "horizon_ms"
     | "catch_up"
     | "catch_up_window_ms"
   >,
@@ -134,6 +135,7 @@ function planSchedule(
     cursor: row.cursor_at,
     now: live.now,
     horizon: row.horizon,
+    horizonMs: row.horizon_ms,
     liveFuture: live.count,
     lastLiveOccurrence: live.last_occurrence,
     catchUp: row.catch_up,
@@ -151,7 +153,8 @@ function planSchedule(
 
 /**
  * When the schedule needs the next visit: once its earliest future execution
- * comes due (a horizon slot frees), or at once when the pass stopped early.
+ * comes due (a horizon slot frees, and the time horizon has moved on), or at
+ * once when the pass stopped early.
  */
 function fillAt(plan: Plan, firstLiveRunAt: Date | null, now: Date): Date {
   if (plan.more) return new Date(-8_640_000_000_000_000);

@@ -23,6 +23,8 @@ export interface PlanInput {
   cursor: Date | null;
   now: Date;
   horizon: number;
+  /** Plan at least this far ahead of now too (capped at TIME_HORIZON_CAP executions). */
+  horizonMs: number;
   /** Live executions (not started) planned after now. */
   liveFuture: number;
   /** The latest occurrence among those: a baseline starts after it, not at it. */
@@ -55,12 +57,20 @@ export const SCAN_LIMIT = 1_000;
  * missed occurrences get a row each, and any older ones share one summary row.
  */
 export const MISSED_DETAIL = 100;
+/**
+ * The most future executions the time horizon (horizonMs) keeps planned per
+ * schedule: a per-second schedule with a long horizonMs plans 5 minutes
+ * ahead, not hours. The count horizon (`horizon`, at most 1,000) is kept
+ * whatever this says.
+ */
+export const TIME_HORIZON_CAP = 300;
 /** For catch-up 'none' without a window: how late a run may start and still count. */
 export const DEFAULT_NONE_GRACE_MS = 60_000;
 
 export function planExecutions(input: PlanInput): Plan {
   const { grid, now, horizon } = input;
   const nowMs = now.getTime();
+  const horizonEnd = nowMs + input.horizonMs;
   const last = input.lastLiveOccurrence ?? null;
   let occurrence: Date | null =
     input.cursor ?? grid.next(last !== null && last.getTime() > nowMs ? last : now);
@@ -71,8 +81,14 @@ export function planExecutions(input: PlanInput): Plan {
   const missed: Date[] = [];
   const planned: PlannedExecution[] = [];
   while (occurrence !== null) {
-    // A full horizon ends the pass before the next occurrence is computed.
-    if (occurrence.getTime() > nowMs && future >= horizon) break;
+    // A full horizon, in count and in time (or at the cap), ends the pass
+    // before the next occurrence is computed.
+    if (
+      occurrence.getTime() > nowMs &&
+      future >= horizon &&
+      (occurrence.getTime() > horizonEnd || future >= TIME_HORIZON_CAP)
+    )
+      break;
     const next = grid.next(occurrence);
     if (occurrence.getTime() > nowMs) {
       planned.push({

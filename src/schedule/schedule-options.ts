@@ -35,8 +35,15 @@ export interface ScheduleInput<Payload = unknown> {
   catchUpWindowMs?: number;
   /** While the previous execution still runs: "allow" (default), "skip" or "queue". */
   overlap?: Overlap;
-  /** Future executions kept materialized; default 3. */
+  /** Future executions kept materialized, at least; default 3. */
   horizon?: number;
+  /**
+   * How far ahead of now executions are kept materialized, at least, besides
+   * `horizon` of them: default 60 s, more than a leader failover takes (keep
+   * it above twice the orchestrators' leaseTtlMs). What it adds beyond
+   * `horizon` is capped at TIME_HORIZON_CAP executions; 0 turns it off.
+   */
+  horizonMs?: number;
   /** "external": another scheduler fires it until `handover`; default "rota". */
   owner?: Owner;
 }
@@ -57,11 +64,16 @@ export interface NormalizedSchedule {
   catchUpWindowMs: number | null;
   overlap: Overlap;
   horizon: number;
+  horizonMs: number;
   owner: Owner;
 }
 
 export const DEFAULT_HORIZON = 3;
 export const MAX_HORIZON = 1_000;
+/** The default time horizon: four default leader leases (15 s), so a failover delays nothing planned. */
+export const DEFAULT_HORIZON_MS = 60_000;
+/** The longest time horizon: a day. */
+export const MAX_HORIZON_MS = 86_400_000;
 const SCHEDULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,199}$/;
 
 export function validateScheduleName(name: unknown): string {
@@ -193,6 +205,7 @@ export function normalizeSchedule(
     catchUpWindowMs: windowMs,
     overlap: oneOf("overlap", input.overlap ?? "allow", ["allow", "skip", "queue"] as const),
     horizon: wholeNumber("horizon", input.horizon ?? DEFAULT_HORIZON, 1, MAX_HORIZON),
+    horizonMs: wholeNumber("horizonMs", input.horizonMs ?? DEFAULT_HORIZON_MS, 0, MAX_HORIZON_MS),
     owner: oneOf("owner", input.owner ?? "rota", ["rota", "external"] as const),
   };
 }

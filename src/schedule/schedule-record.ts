@@ -45,6 +45,7 @@ export function toSchedule(row: ScheduleRow): Schedule {
     catchUpWindowMs: row.catch_up_window_ms,
     overlap: row.overlap,
     horizon: row.horizon,
+    horizonMs: row.horizon_ms,
     enabled: row.enabled,
     paused: row.paused,
     owner: row.owner,

@@ -165,6 +165,8 @@ export class Schedules {
       | "paused"
       | "owner"
       | "lastError"
+      | "horizon"
+      | "horizonMs"
       | "nextPlannedAt"
       | "lastRunAt"
       | "cursorAt"
@@ -190,6 +192,8 @@ export class Schedules {
       paused: r.paused,
       owner: r.owner,
       lastError: r.last_error,
+      horizon: r.horizon,
+      horizonMs: r.horizon_ms,
       nextPlannedAt: r.next_planned_at,
       lastRunAt: r.last_run_at,
       cursorAt: r.cursor_at,

@@ -9,6 +9,7 @@ import {
   type PlannedExecution,
   planExecutions,
   SCAN_LIMIT,
+  TIME_HORIZON_CAP,
 } from "../../src/schedule/plan.js";
 import { compileSpec, type Grid } from "../../src/schedule/spec.js";
 
@@ -31,6 +32,7 @@ function plan(overrides: Partial<PlanInput> & Pick<PlanInput, "now">) {
     grid: everyMinute,
     cursor: null,
     horizon: 3,
+    horizonMs: 0,
     liveFuture: 0,
     catchUp: "latest",
     catchUpWindowMs: null,
@@ -104,6 +106,83 @@ describe("horizon", () => {
     expect(p.more).toBe(false);
     // The last one has no next occurrence: latest without a window has no deadline.
     expect(p.executions[1]?.deadlineAt).toBeNull();
+  });
+});
+
+describe("time horizon (horizonMs)", () => {
+  const SECOND = 1_000;
+  const everySecond = compileSpec({ every: "1s", anchor: T0, timezone: "UTC" });
+
+  it("plans every occurrence up to now + horizonMs, beyond the count", () => {
+    const now = t(500);
+    const p = plan({ grid: everySecond, now, horizon: 3, horizonMs: 60 * SECOND });
+    // T0+1s .. T0+60s are within now+60.5s: 60 of them.
+    expect(p.executions).toHaveLength(60);
+    expect(p.executions.at(-1)?.occurrenceAt.toISOString()).toBe(t(60 * SECOND).toISOString());
+    expect(p.cursor?.toISOString()).toBe(t(61 * SECOND).toISOString());
+  });
+
+  it("the count still wins when it reaches further", () => {
+    const p = plan({ now: t(30_000), horizon: 5, horizonMs: 60 * SECOND });
+    expect(p.executions).toHaveLength(5);
+  });
+
+  it("tops up only what time moved on: one more a second for a per-second schedule", () => {
+    // Planned at T0+0.5s: T0+1s .. T0+60s. A second later, 2s .. 60s are still ahead.
+    const p = plan({
+      grid: everySecond,
+      now: t(1_500),
+      cursor: t(61 * SECOND),
+      liveFuture: 59,
+      horizon: 3,
+      horizonMs: 60 * SECOND,
+    });
+    expect(occurrences(p.executions)).toEqual(iso([t(61 * SECOND)]));
+    expect(p.cursor?.toISOString()).toBe(t(62 * SECOND).toISOString());
+  });
+
+  it("stops at TIME_HORIZON_CAP future executions, whatever horizonMs asks", () => {
+    const p = plan({ grid: everySecond, now: t(500), horizon: 3, horizonMs: 3_600 * SECOND });
+    expect(p.executions).toHaveLength(TIME_HORIZON_CAP);
+    const topUp = plan({
+      grid: everySecond,
+      now: t(500),
+      cursor: p.cursor,
+      liveFuture: TIME_HORIZON_CAP,
+      horizon: 3,
+      horizonMs: 3_600 * SECOND,
+    });
+    expect(topUp.executions).toHaveLength(0);
+  });
+
+  it("property: the planned executions reach now + horizonMs, and never more than the cap or the count", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 0, max: 900 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 0, max: 999 }),
+        (stepSeconds, horizonSeconds, horizon, offsetMs) => {
+          const grid = compileSpec({ every: `${stepSeconds}s`, anchor: T0, timezone: "UTC" });
+          const now = t(offsetMs);
+          const horizonMs = horizonSeconds * SECOND;
+          const p = plan({ grid, now, horizon, horizonMs });
+          const count = p.executions.length;
+          expect(count).toBeLessThanOrEqual(Math.max(horizon, TIME_HORIZON_CAP));
+          expect(count).toBeGreaterThanOrEqual(horizon);
+          const last = p.executions.at(-1)?.occurrenceAt.getTime() ?? 0;
+          // Unless capped, the plan reaches the end of the time horizon.
+          if (count < TIME_HORIZON_CAP) {
+            expect(last + stepSeconds * SECOND).toBeGreaterThan(now.getTime() + horizonMs);
+          }
+          // Nothing beyond what the count or the time asks.
+          if (count > horizon) {
+            const beforeLast = p.executions.at(-2)?.occurrenceAt.getTime() ?? 0;
+            expect(beforeLast).toBeLessThanOrEqual(now.getTime() + horizonMs);
+          }
+        },
+      ),
+    );
   });
 });
 
@@ -277,6 +356,7 @@ describe("SCAN_LIMIT: a long backlog takes several passes", () => {
       cursor: T0,
       now,
       horizon: 3,
+      horizonMs: 0,
       catchUp: "all" as const,
       catchUpWindowMs: null,
     };
@@ -313,6 +393,7 @@ describe("SCAN_LIMIT: a long backlog takes several passes", () => {
       cursor: T0,
       now,
       horizon: 3,
+      horizonMs: 0,
       catchUp: "none" as const,
       catchUpWindowMs: null,
     };
@@ -340,7 +421,15 @@ describe("SCAN_LIMIT: a long backlog takes several passes", () => {
         fc.integer({ min: 1, max: 20 }),
         (backlog, extraMs, catchUp, catchUpWindowMs, horizon) => {
           const now = t(backlog * MINUTE + extraMs);
-          const input = { grid: everyMinute, cursor: T0, now, horizon, catchUp, catchUpWindowMs };
+          const input = {
+            grid: everyMinute,
+            cursor: T0,
+            now,
+            horizon,
+            horizonMs: 0,
+            catchUp,
+            catchUpWindowMs,
+          };
           const passes = drain(input);
           const executions = passes.flatMap((p) => p.executions);
           const expected = Array.from({ length: backlog + 1 + horizon }, (_, k) =>

@@ -7,7 +7,8 @@
 -- (schedule_times, migration 0009).
 select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
        s.every, s.anchor, s.timezone, s.catch_up,
-       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
+       s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
        t.next_planned_at, t.last_run_at
@@ -19,7 +20,8 @@ from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t where s.nam
 -- change: API calls that return the schedule lock it again after).
 select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
        s.every, s.anchor, s.timezone, s.catch_up,
-       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.enabled,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
+       s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
        t.next_planned_at, t.last_run_at
@@ -29,7 +31,7 @@ where s.name = :name or s.id = :id for update of s;
 -- name: List
 -- Schedules by name, with their times as in GetByName.
 select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
-       s.paused, s.owner, s.last_error, s.cursor_at, s.last_planned_at,
+       s.paused, s.owner, s.last_error, s.horizon, s.horizon_ms, s.cursor_at, s.last_planned_at,
        t.next_planned_at, t.last_run_at
 from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
 where (:owner::text is null or s.owner = :owner) and (:namePattern::text is null or s.name like :namePattern)
@@ -40,16 +42,20 @@ limit :limit;
 -- Creates or changes a schedule by name. A change of anything that shapes an
 -- execution changes the generated version column.
 insert into {{schema}}.schedules as s (name, task, payload, queue, priority, max_attempts, cron,
-  every, anchor, timezone, catch_up, catch_up_window_ms, overlap, horizon, owner, handover)
-values (:name, :task, :payload::jsonb, :queue, :priority, :maxAttempts, :cron, :every, :anchor, :timezone, :catchUp, :catchUpWindowMs, :overlap, :horizon, :owner, :owner = 'external')
+  every, anchor, timezone, catch_up, catch_up_window_ms, overlap, horizon, horizon_ms, owner,
+  handover)
+values (:name, :task, :payload::jsonb, :queue, :priority, :maxAttempts, :cron, :every, :anchor,
+  :timezone, :catchUp, :catchUpWindowMs, :overlap, :horizon, :horizonMs, :owner,
+  :owner = 'external')
 on conflict (name) do update
 set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts, cron = excluded.cron,
     every = excluded.every, anchor = excluded.anchor, timezone = excluded.timezone,
     catch_up = excluded.catch_up, catch_up_window_ms = excluded.catch_up_window_ms,
-    overlap = excluded.overlap, horizon = excluded.horizon,
+    overlap = excluded.overlap, horizon = excluded.horizon, horizon_ms = excluded.horizon_ms,
     -- A new horizon (not part of the version) is filled at the next pass.
-    fill_at = case when s.horizon is distinct from excluded.horizon then '-infinity'
+    fill_at = case when s.horizon is distinct from excluded.horizon
+                     or s.horizon_ms is distinct from excluded.horizon_ms then '-infinity'
                    else s.fill_at end,
     -- A schedule in a hand-over changes owner only through handover/handback:
     -- importing the same crontab again must not undo a hand-over.
@@ -80,7 +86,8 @@ delete from {{schema}}.schedules where id = :id;
 -- Drifted schedules are left to reconcile.
 with clock as materialized (select {{schema}}.clock_now() as now)
 select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
-       s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.cursor_at, s.version,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.horizon_ms, s.cursor_at,
+       s.version,
        live.count as live_future, live.first_run_at, live.last_occurrence, clock.now
 from clock
 cross join lateral (

@@ -22,6 +22,8 @@ export interface ScheduleRow {
   catch_up_window_ms: number | null;
   overlap: Overlap;
   horizon: number;
+  /** Plan at least this far ahead of now, besides `horizon` executions (migration 0010). */
+  horizon_ms: number;
   enabled: boolean;
   paused: boolean;
   owner: Owner;
@@ -63,6 +65,7 @@ export type DueRow = Pick<
   | "catch_up"
   | "catch_up_window_ms"
   | "horizon"
+  | "horizon_ms"
   | "cursor_at"
   | "version"
 > & {
@@ -137,6 +140,8 @@ export const scheduleQueries = defineQueries("schedules", {
       | "paused"
       | "owner"
       | "last_error"
+      | "horizon"
+      | "horizon_ms"
       | "cursor_at"
       | "last_planned_at"
       | "next_planned_at"
