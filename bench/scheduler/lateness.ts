@@ -1,4 +1,5 @@
 import { databaseOf, Rota } from "../../src/client.js";
+import type { Worker } from "../../src/worker/worker.js";
 import { percentile, round } from "../stats.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { sleep } from "../time.js";
@@ -52,39 +53,10 @@ export async function latenessWorkload(
   const rota = new Rota({ connection: databaseUrl, schema });
   try {
     await rota.migrate();
-    const samples: number[] = [];
-    const claimSamples: number[] = [];
-    const fires = new Map<string, number>();
-    rota.events.on("schedule:execution:fired", (e) => claimSamples.push(e.lateMs));
-    const worker = rota.worker({
-      tasks: {
-        [TASK]: async (_payload, ctx) => {
-          const at = Date.now();
-          samples.push(at - ctx.job.runAt.getTime());
-          const key = `${ctx.job.scheduleId}@${ctx.job.occurrenceAt?.getTime()}`;
-          fires.set(key, (fires.get(key) ?? 0) + 1);
-        },
-      },
-      queues: [QUEUE],
-      concurrency: options.concurrency,
-    });
-    await worker.start();
+    const firing = await startFiring(rota, options);
     const orchestrator = rota.orchestrator({ holder: "bench-lateness" });
     await orchestrator.start();
     try {
-      const first = new Map<string, number>();
-      for (let i = 0; i < options.schedules; i++) {
-        const name = `lateness-${i}`;
-        const { schedule } = await rota.schedules.upsert({
-          name,
-          task: TASK,
-          queue: QUEUE,
-          cron: EVERY_SECOND,
-        });
-        const [next] = await rota.schedules.upcoming(name, { limit: 1 });
-        if (!next) throw new Error(`schedule ${name} has no upcoming run`);
-        first.set(schedule.id, next.runAt.getTime());
-      }
       log(
         `lateness: ${options.schedules} schedules firing every second for ${options.seconds} s (worker concurrency ${options.concurrency})`,
       );
@@ -93,61 +65,138 @@ export async function latenessWorkload(
         await sleep(step * 1000);
         elapsed += step;
         log(
-          `lateness: ${elapsed}/${options.seconds} s, ${samples.length} fired, p99 so far ${percentile(samples, 99).toFixed(1)} ms`,
+          `lateness: ${elapsed}/${options.seconds} s, ${firing.samples.length} fired, p99 so far ${percentile(
+            firing.samples.map((s) => s.lateMs),
+            99,
+          ).toFixed(1)} ms`,
         );
       }
-      const end = Date.now();
-      const lastSecond = Math.floor(end / 1000) * 1000;
-      let expected = 0;
-      const window = new Set<string>();
-      for (const [id, from] of first) {
-        for (let at = from; at <= lastSecond; at += 1000) {
-          window.add(`${id}@${at}`);
-          expected++;
-        }
-      }
-      // Let the last occurrences of the window start (a late one still counts, with its lateness).
-      const settleUntil = Date.now() + SETTLE_MS;
-      while ([...window].some((key) => !fires.has(key)) && Date.now() < settleUntil) {
-        await sleep(100);
-      }
+      const counted = await settle(firing);
       await orchestrator.stop();
-      await worker.stop();
-
-      let fired = 0;
-      let doubles = 0;
-      for (const [key, count] of fires) {
-        if (count > 1) doubles += count - 1;
-        if (window.has(key)) fired++;
-      }
-      const states = await databaseOf(rota).pool.query<{ state: string; count: number }>(
-        `select state, count(*)::int as count from ${quoteIdent(schema)}.jobs
-         where schedule_id is not null group by state order by state`,
-      );
+      await firing.worker.stop();
       return {
         workload: "lateness",
-        schedules: options.schedules,
-        seconds: options.seconds,
-        concurrency: options.concurrency,
-        p50_ms: round(percentile(samples, 50), 1),
-        p95_ms: round(percentile(samples, 95), 1),
-        p99_ms: round(percentile(samples, 99), 1),
-        max_ms: round(Math.max(...samples), 1),
-        samples: samples.length,
-        fired,
-        expected,
-        doubles,
-        missing: expected - fired,
-        claim_p50_ms: round(percentile(claimSamples, 50), 1),
-        claim_p99_ms: round(percentile(claimSamples, 99), 1),
-        states: Object.fromEntries(states.rows.map((r) => [r.state, r.count])),
+        ...options,
+        ...counted,
+        states: await executionStates(rota, schema),
       };
     } finally {
       await orchestrator.stop();
-      await worker.stop();
+      await firing.worker.stop();
     }
   } finally {
     await rota.close();
     await dropSchema(databaseUrl, schema);
   }
+}
+
+/** One run of a handler: when it was planned, and how late it started (process clock). */
+export interface Fire {
+  runAt: number;
+  lateMs: number;
+}
+
+/** Every-second schedules and a worker that records each run (shared with the failover workload). */
+export interface Firing {
+  worker: Worker;
+  samples: Fire[];
+  claimSamples: number[];
+  /** Runs per `scheduleId@occurrence`. */
+  fires: Map<string, number>;
+  /** Each schedule's first planned occurrence (ms): where its measured window starts. */
+  first: Map<string, number>;
+}
+
+/** Starts a worker and upserts `schedules` every-second schedules. */
+export async function startFiring(
+  rota: Rota,
+  options: { schedules: number; concurrency: number },
+): Promise<Firing> {
+  const firing: Firing = {
+    worker: null as unknown as Worker,
+    samples: [],
+    claimSamples: [],
+    fires: new Map(),
+    first: new Map(),
+  };
+  rota.events.on("schedule:execution:fired", (e) => firing.claimSamples.push(e.lateMs));
+  firing.worker = rota.worker({
+    tasks: {
+      [TASK]: async (_payload, ctx) => {
+        const at = Date.now();
+        const runAt = ctx.job.runAt.getTime();
+        firing.samples.push({ runAt, lateMs: at - runAt });
+        const key = `${ctx.job.scheduleId}@${ctx.job.occurrenceAt?.getTime()}`;
+        firing.fires.set(key, (firing.fires.get(key) ?? 0) + 1);
+      },
+    },
+    queues: [QUEUE],
+    concurrency: options.concurrency,
+  });
+  await firing.worker.start();
+  for (let i = 0; i < options.schedules; i++) {
+    const name = `every-second-${i}`;
+    const { schedule } = await rota.schedules.upsert({
+      name,
+      task: TASK,
+      queue: QUEUE,
+      cron: EVERY_SECOND,
+      catchUp: "all",
+    });
+    const [next] = await rota.schedules.upcoming(name, { limit: 1 });
+    if (!next) throw new Error(`schedule ${name} has no upcoming run`);
+    firing.first.set(schedule.id, next.runAt.getTime());
+  }
+  return firing;
+}
+
+/**
+ * Waits (at most SETTLE_MS) for the last occurrences of the window to start,
+ * then counts: lateness over every run, and each occurrence of the window
+ * fired once, twice or never.
+ */
+export async function settle(firing: Firing) {
+  const lastSecond = Math.floor(Date.now() / 1000) * 1000;
+  let expected = 0;
+  const window = new Set<string>();
+  for (const [id, from] of firing.first) {
+    for (let at = from; at <= lastSecond; at += 1000) {
+      window.add(`${id}@${at}`);
+      expected++;
+    }
+  }
+  // Let the last occurrences of the window start (a late one still counts, with its lateness).
+  const settleUntil = Date.now() + SETTLE_MS;
+  while ([...window].some((key) => !firing.fires.has(key)) && Date.now() < settleUntil) {
+    await sleep(100);
+  }
+  let fired = 0;
+  let doubles = 0;
+  for (const [key, count] of firing.fires) {
+    if (count > 1) doubles += count - 1;
+    if (window.has(key)) fired++;
+  }
+  const late = firing.samples.map((s) => s.lateMs);
+  return {
+    p50_ms: round(percentile(late, 50), 1),
+    p95_ms: round(percentile(late, 95), 1),
+    p99_ms: round(percentile(late, 99), 1),
+    max_ms: round(Math.max(...late), 1),
+    samples: late.length,
+    fired,
+    expected,
+    doubles,
+    missing: expected - fired,
+    claim_p50_ms: round(percentile(firing.claimSamples, 50), 1),
+    claim_p99_ms: round(percentile(firing.claimSamples, 99), 1),
+  };
+}
+
+/** The executions' states in the database afterwards (missed, skipped: did not run). */
+export async function executionStates(rota: Rota, schema: string): Promise<Record<string, number>> {
+  const states = await databaseOf(rota).pool.query<{ state: string; count: number }>(
+    `select state, count(*)::int as count from ${quoteIdent(schema)}.jobs
+     where schedule_id is not null group by state order by state`,
+  );
+  return Object.fromEntries(states.rows.map((r) => [r.state, r.count]));
 }

@@ -6,6 +6,7 @@
  *   materialize_<due>_of_<schedules>  one orchestrator tick with `due` of `schedules` due
  *   materialize_<due>_of_<due>        the same with nothing else in the table
  *   lateness                          handler start minus planned time, every-second schedules
+ *   failover                          the same while the leading orchestrator process is killed
  *
  * Progress goes to stderr; the table, or with --json one JSON object, to stdout.
  */
@@ -13,10 +14,14 @@ import { SCHEDULER_BENCH_FLAGS } from "../../src/cli/bench-flags.js";
 import { formatHeader, type ReportHeader, runBenchmark } from "../harness.js";
 import { round } from "../stats.js";
 import { formatTable } from "../table.js";
+import { type FailoverMeasurement, failoverWorkload, killTimes } from "./failover.js";
 import { type LatenessMeasurement, latenessWorkload } from "./lateness.js";
 import { type MaterializeMeasurement, materializeWorkload } from "./materialize.js";
 
-type Result = (MaterializeMeasurement & { ratio_to_smaller?: number }) | LatenessMeasurement;
+type Result =
+  | (MaterializeMeasurement & { ratio_to_smaller?: number })
+  | LatenessMeasurement
+  | FailoverMeasurement;
 
 export type SchedulerReport = ReportHeader & { results: Result[] };
 
@@ -28,7 +33,8 @@ runBenchmark({
   details: `Workloads:
   materialize_<due>_of_<schedules>  one orchestrator tick materializing the due schedules among many
   materialize_<due>_of_<due>        the same with no schedules that are not due (the cost must not grow)
-  lateness                          handler start minus planned run time, every-second schedules, one worker`,
+  lateness                          handler start minus planned run time, every-second schedules, one worker
+  failover                          the same with two orchestrator processes, the leader killed (SIGKILL)`,
   flags: SCHEDULER_BENCH_FLAGS,
   savePrefix: "scheduler-",
   check: (options) =>
@@ -55,15 +61,31 @@ runBenchmark({
       },
       log,
     );
+    const failover = await failoverWorkload(
+      databaseUrl,
+      {
+        schedules: options.latenessSchedules,
+        seconds: options.failoverSeconds,
+        concurrency: options.concurrency,
+        killAt: killTimes(options.failoverSeconds),
+      },
+      log,
+    );
     const ratio = round(large.materialize_ms / small.materialize_ms, 2);
-    return { results: [{ ...large, ratio_to_smaller: ratio }, small, lateness] as Result[] };
+    return {
+      results: [{ ...large, ratio_to_smaller: ratio }, small, lateness, failover] as Result[],
+    };
   },
   format: formatSchedulerReport,
 });
 
 function formatSchedulerReport(report: SchedulerReport): string {
   const materialize = report.results.filter(
-    (r): r is MaterializeMeasurement & { ratio_to_smaller?: number } => r.workload !== "lateness",
+    (r): r is MaterializeMeasurement & { ratio_to_smaller?: number } =>
+      r.workload !== "lateness" && r.workload !== "failover",
+  );
+  const failover = report.results.filter(
+    (r): r is FailoverMeasurement => r.workload === "failover",
   );
   const lateness = report.results.filter(
     (r): r is LatenessMeasurement => r.workload === "lateness",
@@ -139,6 +161,32 @@ function formatSchedulerReport(report: SchedulerReport): string {
   );
   for (const r of lateness) {
     lines.push(`lateness executions in the database afterwards: ${JSON.stringify(r.states)}`);
+  }
+  if (failover.length > 0) {
+    lines.push(
+      "",
+      formatTable(
+        [
+          "workload",
+          "kills at s (takeover s)",
+          "during failover p50/p99/max ms",
+          "all runs p50/p99/max ms",
+          "fired/expected",
+          "doubles",
+          "missing",
+        ],
+        failover.map((r) => [
+          r.workload,
+          r.kills.map((k) => `${k.at_s} (${k.takeover_s})`).join(", "),
+          `${r.failover_p50_ms.toFixed(1)}/${r.failover_p99_ms.toFixed(1)}/${r.failover_max_ms.toFixed(1)} (${r.failover_samples} runs)`,
+          `${r.p50_ms.toFixed(1)}/${r.p99_ms.toFixed(1)}/${r.max_ms.toFixed(1)}`,
+          `${r.fired}/${r.expected}`,
+          String(r.doubles),
+          String(r.missing),
+        ]),
+        new Set([2, 3, 4, 5, 6]),
+      ),
+    );
   }
   return `${lines.join("\n")}\n`;
 }

@@ -209,7 +209,17 @@ export const SCHEDULER_BENCH_FLAGS = {
     quick: 10,
     help: "how long they fire",
   },
-  concurrency: { ...COMMON.concurrency, help: "worker concurrency in the lateness workload" },
+  failoverSeconds: {
+    flags: "--failover-seconds <s>",
+    kind: "count",
+    full: 60,
+    quick: 25,
+    help: "how long the failover workload runs (its leader is killed once, or twice from 50 s)",
+  },
+  concurrency: {
+    ...COMMON.concurrency,
+    help: "worker concurrency in the lateness and failover workloads",
+  },
 } as const satisfies Record<string, BenchFlag>;
 
 export type BenchFlags = Record<string, BenchFlag>;
