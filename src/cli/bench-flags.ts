@@ -52,6 +52,8 @@ export interface BenchFlag {
   env?: string;
   /** rota declares it for every command (--database-url): `rota bench` does not declare it again. */
   global?: boolean;
+  /** A count that may be 0 (the workload it sizes is then skipped). */
+  zeroSkips?: boolean;
 }
 
 /** Flags both benchmarks have, so they parse the same way in both. */
@@ -214,7 +216,8 @@ export const SCHEDULER_BENCH_FLAGS = {
     kind: "count",
     full: 60,
     quick: 25,
-    help: "how long the failover workload runs (its leader is killed once, or twice from 50 s)",
+    help: "how long the failover workload runs (its leader is killed once, or twice from 50 s; 0 skips it)",
+    zeroSkips: true,
   },
   concurrency: {
     ...COMMON.concurrency,
@@ -322,8 +325,13 @@ function parse(flag: BenchFlag, text: string): unknown {
   if (flag.kind === "count" || flag.kind === "number") {
     const n = Number(text);
     const whole = flag.kind === "count";
-    if (text.trim() === "" || !Number.isFinite(n) || n <= 0 || (whole && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`Expected a positive ${whole ? "whole number" : "number"}.`);
+    const least = flag.zeroSkips ? 0 : Number.MIN_VALUE;
+    if (text.trim() === "" || !Number.isFinite(n) || n < least || (whole && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(
+        flag.zeroSkips
+          ? "Expected a whole number, 0 to skip the workload."
+          : `Expected a positive ${whole ? "whole number" : "number"}.`,
+      );
     }
     return n;
   }

@@ -174,6 +174,8 @@ describe("rota bench", () => {
       "2",
       "--lateness-seconds",
       "2",
+      "--failover-seconds",
+      "0",
     ]);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
