@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { Queues } from "./capacity/queues.js";
 import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
@@ -67,6 +68,8 @@ export class Rota {
   private readonly tasks: Map<string, TaskDefinition>;
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
+  /** Pause and resume queues; list them with their jobs by state. */
+  readonly queues: Queues;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
@@ -89,6 +92,7 @@ export class Rota {
     this.retention = { ...options.retention };
     this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
+    this.queues = new Queues(this.#db);
   }
 
   get schema(): string {

@@ -1,3 +1,4 @@
+export type { QueueInfo, QueueState, Queues } from "./capacity/queues.js";
 export { createRota, Rota, type RotaOptions } from "./client.js";
 export { type Clock, DatabaseClock, ManualClock, systemClock } from "./clock.js";
 export { DEFAULT_SCHEMA } from "./config.js";

@@ -6,6 +6,7 @@ import { registerJobs } from "./jobs.js";
 import { registerMigrate } from "./migrate.js";
 import { registerOrchestrator } from "./orchestrator.js";
 import { reportFailure } from "./output.js";
+import { registerQueues } from "./queues.js";
 import { registerSchedules } from "./schedules.js";
 import { registerWorker } from "./worker.js";
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerDev(program);
   registerWorker(program);
   registerJobs(program);
+  registerQueues(program);
   registerSchedules(program);
   registerOrchestrator(program);
   registerBench(program);

@@ -63,3 +63,20 @@ export function integerOption(flag: string, value: string): number {
   }
   return n;
 }
+
+/** The CLI speaks snake_case, in JSON and in tables alike (as `rota jobs` does). */
+export function snake(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snake);
+  if (value === null || typeof value !== "object" || value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [
+      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      key === "payload" ? v : snake(v),
+    ]),
+  );
+}
+
+/** Rows as a table whose columns are named as in the JSON. */
+export function snakeTable(rows: readonly object[], columns: string[]): string {
+  return table(snake(rows) as Record<string, unknown>[], columns);
+}

@@ -4,24 +4,7 @@ import { RotaError } from "../errors.js";
 import { crontabSchedule, parseCrontab } from "../schedule/crontab.js";
 import type { ScheduleInput } from "../schedule/schedule-options.js";
 import { withRota } from "./context.js";
-import { integerOption, isoDate, logLine, printJson, table } from "./output.js";
-
-/** The CLI speaks snake_case, in JSON and in tables alike (as `rota jobs` does). */
-function snake(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(snake);
-  if (value === null || typeof value !== "object" || value instanceof Date) return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([key, v]) => [
-      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
-      key === "payload" ? v : snake(v),
-    ]),
-  );
-}
-
-/** Rows as a table whose columns are named as in the JSON. */
-function snakeTable(rows: readonly object[], columns: string[]): string {
-  return table(snake(rows) as Record<string, unknown>[], columns);
-}
+import { integerOption, isoDate, logLine, printJson, snake, snakeTable } from "./output.js";
 
 function print(json: boolean, value: unknown, text: () => string): void {
   if (json) printJson(snake(value));

@@ -1,4 +1,4 @@
--- rota's schema after migration 0010_time_horizon, as pg_dump --schema-only prints it
+-- rota's schema after migration 0011_queues, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -63,6 +63,15 @@ CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean
     select 1 from "rota".jobs
     where unique_key = key and state in ('scheduled', 'available')
   )
+$$;
+
+-- FUNCTION: unpaused(text[])
+
+CREATE FUNCTION rota.unpaused(names text[]) RETURNS SETOF text
+    LANGUAGE sql STABLE
+    AS $$
+  select q.name from unnest(names) as q(name)
+  where not exists (select 1 from "rota".queues as p where p.name = q.name and p.paused)
 $$;
 
 -- TABLE: clock
@@ -143,6 +152,15 @@ CREATE TABLE rota.migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+-- TABLE: queues
+
+CREATE TABLE rota.queues (
+    name text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queues_name_valid CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
+);
+
 -- TABLE: schedules
 
 CREATE TABLE rota.schedules (
@@ -218,6 +236,11 @@ ALTER TABLE ONLY rota.leases
 
 ALTER TABLE ONLY rota.migrations
     ADD CONSTRAINT migrations_pkey PRIMARY KEY (version);
+
+-- CONSTRAINT: queues queues_pkey
+
+ALTER TABLE ONLY rota.queues
+    ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 
 -- CONSTRAINT: schedules schedules_name_key
 

@@ -19,6 +19,8 @@ export interface ClaimerEnvironment {
   listening(): boolean;
   /** Starts what it can of the buffer. */
   startBuffered(): void;
+  /** Claimed rows joined the buffer (the worker hands back those of a queue paused meanwhile). */
+  tookClaimed(): void;
   reportError(during: string, error: unknown): void;
 }
 
@@ -219,8 +221,9 @@ export class Claimer {
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
       this.held.take(rows);
-      // Not startBufferedAndTopUp: that would mark this loop to claim again
-      // at once after every claim, an idle worker claiming in a tight loop.
+      this.env.tookClaimed();
+      // Not roomFreed: that would mark this loop to claim again at once
+      // after every claim, an idle worker claiming in a tight loop.
       this.env.startBuffered();
       if (claimed === room) this.claimAgain = true;
       // Nothing found, or some executions put back to wait (overlap 'queue'):
@@ -252,6 +255,7 @@ export class Claimer {
     if (row === undefined) return;
     this.claimOneCount++;
     this.held.take([row]);
+    this.env.tookClaimed();
     // stop() may have begun meanwhile: then the job is handed back with the buffer.
     if (this.env.running()) this.env.startBuffered();
   }

@@ -165,6 +165,13 @@ export class HeldJobs {
     return row;
   }
 
+  /** Takes the buffered jobs of `queue` out (it was paused: they are handed back). */
+  removeBufferedOf(queue: string): ClaimedRow[] {
+    const rows = this.buffer.filter((r) => r.queue === queue);
+    if (rows.length > 0) this.buffer = this.buffer.filter((r) => r.queue !== queue);
+    return rows;
+  }
+
   /** Empties the buffer (the worker stops: these never start). */
   releaseBuffer(): ClaimedRow[] {
     const rows = this.buffer;

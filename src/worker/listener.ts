@@ -16,6 +16,8 @@ export interface ListenerHandlers {
   onJobs(wake: Wake): void;
   /** A running job was asked to stop. */
   onCancel(jobId: string): void;
+  /** A queue was paused (rota.queues.pause). */
+  onPause(queue: string): void;
   /** The connection was lost (reconnecting) or came back. */
   onStatus(listening: boolean, error?: unknown): void;
 }
@@ -56,14 +58,18 @@ export class Listener {
     if (this.stopped) return;
     const jobs = channelName(this.db.schema, "jobs");
     const cancel = channelName(this.db.schema, "cancel");
+    const queues = channelName(this.db.schema, "queues");
     let client: pg.Client | null = null;
     try {
       client = await this.db.dedicatedClient();
       client.on("notification", (message) => {
         if (message.channel === jobs) {
           this.handlers.onJobs(parseWake(message.payload ?? "*"));
-        } else if (message.channel === cancel && message.payload)
+        } else if (message.channel === cancel && message.payload) {
           this.handlers.onCancel(message.payload);
+        } else if (message.channel === queues && message.payload?.startsWith("pause ")) {
+          this.handlers.onPause(message.payload.slice("pause ".length));
+        }
       });
       const lost = (error?: unknown) => {
         if (this.client !== client) return;
@@ -74,7 +80,7 @@ export class Listener {
       };
       client.on("error", lost);
       client.on("end", () => lost(new Error("LISTEN connection ended")));
-      await client.query(`listen "${jobs}"; listen "${cancel}"`);
+      await client.query(`listen "${jobs}"; listen "${cancel}"; listen "${queues}"`);
       if (this.stopped) {
         await client.end();
         return;

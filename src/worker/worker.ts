@@ -61,6 +61,12 @@ export class Worker {
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
+  /**
+   * Queues a wake-up said were paused, until one says they have jobs again
+   * (a resume wakes its queue). Claims skip paused queues by themselves; this
+   * hands back what a claim in flight at the pause brought.
+   */
+  private readonly pausedQueues = new Set<string>();
 
   /**
    * The worker's own connections. Its bookkeeping (claim, heartbeat,
@@ -104,6 +110,9 @@ export class Worker {
       running: () => this.state === "running",
       listening: () => this.listener?.listening ?? false,
       startBuffered: () => this.startBuffered(),
+      tookClaimed: () => {
+        for (const queue of this.pausedQueues) this.handBackPaused(queue);
+      },
       reportError: (during, error) => this.reportError(during, error),
     });
     this.starts = new StartRecorder(
@@ -149,6 +158,8 @@ export class Worker {
       ? new Listener(this.db, {
           onJobs: ({ queue, jobId, dueInMs }) => {
             if (queue !== "*" && !settings.queues.includes(queue)) return;
+            // A resume wakes its queue like an enqueue does.
+            this.pausedQueues.delete(queue);
             // Jobs due later: no claim now, only a timer for when they are.
             if (dueInMs > 0) {
               this.claimer.wakeIn(dueInMs);
@@ -160,6 +171,11 @@ export class Worker {
             this.claimer.claimSoon();
           },
           onCancel: (jobId) => this.cancelHeld(jobId),
+          onPause: (queue) => {
+            if (!settings.queues.includes(queue)) return;
+            this.pausedQueues.add(queue);
+            this.handBackPaused(queue);
+          },
           onStatus: (listening, error) => {
             if (!listening && this.state === "running") {
               this.events.emit("worker:listen:lost", { workerId: this.id, error });
@@ -426,8 +442,18 @@ export class Worker {
     }
   }
 
-  private async releaseBuffered(): Promise<void> {
-    const rows = this.heldJobs.releaseBuffer();
+  /** A queue was paused: its jobs held here but not started go back at once, unstarted. */
+  private handBackPaused(queue: string): void {
+    const rows = this.heldJobs.removeBufferedOf(queue);
+    if (rows.length > 0) void this.handBack(rows);
+  }
+
+  private releaseBuffered(): Promise<void> {
+    return this.handBack(this.heldJobs.releaseBuffer());
+  }
+
+  /** Hands claimed jobs that never started back to their queue, their attempt undone. */
+  private async handBack(rows: ClaimedRow[]): Promise<void> {
     if (rows.length === 0) return;
     try {
       await this.db.run(this.q.ReleaseUnstarted, {
