@@ -42,6 +42,14 @@ begin
 end
 $$;
 
+-- FUNCTION: queue_paused(text)
+
+CREATE FUNCTION rota.queue_paused(queue text) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+  select exists (select 1 from "rota".queues as p where p.name = queue and p.paused)
+$$;
+
 -- FUNCTION: schedule_times(bigint)
 
 CREATE FUNCTION rota.schedule_times(schedule bigint, OUT next_planned_at timestamp with time zone, OUT last_run_at timestamp with time zone) RETURNS record
@@ -63,15 +71,6 @@ CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean
     select 1 from "rota".jobs
     where unique_key = key and state in ('scheduled', 'available')
   )
-$$;
-
--- FUNCTION: unpaused(text[])
-
-CREATE FUNCTION rota.unpaused(names text[]) RETURNS SETOF text
-    LANGUAGE sql STABLE
-    AS $$
-  select q.name from unnest(names) as q(name)
-  where not exists (select 1 from "rota".queues as p where p.name = q.name and p.paused)
 $$;
 
 -- TABLE: clock

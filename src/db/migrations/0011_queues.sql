@@ -8,13 +8,15 @@ create table {{schema}}.queues (
   updated_at timestamptz not null default now()
 );
 
--- The queues among `names` whose jobs may be claimed: those not paused. One
--- definition for every statement that claims or waits for jobs (Claim,
--- ClaimOne, NextDue); a plain SQL function the planner inlines, so a claim
--- pays a lookup of the (small) queues table per queue it serves.
-create function {{schema}}.unpaused(names text[]) returns setof text
+-- Whether `queue` is paused. One definition for every statement that claims
+-- or waits for jobs (Claim, ClaimOne, NextDue), each of which asks it once per
+-- queue it serves, as a filter beside the claim index's conditions: a
+-- primary-key lookup the planner inlines. (An anti-join of the queues a
+-- worker serves against this table, tried first, made each claim build a
+-- hash table and cost about 0.2 ms more per claim; this form measured the
+-- same as a claim without the check.)
+create function {{schema}}.queue_paused(queue text) returns boolean
   language sql stable
 as $$
-  select q.name from unnest(names) as q(name)
-  where not exists (select 1 from {{schema}}.queues as p where p.name = q.name and p.paused)
+  select exists (select 1 from {{schema}}.queues as p where p.name = queue and p.paused)
 $$;

@@ -4,9 +4,9 @@
 -- row (a plain subquery would be inlined and evaluate clock_now() per row).
 
 -- name: Claim
--- Takes up to :limit due jobs of queues :queues (those not paused: unpaused,
--- migration 0011) and tasks :tasks and leases them to worker :workerId for
--- :leaseMs ms, skipping rows other workers hold.
+-- Takes up to :limit due jobs of queues :queues (those not paused:
+-- queue_paused, migration 0011) and tasks :tasks and leases them to worker
+-- :workerId for :leaseMs ms, skipping rows other workers hold.
 -- The attempt is counted here, so a worker that dies mid-job has used it; the
 -- first :startNow (its free slots) are marked started now, the others when
 -- they leave the worker's buffer (MarkStarted), and a rescue gives a job that
@@ -26,10 +26,11 @@
 with clock as materialized (select {{schema}}.clock_now() as now),
 available as (
   select c.*
-  from {{schema}}.unpaused(:queues::text[]) as q(name)
+  from unnest(:queues::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'available' and hashtext(queue) = hashtext(q.name) and queue = q.name
+      and not {{schema}}.queue_paused(q.name)
       and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
     order by priority desc, run_at, id
     limit :limit
@@ -38,10 +39,11 @@ available as (
 ),
 came_due as (
   select c.*
-  from {{schema}}.unpaused(:queues::text[]) as q(name)
+  from unnest(:queues::text[]) as q(name)
   cross join lateral (
     select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
     where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
+      and not {{schema}}.queue_paused(q.name)
       and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
       and run_at <= (select {{schema}}.clock_now())
     order by run_at, id
@@ -117,16 +119,15 @@ select * from claimed order by claim_rank;
 -- (InsertPlain): a worker with free slots and nothing buffered takes that job
 -- through its primary key instead of reading the claim indexes. Only what
 -- Claim would start as it is: available, of the worker's queues :queues (not
--- paused) and
--- tasks :tasks, with no concurrency key or deadline (schedule executions go
+-- paused) and tasks :tasks, with no concurrency key or deadline (schedule executions go
 -- through Claim). Leased to worker :workerId for :leaseMs ms and started now.
 -- No row when another worker took it first (SKIP LOCKED) or it is not such a
 -- job; the worker then claims as usual.
 with clock as materialized (select {{schema}}.clock_now() as now),
 picked as (
   select id from {{schema}}.jobs
-  where id = :id::bigint and state = 'available'
-    and queue in (select {{schema}}.unpaused(:queues::text[]))
+  where id = :id::bigint and state = 'available' and queue = any(:queues::text[])
+    and not {{schema}}.queue_paused(queue)
     and task = any(:tasks::text[]) and concurrency_key is null and deadline_at is null
   for update skip locked
 )
@@ -148,11 +149,11 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
 -- tasks is due, by the database clock (null: none). Available jobs are
 -- claimed, not waited for.
 select extract(epoch from (min(next.run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
-from {{schema}}.unpaused(:queues::text[]) as q(name)
+from unnest(:queues::text[]) as q(name)
 cross join lateral (
   select run_at from {{schema}}.jobs
   where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
-    and task = any(:tasks::text[])
+    and not {{schema}}.queue_paused(q.name) and task = any(:tasks::text[])
   order by run_at
   limit 1
 ) as next;
