@@ -7,12 +7,17 @@ import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { canCopy, copyJobs, drawIds, type JobSource } from "./copy-jobs.js";
 import {
+  ENQUEUE_OPTION_KEYS,
   type EnqueueOptions,
   type NormalizedJob,
   normalizeJob,
+  rejectUnknownKeys,
   serializePayload,
   validateTaskName,
 } from "./job-options.js";
+
+/** What one job given to enqueueMany may hold. */
+const SPEC_KEYS = ["task", "payload", "options"] as const;
 
 export interface EnqueueResult {
   id: string;
@@ -233,6 +238,11 @@ export class Enqueuer {
   }
 
   private normalize(definition: TaskDefinition | null, spec: EnqueueSpec): NormalizedJob {
+    rejectUnknownKeys(spec, SPEC_KEYS, "A job to enqueue", (key) =>
+      (ENQUEUE_OPTION_KEYS as readonly string[]).includes(key)
+        ? `put it in its options ({ task, payload, options: { ${key} } })`
+        : undefined,
+    );
     const name = definition?.name ?? (spec.task as string);
     const json = serializePayload(name, spec.payload, this.payloadLimitBytes);
     return normalizeJob(name, json, spec.options ?? {}, definition ?? {});

@@ -171,6 +171,40 @@ export interface JobDefaults {
 }
 
 /** Checks every option of one job; throws a RotaError naming the field. */
+/** What an enqueue's options may hold (`client` is the caller's transaction). */
+export const ENQUEUE_OPTION_KEYS = [
+  "queue",
+  "runAt",
+  "delayMs",
+  "priority",
+  "maxAttempts",
+  "backoff",
+  "timeoutMs",
+  "uniqueKey",
+  "onConflict",
+  "client",
+] as const;
+
+/**
+ * Refuses a key `value` does not take, naming the ones it does (and the
+ * likely one meant), so a misspelt option is not silently ignored.
+ */
+export function rejectUnknownKeys(
+  value: object,
+  known: readonly string[],
+  where: string,
+  hint: (key: string) => string | undefined = () => undefined,
+): void {
+  for (const key in value) {
+    if (known.includes(key)) continue;
+    const near = known.find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)));
+    const advice = hint(key) ?? (near ? `did you mean "${near}"?` : `use ${known.join(", ")}`);
+    throw new RotaError("INVALID_OPTION", `${where}: unknown "${key}"; ${advice}`, {
+      details: { field: key },
+    });
+  }
+}
+
 export function normalizeJob(
   task: string,
   payloadJson: string,
@@ -182,6 +216,7 @@ export function normalizeJob(
       details: { field: "options" },
     });
   }
+  rejectUnknownKeys(options, ENQUEUE_OPTION_KEYS, "Enqueue options");
   const queue = validateQueueName(options.queue ?? defaults.queue ?? DEFAULT_QUEUE);
   if (options.runAt !== undefined && options.delayMs !== undefined) {
     throw new RotaError("INVALID_RUN_AT", "Give runAt or delayMs, not both.", {

@@ -474,6 +474,18 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
     }));
     await refused(t.rota.enqueueMany(specs), "INVALID_PAYLOAD");
     expect(await countJobs()).toBe(before);
+    // A key a job does not take, late in a long list: refused the same way.
+    await refused(
+      t.rota.enqueueMany(
+        Array.from({ length: 3000 }, (_, i) =>
+          i === 2999
+            ? ({ task: "copied", payload: { i }, queue: "q" } as never)
+            : { task: "copied", payload: { i } },
+        ),
+      ),
+      "INVALID_OPTION",
+    );
+    expect(await countJobs()).toBe(before);
     // An async schema check that fails mid-list does the same.
     const checked = defineTask({
       name: "copied.checked",
@@ -786,6 +798,16 @@ describe("bad input is refused with a code and nothing is written", () => {
           { task: "ok", payload: {}, options: { queue: "bad queue" } },
         ]),
       "INVALID_QUEUE_NAME",
+    ],
+    [
+      "a misspelt option (delay for delayMs)",
+      () => t.rota.enqueue("x", {}, { delay: 5_000 } as never),
+      "INVALID_OPTION",
+    ],
+    [
+      "an option beside the job in enqueueMany instead of in its options",
+      () => t.rota.enqueueMany([{ task: "ok", payload: {}, queue: "elsewhere" } as never]),
+      "INVALID_OPTION",
     ],
     [
       "duplicate unique key in enqueueMany",
