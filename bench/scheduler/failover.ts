@@ -4,17 +4,20 @@ import { Rota } from "../../src/client.js";
 import { percentile, round } from "../stats.js";
 import { dropSchema } from "../systems/schema.js";
 import { sleep } from "../time.js";
-import { executionStates, type Fire, settle, startFiring } from "./lateness.js";
+import {
+  executionStates,
+  type Fire,
+  type FiringMeasurement,
+  settle,
+  startFiring,
+} from "./lateness.js";
 
 const ROTA_BIN = fileURLToPath(new URL("../../bin/rota.js", import.meta.url));
 /** The orchestrators' defaults, as `rota orchestrator` runs them. */
 const LEASE_TTL_MS = 15_000;
 
-export interface FailoverMeasurement {
+export interface FailoverMeasurement extends FiringMeasurement {
   workload: "failover";
-  schedules: number;
-  seconds: number;
-  concurrency: number;
   /** Seconds into the run at which the leader was killed, and how long each took to be replaced. */
   kills: { at_s: number; takeover_s: number }[];
   /** Lateness of the runs planned to start while no orchestrator led (kill to takeover). */
@@ -22,19 +25,6 @@ export interface FailoverMeasurement {
   failover_p99_ms: number;
   failover_max_ms: number;
   failover_samples: number;
-  /** The same over every run. */
-  p50_ms: number;
-  p95_ms: number;
-  p99_ms: number;
-  max_ms: number;
-  samples: number;
-  fired: number;
-  expected: number;
-  doubles: number;
-  missing: number;
-  claim_p50_ms: number;
-  claim_p99_ms: number;
-  states: Record<string, number>;
 }
 
 /**

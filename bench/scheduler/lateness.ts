@@ -11,8 +11,8 @@ const QUEUE = "bench";
 /** How long after the end an occurrence may still start and be counted. */
 const SETTLE_MS = 5_000;
 
-export interface LatenessMeasurement {
-  workload: "lateness";
+/** What a run of every-second schedules measures (lateness and failover alike). */
+export interface FiringMeasurement {
   schedules: number;
   seconds: number;
   concurrency: number;
@@ -33,6 +33,10 @@ export interface LatenessMeasurement {
   claim_p99_ms: number;
   /** The executions' states in the database afterwards (missed, skipped: did not run). */
   states: Record<string, number>;
+}
+
+export interface LatenessMeasurement extends FiringMeasurement {
+  workload: "lateness";
 }
 
 /**
