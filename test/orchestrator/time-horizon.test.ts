@@ -85,10 +85,12 @@ describe("a leader crash delays no planned run", () => {
     for (const e of due) {
       expect(e.created_at.getTime()).toBeLessThanOrEqual(diedAt.getTime());
       expect(e.state).toBe("succeeded");
-      // On time by the database clock: within the step the clock jumped by.
+      // On time by the database clock: within the step the clock jumped by,
+      // plus the wake-up and the claim (a second allowed for a busy machine;
+      // an execution planned by the next leader would be 15 s late).
       const lateMs = (e.started_at as Date).getTime() - e.run_at.getTime();
       expect(lateMs).toBeGreaterThanOrEqual(0);
-      expect(lateMs).toBeLessThan(STEP_MS + 250);
+      expect(lateMs).toBeLessThan(STEP_MS + 1_000);
     }
 
     // A standby takes over once the lease has expired; still one per occurrence.
