@@ -102,6 +102,16 @@ describe("a leader crash delays no planned run", () => {
   });
 });
 
+/**
+ * Never more than the cap planned ahead, and the horizon filled up to it: a
+ * per-second schedule's count drops by one for each second between the last
+ * pass and the count (the database clock runs on), so two are allowed.
+ */
+function expectCapped(planned: number): void {
+  expect(planned).toBeLessThanOrEqual(TIME_HORIZON_CAP);
+  expect(planned).toBeGreaterThanOrEqual(TIME_HORIZON_CAP - 2);
+}
+
 describe("the time horizon's cap", () => {
   it("a per-second schedule with a day's horizonMs plans at most TIME_HORIZON_CAP, also after a day idle", async () => {
     const future = async () => {
@@ -118,7 +128,7 @@ describe("the time horizon's cap", () => {
     });
     const orchestrator = t.rota.orchestrator({ holder: "cap", leaseTtlMs: 3_600_000 });
     await orchestrator.tick();
-    expect(await future()).toBe(TIME_HORIZON_CAP);
+    expectCapped(await future());
     expect((await t.rota.schedules.get("capped"))?.horizonMs).toBe(86_400_000);
 
     // A day with no orchestrator: the passes that catch up (1,000 occurrences
@@ -130,7 +140,7 @@ describe("the time horizon's cap", () => {
       passes++;
     }
     expect(passes).toBeGreaterThan(1);
-    expect(await future()).toBe(TIME_HORIZON_CAP);
+    expectCapped(await future());
     await t.rota.clock.reset();
   });
 });
