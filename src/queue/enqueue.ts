@@ -19,6 +19,13 @@ import {
 /** What one job given to enqueueMany may hold. */
 const SPEC_KEYS = ["task", "payload", "options"] as const;
 
+/** The advice for an option written beside a job instead of in its options. */
+function optionBesideJob(key: string): string | undefined {
+  return (ENQUEUE_OPTION_KEYS as readonly string[]).includes(key)
+    ? `put it in its options ({ task, payload, options: { ${key} } })`
+    : undefined;
+}
+
 export interface EnqueueResult {
   id: string;
   /** 'available' (due now) or 'scheduled' (waits for its run time). */
@@ -238,11 +245,7 @@ export class Enqueuer {
   }
 
   private normalize(definition: TaskDefinition | null, spec: EnqueueSpec): NormalizedJob {
-    rejectUnknownKeys(spec, SPEC_KEYS, "A job to enqueue", (key) =>
-      (ENQUEUE_OPTION_KEYS as readonly string[]).includes(key)
-        ? `put it in its options ({ task, payload, options: { ${key} } })`
-        : undefined,
-    );
+    rejectUnknownKeys(spec, SPEC_KEYS, "A job to enqueue", optionBesideJob);
     const name = definition?.name ?? (spec.task as string);
     const json = serializePayload(name, spec.payload, this.payloadLimitBytes);
     return normalizeJob(name, json, spec.options ?? {}, definition ?? {});

@@ -19,8 +19,8 @@ export interface ClaimerEnvironment {
   listening(): boolean;
   /** Starts what it can of the buffer. */
   startBuffered(): void;
-  /** Claimed rows joined the buffer (the worker hands back those of a queue paused meanwhile). */
-  tookClaimed(): void;
+  /** Hands back the buffered jobs of these queues (paused while a claim was in flight). */
+  handBackQueues(queues: readonly string[]): void;
   reportError(during: string, error: unknown): void;
 }
 
@@ -66,6 +66,11 @@ export class Claimer {
   private claimOneCount = 0;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
+  /**
+   * From a claim statement's start until its rows are taken (null at any
+   * other time): the queues paused meanwhile (see queuePaused).
+   */
+  private pausedDuringStatement: string[] | null = null;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -124,6 +129,15 @@ export class Claimer {
   /** The buffer ran dry while a claim was out: the runners waited for it. */
   noteStarved(): void {
     if (this.claiming) this.starved = true;
+  }
+
+  /**
+   * A wake-up said `queue` was paused. A claim statement in flight read the
+   * queue before the pause and may bring jobs of it: they are handed back as
+   * it returns. Later claims pass the queue over by themselves.
+   */
+  queuePaused(queue: string): void {
+    if (this.pausedDuringStatement !== null) this.pausedDuringStatement.push(queue);
   }
 
   /** No more claims by timer (the worker stops). */
@@ -185,6 +199,7 @@ export class Claimer {
         this.claimCount++;
         // This claim takes any job a wake-up named before it.
         this.namedJob = null;
+        this.pausedDuringStatement = [];
         const result = await this.env.claimDb.run(this.q.Claim, {
           queues,
           tasks: taskNames,
@@ -200,6 +215,7 @@ export class Claimer {
         putBack = result.rows.some((row) => row.state === "scheduled");
         rows = this.runnable(result.rows);
       } catch (error) {
+        this.pausedDuringStatement = null;
         if (isConcurrencyRace(error)) {
           // Another claim started a job with the same concurrency key at the
           // same moment; claiming again sees it running.
@@ -212,7 +228,7 @@ export class Claimer {
       }
       if (!this.env.running()) {
         // stop() began while the claim was in flight: these never start.
-        this.held.take(rows);
+        this.takeClaimed(rows);
         return;
       }
       // Only an empty claim: a short one may have been cut by rows another
@@ -220,8 +236,7 @@ export class Claimer {
       this.foundEmpty = claimed === 0;
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
-      this.held.take(rows);
-      this.env.tookClaimed();
+      this.takeClaimed(rows);
       // Not roomFreed: that would mark this loop to claim again at once
       // after every claim, an idle worker claiming in a tight loop.
       this.env.startBuffered();
@@ -239,6 +254,7 @@ export class Claimer {
     const { queues, taskNames, leaseMs } = this.settings;
     let row: ClaimedRow | undefined;
     try {
+      this.pausedDuringStatement = [];
       const result = await this.env.claimDb.run(this.q.ClaimOne, {
         id: jobId,
         queues,
@@ -248,16 +264,27 @@ export class Claimer {
       });
       row = result.rows[0];
     } catch (error) {
+      this.pausedDuringStatement = null;
       // The usual claim that follows takes the job if it is still there.
       this.env.reportError("claim", error);
       return;
     }
-    if (row === undefined) return;
+    if (row === undefined) {
+      this.pausedDuringStatement = null;
+      return;
+    }
     this.claimOneCount++;
-    this.held.take([row]);
-    this.env.tookClaimed();
+    this.takeClaimed([row]);
     // stop() may have begun meanwhile: then the job is handed back with the buffer.
     if (this.env.running()) this.env.startBuffered();
+  }
+
+  /** Claimed rows join the buffer; those of a queue paused meanwhile go back. */
+  private takeClaimed(rows: ClaimedRow[]): void {
+    this.held.take(rows);
+    const paused = this.pausedDuringStatement;
+    this.pausedDuringStatement = null;
+    if (paused !== null && paused.length > 0) this.env.handBackQueues(paused);
   }
 
   /**

@@ -115,10 +115,6 @@ export class HeldJobs {
     return [...this.completing.keys()];
   }
 
-  isCompleting(id: string, attempt: number): boolean {
-    return this.completing.get(id) === attempt;
-  }
-
   /**
    * The leases the heartbeat renews, per job and attempt: buffered, running
    * and not yet settled, and completing. A running attempt already settled is

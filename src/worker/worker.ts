@@ -61,12 +61,6 @@ export class Worker {
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
-  /**
-   * Queues a wake-up said were paused, until one says they have jobs again
-   * (a resume wakes its queue). Claims skip paused queues by themselves; this
-   * hands back what a claim in flight at the pause brought.
-   */
-  private readonly pausedQueues = new Set<string>();
 
   /**
    * The worker's own connections. Its bookkeeping (claim, heartbeat,
@@ -110,8 +104,8 @@ export class Worker {
       running: () => this.state === "running",
       listening: () => this.listener?.listening ?? false,
       startBuffered: () => this.startBuffered(),
-      tookClaimed: () => {
-        for (const queue of this.pausedQueues) this.handBackPaused(queue);
+      handBackQueues: (queues) => {
+        for (const queue of queues) this.handBackPaused(queue);
       },
       reportError: (during, error) => this.reportError(during, error),
     });
@@ -158,8 +152,6 @@ export class Worker {
       ? new Listener(this.db, {
           onJobs: ({ queue, jobId, dueInMs }) => {
             if (queue !== "*" && !settings.queues.includes(queue)) return;
-            // A resume wakes its queue like an enqueue does.
-            this.pausedQueues.delete(queue);
             // Jobs due later: no claim now, only a timer for when they are.
             if (dueInMs > 0) {
               this.claimer.wakeIn(dueInMs);
@@ -173,7 +165,7 @@ export class Worker {
           onCancel: (jobId) => this.cancelHeld(jobId),
           onPause: (queue) => {
             if (!settings.queues.includes(queue)) return;
-            this.pausedQueues.add(queue);
+            this.claimer.queuePaused(queue);
             this.handBackPaused(queue);
           },
           onStatus: (listening, error) => {
