@@ -32,6 +32,11 @@ export interface RotaEventMap {
   /** A completion or failure was not recorded: the job was rescued from this worker meanwhile. */
   "job:fenced": { id: string; attempt: number; workerId: string };
   "job:lease:lost": { id: string; workerId: string };
+  /**
+   * A claim found work held back by concurrency limits: jobs of keys at their
+   * limit (heldByKey), and the worker's queues at theirs (queuesAtLimit).
+   */
+  "claim:limited": { workerId: string; heldByKey: number; queuesAtLimit: string[] };
   "worker:error": { workerId: string; error: unknown; during: string };
   /** A schedule occurrence became a planned execution (a job row). */
   "schedule:execution:materialized": ScheduleExecutionRef & { runAt: Date; state: string };

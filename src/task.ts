@@ -8,6 +8,12 @@ export type TaskHandler<Payload> = (
   context: JobContext,
 ) => Promise<unknown> | unknown;
 
+/**
+ * Computes a job's concurrency key from its payload. Declared as a method so
+ * a task of any payload type fits where tasks of unknown payload go.
+ */
+type KeyOfPayload<Input> = { key(payload: Input): string }["key"];
+
 /** A task: a name, an optional payload schema, a handler, and per-task defaults. */
 export interface TaskDefinition<Input = unknown, Payload = Input> {
   readonly name: string;
@@ -21,6 +27,18 @@ export interface TaskDefinition<Input = unknown, Payload = Input> {
   readonly backoff?: BackoffPolicy;
   /** Overrides `backoff` in the worker: return the delay in ms before the next attempt. */
   readonly retryDelay?: BackoffFunction;
+  /**
+   * The concurrency key of its jobs (an enqueue's own option wins): a string,
+   * or computed from the payload at enqueue (a tenant id, say). See
+   * `concurrencyLimit`.
+   */
+  readonly concurrencyKey?: string | KeyOfPayload<Input>;
+  /**
+   * At most this many of its jobs with one key run at once, across all
+   * workers (default 1 when a key is given). Without a key: at most this many
+   * jobs of the task at once.
+   */
+  readonly concurrencyLimit?: number;
   /** Marks the type so inference works on `tasks` maps. */
   readonly __input?: Input;
 }

@@ -1,5 +1,6 @@
 import type { Database } from "../db/database.js";
 import { type QueueRow, queueQueries } from "../db/queries/queues.js";
+import { RotaError } from "../errors.js";
 import { validateQueueName } from "../queue/job-options.js";
 
 /** What pause() and resume() set. */
@@ -8,19 +9,33 @@ export interface QueueState {
   paused: boolean;
 }
 
+/** What setLimit() set. */
+export interface QueueLimit {
+  name: string;
+  /** At most this many of its jobs run at once across all workers; null: no limit. */
+  limit: number | null;
+}
+
 /** A queue as rota reports it. */
 export interface QueueInfo {
   name: string;
   /** Paused: nothing of it is claimed until it is resumed. */
   paused: boolean;
+  /** At most this many of its jobs run at once, across all workers; null: no limit. */
+  limit: number | null;
   /** Its jobs by state (states with none are left out). */
   counts: Record<string, number>;
+  /**
+   * Available jobs a concurrency limit holds back: beyond the room the
+   * queue's limit leaves, or of keys with their limit running (the larger).
+   */
+  waitingForLimit: number;
   /** How long its oldest available job has waited since it came due; null with none. */
   oldestAvailableMs: number | null;
 }
 
 /**
- * Queues: the kill switch. A paused queue keeps accepting jobs, and its
+ * Queues: the kill switch, and the concurrency limit per queue. A paused queue keeps accepting jobs, and its
  * running jobs finish, but no worker claims from it (planned executions that
  * come due wait too, and their catch-up policy applies on resume). Workers
  * hear of a pause at once through a wake-up and hand back the jobs of that
@@ -40,7 +55,27 @@ export class Queues {
     return this.setPaused(queue, false);
   }
 
-  /** Every queue that has jobs or was paused or resumed, by name. */
+  /**
+   * Sets `queue`'s concurrency limit: at most `limit` of its jobs run at once
+   * across all workers and hosts (null lifts it). Enforced in the claim: a
+   * job the limit holds back stays available and starts when a running one
+   * finishes. Lowering it stops no running job; none starts until the queue
+   * is under the new limit.
+   */
+  async setLimit(queue: string, limit: number | null): Promise<QueueLimit> {
+    const name = validateQueueName(queue);
+    if (limit !== null && (!Number.isInteger(limit) || limit < 1 || limit > 2_147_483_647)) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `A queue's concurrency limit must be a whole number of at least 1, or null for none; got ${JSON.stringify(limit) ?? String(limit)}.`,
+        { details: { field: "limit", value: limit } },
+      );
+    }
+    await this.db.run(queueQueries(this.db.schema).SetLimit, { name, limit });
+    return { name, limit };
+  }
+
+  /** Every queue that has jobs or a setting (paused, a limit), by name. */
   async list(): Promise<QueueInfo[]> {
     const result = await this.db.run(queueQueries(this.db.schema).List);
     return result.rows.map(toQueueInfo);
@@ -57,7 +92,9 @@ function toQueueInfo(row: QueueRow): QueueInfo {
   return {
     name: row.name,
     paused: row.paused,
+    limit: row.concurrency_limit,
     counts: row.counts,
+    waitingForLimit: row.waiting_for_limit,
     oldestAvailableMs:
       row.oldest_available_ms === null ? null : Math.round(row.oldest_available_ms),
   };

@@ -1,13 +1,18 @@
 import type { Command } from "commander";
+import { RotaError } from "../errors.js";
 import { withRota } from "./context.js";
 import { printJson, snake, snakeTable } from "./output.js";
 
 export function registerQueues(program: Command): void {
-  const queues = program.command("queues").description("list, pause and resume queues");
+  const queues = program
+    .command("queues")
+    .description("list queues, pause and resume them, set their concurrency limits");
 
   queues
     .command("list")
-    .description("every queue with jobs or a setting: paused, jobs by state, oldest waiting job")
+    .description(
+      "every queue with jobs or a setting: paused, limit, jobs by state, waiting for the limit, oldest waiting job",
+    )
     .option("--json", "print a JSON array")
     .action(async (options: { json?: boolean }, command: Command) => {
       const rows = await withRota(command, (rota) => rota.queues.list());
@@ -19,13 +24,33 @@ export function registerQueues(program: Command): void {
       const lines = rows.map((q) => ({
         name: q.name,
         paused: q.paused,
+        limit: q.limit ?? "none",
         ...Object.fromEntries(states.map((s) => [s, q.counts[s] ?? 0])),
+        waiting_for_limit: q.waitingForLimit,
         oldest_available_s:
           q.oldestAvailableMs === null ? null : (q.oldestAvailableMs / 1000).toFixed(1),
       }));
       process.stdout.write(
-        `${snakeTable(lines, ["name", "paused", ...states, "oldest_available_s"])}\n`,
+        `${snakeTable(lines, ["name", "paused", "limit", ...states, "waiting_for_limit", "oldest_available_s"])}\n`,
       );
+    });
+
+  queues
+    .command("limit <queue> <limit>")
+    .description(
+      'at most LIMIT jobs of QUEUE run at once across all workers ("none" lifts the limit)',
+    )
+    .option("--json", "print JSON")
+    .action(async (queue: string, limit: string, options: { json?: boolean }, command: Command) => {
+      const value = parseLimit(limit);
+      const set = await withRota(command, (rota) => rota.queues.setLimit(queue, value));
+      if (options.json) printJson(snake(set));
+      else
+        process.stdout.write(
+          set.limit === null
+            ? `queue "${set.name}" has no concurrency limit\n`
+            : `queue "${set.name}" runs at most ${set.limit} jobs at once\n`,
+        );
     });
 
   for (const [verb, description] of [
@@ -44,4 +69,17 @@ export function registerQueues(program: Command): void {
         else process.stdout.write(`queue "${state.name}" ${state.paused ? "paused" : "resumed"}\n`);
       });
   }
+}
+
+/** A limit as typed: a whole number, or "none"; anything else is refused before connecting. */
+function parseLimit(text: string): number | null {
+  if (text === "none") return null;
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `The limit must be a whole number of at least 1, or "none"; got ${JSON.stringify(text)}.`,
+      { details: { field: "limit", value: text } },
+    );
+  }
+  return Number(text);
 }

@@ -1,4 +1,4 @@
--- rota's schema after migration 0011_queues, as pg_dump --schema-only prints it
+-- rota's schema after migration 0012_concurrency_limits, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -16,6 +16,30 @@ CREATE FUNCTION rota.clock_now() RETURNS timestamp with time zone
     nullif(current_setting('rota.now', true), '')::timestamptz,
     now() + (select offset_by from "rota".clock)
   )
+$$;
+
+-- FUNCTION: key_full(text, integer)
+
+CREATE FUNCTION rota.key_full(key text, cap integer) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+  select count(*) >= cap from (
+    select 1 from "rota".jobs as j
+    where j.concurrency_key = key and j.state = 'running'
+    limit cap
+  ) as running
+$$;
+
+-- FUNCTION: key_running(text)
+
+CREATE FUNCTION rota.key_running(key text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+begin
+  perform pg_advisory_xact_lock(hashtext('"rota".concurrency_key'), hashtext(key));
+  return (select count(*) from "rota".jobs as j
+          where j.concurrency_key = key and j.state = 'running');
+end
 $$;
 
 -- FUNCTION: notify_due(text[], double precision[])
@@ -48,6 +72,29 @@ CREATE FUNCTION rota.queue_paused(queue text) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
   select exists (select 1 from "rota".queues as p where p.name = queue and p.paused)
+$$;
+
+-- FUNCTION: queue_room(text)
+
+CREATE FUNCTION rota.queue_room(queue text, OUT room integer, OUT limit_reached boolean) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+declare
+  settings record;
+begin
+  limit_reached := false;
+  select q.paused, q.concurrency_limit into settings from "rota".queues as q where q.name = queue_room.queue;
+  if not found or not (settings.paused or settings.concurrency_limit is not null) then return; end if;
+  if settings.concurrency_limit is not null then
+    select q.paused, q.concurrency_limit into settings
+    from "rota".queues as q where q.name = queue_room.queue for no key update;
+  end if;
+  if settings.paused then room := 0; return; end if;
+  if settings.concurrency_limit is null then return; end if;
+  room := greatest(0, settings.concurrency_limit - (
+    select count(*) from "rota".jobs as j where j.queue = queue_room.queue and j.state = 'running'));
+  limit_reached := room = 0;
+end
 $$;
 
 -- FUNCTION: schedule_times(bigint)
@@ -112,7 +159,9 @@ CREATE TABLE rota.jobs (
     finished_at timestamp with time zone,
     overlap text,
     unstarted_rescues smallint DEFAULT 0 NOT NULL,
+    concurrency_limit integer,
     CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
+    CONSTRAINT jobs_concurrency_limit_valid CHECK (((concurrency_limit IS NULL) OR ((concurrency_limit >= 1) AND (concurrency_key IS NOT NULL)))),
     CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),
     CONSTRAINT jobs_overlap_key CHECK (((overlap IS NULL) OR (concurrency_key IS NOT NULL))),
     CONSTRAINT jobs_overlap_valid CHECK ((overlap = ANY (ARRAY['skip'::text, 'queue'::text]))),
@@ -157,6 +206,8 @@ CREATE TABLE rota.queues (
     name text NOT NULL,
     paused boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    concurrency_limit integer,
+    CONSTRAINT queues_concurrency_limit_valid CHECK ((concurrency_limit >= 1)),
     CONSTRAINT queues_name_valid CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
 );
 
@@ -269,11 +320,19 @@ CREATE INDEX jobs_finished_executions ON rota.jobs USING btree (finished_at) WHE
 
 -- INDEX: jobs_running_concurrency
 
-CREATE UNIQUE INDEX jobs_running_concurrency ON rota.jobs USING btree (concurrency_key) WHERE ((state = 'running'::text) AND (concurrency_key IS NOT NULL));
+CREATE UNIQUE INDEX jobs_running_concurrency ON rota.jobs USING btree (concurrency_key) WHERE ((state = 'running'::text) AND (overlap IS NOT NULL));
+
+-- INDEX: jobs_running_key
+
+CREATE INDEX jobs_running_key ON rota.jobs USING btree (concurrency_key) WHERE ((state = 'running'::text) AND (concurrency_key IS NOT NULL));
 
 -- INDEX: jobs_running_lease
 
 CREATE INDEX jobs_running_lease ON rota.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
+
+-- INDEX: jobs_running_queue
+
+CREATE INDEX jobs_running_queue ON rota.jobs USING btree (queue) WHERE (state = 'running'::text);
 
 -- INDEX: jobs_schedule
 

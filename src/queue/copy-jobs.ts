@@ -48,9 +48,9 @@ export interface JobSource {
 /** Jobs checked and encoded per step of the stream, so the server inserts one step while the next is built. */
 const CHUNK_ROWS = 1_000;
 /** Fields per row: the columns of CopyJobs. */
-const COPY_FIELDS = 11;
+const COPY_FIELDS = 13;
 /** Most bytes of a row besides its text and JSON fields (lengths, numbers, timestamps). */
-const ROW_FIXED_BYTES = 2 + COPY_FIELDS * 4 + 8 + 4 + 8 + 4 + 4 + 8;
+const ROW_FIXED_BYTES = 2 + COPY_FIELDS * 4 + 8 + 4 + 8 + 4 + 4 + 8 + 4;
 
 /**
  * Draws `count` job ids and the statement clock. Sent before the jobs are
@@ -134,7 +134,8 @@ export async function copyJobs(
             textBytes(job.queue) +
             textBytes(job.task) +
             textBytes(job.payload) +
-            (job.backoff === null ? 0 : textBytes(job.backoff)),
+            (job.backoff === null ? 0 : textBytes(job.backoff)) +
+            (job.concurrencyKey === null ? 0 : textBytes(job.concurrencyKey)),
         );
         writer.row(COPY_FIELDS);
         if (firstId >= 0) {
@@ -155,6 +156,13 @@ export async function copyJobs(
         if (job.timeoutMs === null) writer.null();
         else writer.int4(job.timeoutMs);
         writer.timestamp(nowUs);
+        if (job.concurrencyKey === null) {
+          writer.null();
+          writer.null();
+        } else {
+          writer.text(job.concurrencyKey);
+          writer.int4(job.concurrencyLimit as number);
+        }
       }
       yield* writer.drain(end === count);
     }

@@ -248,7 +248,7 @@ export class Enqueuer {
     rejectUnknownKeys(spec, SPEC_KEYS, "A job to enqueue", optionBesideJob);
     const name = definition?.name ?? (spec.task as string);
     const json = serializePayload(name, spec.payload, this.payloadLimitBytes);
-    return normalizeJob(name, json, spec.options ?? {}, definition ?? {});
+    return normalizeJob(name, json, spec.options ?? {}, definition ?? {}, spec.payload);
   }
 
   private resolveTask(task: EnqueueSpec["task"]): TaskDefinition | null {
@@ -471,6 +471,10 @@ function jobsJson(jobs: NormalizedJob[], withKeys: boolean): string {
     if (j.runAt !== null) fields.push(`"run_at":${JSON.stringify(j.runAt.toISOString())}`);
     if (j.backoff !== null) fields.push(`"backoff":${j.backoff}`);
     if (j.timeoutMs !== null) fields.push(`"timeout_ms":${j.timeoutMs}`);
+    if (j.concurrencyKey !== null) {
+      fields.push(`"concurrency_key":${JSON.stringify(j.concurrencyKey)}`);
+      fields.push(`"concurrency_limit":${j.concurrencyLimit}`);
+    }
     if (withKeys) {
       if (j.uniqueKey !== null) fields.push(`"unique_key":${JSON.stringify(j.uniqueKey)}`);
       fields.push(`"conflict":${JSON.stringify(j.conflict)}`);

@@ -25,6 +25,17 @@ export interface EnqueueOptions {
    * while it has not started (coalescing).
    */
   onConflict?: "keep" | "replace";
+  /**
+   * A key the job runs under, such as a tenant id: at most
+   * `concurrencyLimit` jobs of one key run at once, across all workers.
+   * Default the task's.
+   */
+  concurrencyKey?: string;
+  /**
+   * How many jobs of the key may run at once (default 1). Given without a
+   * key, the key is the task's name: at most this many of the task at once.
+   */
+  concurrencyLimit?: number;
 }
 
 export const DEFAULT_QUEUE = "default";
@@ -161,6 +172,9 @@ export interface NormalizedJob {
   timeoutMs: number | null;
   uniqueKey: string | null;
   conflict: "keep" | "replace";
+  /** With a limit (concurrencyLimit), or null with none. */
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
 }
 
 export interface JobDefaults {
@@ -168,6 +182,9 @@ export interface JobDefaults {
   maxAttempts?: number;
   backoff?: BackoffPolicy;
   timeoutMs?: number;
+  /** The task's concurrency key: a string, or computed from the payload. */
+  concurrencyKey?: string | ((payload: never) => string);
+  concurrencyLimit?: number;
 }
 
 /** Checks every option of one job; throws a RotaError naming the field. */
@@ -182,6 +199,8 @@ export const ENQUEUE_OPTION_KEYS = [
   "timeoutMs",
   "uniqueKey",
   "onConflict",
+  "concurrencyKey",
+  "concurrencyLimit",
   "client",
 ] as const;
 
@@ -210,6 +229,7 @@ export function normalizeJob(
   payloadJson: string,
   options: EnqueueOptions,
   defaults: JobDefaults,
+  payload?: unknown,
 ): NormalizedJob {
   if (typeof options !== "object" || options === null) {
     throw new RotaError("INVALID_OPTION", "Enqueue options must be an object.", {
@@ -300,6 +320,7 @@ export function normalizeJob(
       },
     );
   }
+  const concurrency = concurrencyOf(task, options, defaults, payload);
   return {
     queue,
     task,
@@ -312,5 +333,61 @@ export function normalizeJob(
     timeoutMs,
     uniqueKey,
     conflict,
+    concurrencyKey: concurrency?.key ?? null,
+    concurrencyLimit: concurrency?.limit ?? null,
   };
+}
+
+/**
+ * Keys the scheduler gives executions with an overlap policy (see
+ * schedules.sql); a caller's key may not pose as one.
+ */
+const RESERVED_KEY_PREFIX = "schedule:";
+
+/**
+ * The job's concurrency key and limit, from its options, else its task's
+ * (a key computed from the payload is computed here): none when neither
+ * gives a key or a limit.
+ */
+function concurrencyOf(
+  task: string,
+  options: EnqueueOptions,
+  defaults: JobDefaults,
+  payload: unknown,
+): { key: string; limit: number } | null {
+  const limit = options.concurrencyLimit ?? defaults.concurrencyLimit ?? null;
+  let key: unknown = options.concurrencyKey ?? defaults.concurrencyKey ?? null;
+  if (typeof key === "function" && options.concurrencyKey === undefined) {
+    try {
+      key = (key as (payload: unknown) => unknown)(payload);
+    } catch (cause) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `The concurrencyKey function of task "${task}" threw: ${(cause as Error)?.message ?? String(cause)}.`,
+        { cause, details: { field: "concurrencyKey", task } },
+      );
+    }
+  }
+  if (key === null && limit === null) return null;
+  if (
+    key !== null &&
+    (typeof key !== "string" ||
+      key === "" ||
+      key.length > 512 ||
+      key.startsWith(RESERVED_KEY_PREFIX))
+  ) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `concurrencyKey must be a non-empty string of at most 512 characters, not starting with "${RESERVED_KEY_PREFIX}"; got ${JSON.stringify(key) ?? String(key)}.`,
+      { details: { field: "concurrencyKey", task } },
+    );
+  }
+  if (limit !== null && (!Number.isInteger(limit) || limit < 1 || limit > INT32_MAX)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `concurrencyLimit must be a whole number of at least 1, got ${String(limit)}.`,
+      { details: { field: "concurrencyLimit", value: limit, task } },
+    );
+  }
+  return { key: (key as string | null) ?? task, limit: limit ?? 1 };
 }

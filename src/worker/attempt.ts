@@ -115,6 +115,7 @@ export class Attempt {
     return {
       id: row.id,
       attempt: row.attempts,
+      frees: freedQueue(row),
       // Schedule executions stay, as 'succeeded', for their history.
       keep: row.schedule_id !== null,
       event: { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts, durationMs },
@@ -137,6 +138,7 @@ export class Attempt {
     return {
       id: row.id,
       attempt: row.attempts,
+      frees: freedQueue(row),
       error: failureJson(described.message, described.stack, row.attempts, env.workerId),
       retryMs,
       cancelled,
@@ -214,11 +216,17 @@ export function cancelledBeforeStart(row: ClaimedRow, workerId: string): Failure
   return {
     id: row.id,
     attempt: row.attempts,
+    frees: freedQueue(row),
     error: failureJson("cancelled before it started", null, row.attempts, workerId),
     retryMs: null,
     cancelled: true,
     event: { name: "job:cancelled", payload: { id: row.id, previousState: "running" } },
   };
+}
+
+/** The queue whose limited slot a job's written outcome frees (see Written.frees). */
+function freedQueue(row: ClaimedRow): string | null {
+  return row.limited ? row.queue : null;
 }
 
 /** A payload its task's schema refused before the handler ran: retrying cannot help. */

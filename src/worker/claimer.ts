@@ -1,5 +1,5 @@
 import type { Database } from "../db/database.js";
-import { jobQueries } from "../db/queries/jobs.js";
+import { type ClaimRow, jobQueries } from "../db/queries/jobs.js";
 import { isConcurrencyRace } from "../db/sqlstate.js";
 import type { RotaEvents } from "../events.js";
 import { ClaimTimer } from "./claim-timer.js";
@@ -64,6 +64,7 @@ export class Claimer {
   private namedJob: string | null = null;
   private claimCount = 0;
   private claimOneCount = 0;
+  private heldBackCount = 0;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
   /**
@@ -90,6 +91,11 @@ export class Claimer {
   /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
   get claimedById(): number {
     return this.claimOneCount;
+  }
+
+  /** Candidates its claims held back because their concurrency key had its limit running. */
+  get heldByKey(): number {
+    return this.heldBackCount;
   }
 
   get prefetch(): number {
@@ -211,9 +217,13 @@ export class Claimer {
           startNow: Math.max(0, this.held.freeSlots - this.held.buffered),
           passOver: this.held.passOver(),
         });
-        claimed = result.rows.length;
-        putBack = result.rows.some((row) => row.state === "scheduled");
-        rows = this.runnable(result.rows);
+        const claimedRows = result.rows.filter(
+          (row): row is ClaimRow & ClaimedRow => row.id !== null,
+        );
+        this.noteLimits(result.rows[0]);
+        claimed = claimedRows.length;
+        putBack = claimedRows.some((row) => row.state === "scheduled");
+        rows = this.runnable(claimedRows);
       } catch (error) {
         this.pausedDuringStatement = null;
         if (isConcurrencyRace(error)) {
@@ -246,6 +256,23 @@ export class Claimer {
       else if (rows.length === 0 || putBack) await this.sleepUntilNextDue();
       else this.pollIn(this.idlePollMs());
     } while (this.claimAgain);
+  }
+
+  /**
+   * What the limits held back, announced (claim:limited). Nothing more: the
+   * worker that frees a slot wakes the queue (see Worker.freeSlots), and a
+   * claim held back waits for that, as after an empty claim.
+   */
+  private noteLimits(row: ClaimRow | undefined): void {
+    if (row === undefined || (row.held_by_key === 0 && row.queues_at_limit.length === 0)) return;
+    this.heldBackCount += row.held_by_key;
+    if (this.env.events.wants("claim:limited")) {
+      this.env.events.emit("claim:limited", {
+        workerId: this.settings.id,
+        heldByKey: row.held_by_key,
+        queuesAtLimit: row.queues_at_limit,
+      });
+    }
   }
 
   /** ClaimOne: the named job, if it is still there for this worker; started at once. */

@@ -4,18 +4,14 @@ import { isRefusal } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
 
-export interface Success {
-  id: string;
-  attempt: number;
+export interface Success extends Written {
   /** Keep the row as 'succeeded' (schedule executions stay for their history). */
   keep: boolean;
   /** Emitted once the outcome is written (not if the fence refused it). */
   event: RotaEventMap["job:run:success"];
 }
 
-export interface Failure {
-  id: string;
-  attempt: number;
+export interface Failure extends Written {
   /** JSON text: { message, stack, attempt, worker } (the database adds "at"). */
   error: string;
   /** Delay before the next attempt; null when no attempt is left. */
@@ -32,6 +28,11 @@ export interface Failure {
 export interface Written {
   id: string;
   attempt: number;
+  /**
+   * The job's queue when it ran under a concurrency limit: its written
+   * outcome frees a slot that other jobs may wait for (null otherwise).
+   */
+  frees: string | null;
 }
 
 /** Times the database may refuse one outcome written alone before it is given up on. */

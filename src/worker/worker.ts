@@ -1,5 +1,6 @@
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
+import { enqueueQueries } from "../db/queries/enqueue.js";
 import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -56,6 +57,7 @@ export class Worker {
   private readonly starts: StartRecorder;
   private readonly attemptEnv: AttemptEnvironment;
   private readonly q;
+  private readonly wakeQ;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private upkeepTimer: NodeJS.Timeout | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
@@ -97,6 +99,7 @@ export class Worker {
       applicationName: "rota worker claims",
     });
     this.q = jobQueries(this.db.schema);
+    this.wakeQ = enqueueQueries(this.db.schema);
     this.claimer = new Claimer(settings, this.heldJobs, {
       claimDb: this.claimDb,
       db: this.db,
@@ -140,10 +143,15 @@ export class Worker {
       this.id,
       settings.retention.succeededMs > 0,
       (written, retried) => {
-        for (const { id, attempt } of written) this.heldJobs.written(id, attempt);
+        const freed = new Set<string>();
+        for (const { id, attempt, frees } of written) {
+          this.heldJobs.written(id, attempt);
+          if (frees !== null) freed.add(frees);
+        }
+        if (freed.size > 0) this.wakeFreed([...freed]);
         // A retry waits in the table now: claim, so the worker finds it
         // (due, or not yet: then it sleeps until it is, NextDue).
-        if (retried) this.claimer.claimSoon();
+        if (retried || freed.size > 0) this.claimer.claimSoon();
         else this.claimer.claimForRoom();
       },
       (error) => this.reportError("completion", error),
@@ -177,6 +185,18 @@ export class Worker {
           },
         })
       : null;
+  }
+
+  /**
+   * Outcomes written for jobs under a concurrency limit freed their slots:
+   * the workers of those queues are woken (this one claims at once as well),
+   * so a job the limit held back starts now, not at the next poll. If the
+   * wake-up is lost, the others find it at their next claim.
+   */
+  private wakeFreed(queues: string[]): void {
+    this.db
+      .run(this.wakeQ.Wake, { queues, dueInMs: null })
+      .catch((error) => this.reportError("wake", error));
   }
 
   /** Claim statements run so far (an idle worker runs about one per poll interval). */

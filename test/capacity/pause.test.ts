@@ -159,7 +159,7 @@ describe("pausing a queue", () => {
     }[];
     expect(list.find((q) => q.name === "cli-q")).toMatchObject({ paused: true });
     expect((await cli("queues", "list")).stdout.split("\n")[0]).toMatch(
-      /^name\s+paused\s+available\s+scheduled\s+running\s+failed\s+oldest_available_s$/,
+      /^name\s+paused\s+limit\s+available\s+scheduled\s+running\s+failed\s+waiting_for_limit\s+oldest_available_s$/,
     );
     const resumed = await cli("queues", "resume", "cli-q");
     expect(resumed.stdout).toContain('queue "cli-q" resumed');

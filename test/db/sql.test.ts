@@ -132,11 +132,11 @@ describe("query modules", () => {
   it("load rota's own statement files", () => {
     const jobs = jobQueries("s2");
     expect(jobs.Claim.params).toEqual([
+      "limit",
+      "startNow",
       "queues",
       "tasks",
       "passOver",
-      "limit",
-      "startNow",
       "workerId",
       "leaseMs",
     ]);

@@ -231,6 +231,8 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
       timeoutMs: null,
       uniqueKey: null,
       conflict: "keep" as const,
+      concurrencyKey: null,
+      concurrencyLimit: null,
     }));
     const client = await t.db.connect();
     try {

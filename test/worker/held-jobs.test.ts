@@ -27,6 +27,7 @@ function row(id: string, attempts = 1): ClaimedRow {
     occurrence_at: null,
     started_at: null,
     claimed_at: at,
+    limited: false,
   };
 }
 

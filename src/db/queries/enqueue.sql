@@ -7,8 +7,8 @@
 -- enqueueMany inside the caller's transaction, short enqueueMany lists, and
 -- grouped single enqueues). :jobs is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
--- timeout_ms. Ids are drawn up front, so the result rows come back in input
--- order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
+-- timeout_ms, concurrency_key and concurrency_limit. Ids are drawn up
+-- front, so the result rows come back in input order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
 -- see below). Grouped enqueues under load pass false and send Wake after the
 -- commit: a transaction that NOTIFYs holds a database-wide lock from its
 -- commit record until its WAL flush, so such commits cannot share a flush
@@ -19,13 +19,15 @@ input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
     jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
-      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int)
+      delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
+      concurrency_key text, concurrency_limit int)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
-                         timeout_ms, ord)
+                         timeout_ms, concurrency_key, concurrency_limit, ord)
 ),
 planned as (
   select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
-         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms, clock.now,
+         due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms,
+         input.concurrency_key, input.concurrency_limit, clock.now,
          case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
   from input
   cross join clock
@@ -35,10 +37,11 @@ planned as (
 ),
 inserted as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, created_at)
+                               max_attempts, backoff, timeout_ms, concurrency_key,
+                               concurrency_limit, created_at)
   overriding system value
   select new_id, queue, task, payload, initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, now
   from planned
   order by ord
 ),
@@ -111,7 +114,7 @@ from span cross join clock;
 -- column, and writes a row for a fraction of what an INSERT from a JSON
 -- array costs.
 copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
-                      timeout_ms, created_at)
+                      timeout_ms, created_at, concurrency_key, concurrency_limit)
 from stdin with (format binary);
 
 -- name: Insert
@@ -126,9 +129,9 @@ input as (
   from rows from (
     jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
       delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
-      unique_key text, conflict text)
+      concurrency_key text, concurrency_limit int, unique_key text, conflict text)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
-                         timeout_ms, unique_key, conflict, ord)
+                         timeout_ms, concurrency_key, concurrency_limit, unique_key, conflict, ord)
 ),
 planned as (
   select input.*, due.at as due_at, clock.now,
@@ -141,10 +144,11 @@ planned as (
 ),
 kept as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, unique_key, created_at)
+                               max_attempts, backoff, timeout_ms, concurrency_key,
+                               concurrency_limit, unique_key, created_at)
   overriding system value
   select new_id, queue, task, payload, initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, unique_key, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
   from planned
   where conflict is distinct from 'replace'
   order by ord
@@ -154,10 +158,11 @@ kept as (
 ),
 replaced as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
-                               max_attempts, backoff, timeout_ms, unique_key, created_at)
+                               max_attempts, backoff, timeout_ms, concurrency_key,
+                               concurrency_limit, unique_key, created_at)
   overriding system value
   select new_id, queue, task, payload, initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, unique_key, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
   from planned
   where conflict = 'replace'
   order by ord
@@ -165,6 +170,8 @@ replaced as (
   do update set payload = excluded.payload, run_at = excluded.run_at, state = excluded.state,
                 priority = excluded.priority, max_attempts = excluded.max_attempts,
                 backoff = excluded.backoff, timeout_ms = excluded.timeout_ms,
+                concurrency_key = excluded.concurrency_key,
+                concurrency_limit = excluded.concurrency_limit,
                 queue = excluded.queue, task = excluded.task
   returning id, queue, state, run_at, unique_key, (xmax = 0) as inserted
 ),

@@ -4,17 +4,25 @@
 -- row (a plain subquery would be inlined and evaluate clock_now() per row).
 
 -- name: Claim
--- Takes up to :limit due jobs of queues :queues (those not paused:
--- queue_paused, migration 0011) and tasks :tasks and leases them to worker
--- :workerId for :leaseMs ms, skipping rows other workers hold.
+-- Takes up to :limit due jobs of queues :queues and tasks :tasks and leases
+-- them to worker :workerId for :leaseMs ms, skipping rows other workers hold.
 -- The attempt is counted here, so a worker that dies mid-job has used it; the
 -- first :startNow (its free slots) are marked started now, the others when
 -- they leave the worker's buffer (MarkStarted), and a rescue gives a job that
 -- never started its attempt back, once.
+--
+-- Each queue first says how much it lets this claim take (queue_room,
+-- migration 0012): nothing while paused, :limit without a concurrency limit,
+-- and under a limit only the room it has left, at most :startNow (a limited
+-- job is never held in a buffer: it would keep its slot without running).
+-- Limited queues are locked by queue_room until this claim commits, in name
+-- order, so claims of a limited queue take turns and each counts the jobs
+-- the previous one started.
+--
 -- Candidates come per queue from the two claim indexes (led by
--- hashtext(queue), see migration 0006), each read in its own order and cut at
--- :limit: available jobs by priority then age, and scheduled jobs
--- that have come due by due time. The best :limit of those are taken. (Among
+-- hashtext(queue), see migration 0006), each read in its own order: available
+-- jobs by priority then age, and scheduled jobs that have come due by due
+-- time; the best of those per queue, then the best :limit overall. (Among
 -- scheduled jobs that came due together, the earliest due go first.) Jobs
 -- :passOver are passed over before the cut, so they never crowd out others:
 -- this worker still runs an earlier attempt of theirs (it timed out, or was
@@ -22,67 +30,96 @@
 -- runs two attempts of a job at once; others may take them. (NOT IN over a
 -- subquery is hashed once per claim; `id <> all(:passOver)` was checked
 -- element by element for every candidate and made a 200-job claim a
--- millisecond slower.)
+-- millisecond slower.) Jobs of a concurrency key that has its limit running
+-- are passed over too (key_full), so one busy key never crowds out the others.
 with clock as materialized (select {{schema}}.clock_now() as now),
-available as (
-  select c.*
-  from unnest(:queues::text[]) as q(name)
-  cross join lateral (
-    select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
-    where state = 'available' and hashtext(queue) = hashtext(q.name) and queue = q.name
-      and not {{schema}}.queue_paused(q.name)
-      and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
-    order by priority desc, run_at, id
-    limit :limit
-    for update skip locked
-  ) as c
-),
-came_due as (
-  select c.*
-  from unnest(:queues::text[]) as q(name)
-  cross join lateral (
-    select id, priority, run_at, concurrency_key, overlap, deadline_at from {{schema}}.jobs
-    where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
-      and not {{schema}}.queue_paused(q.name)
-      and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
-      and run_at <= (select {{schema}}.clock_now())
-    order by run_at, id
-    limit :limit
-    for update skip locked
-  ) as c
+rooms as materialized (
+  select q.name, r.room, r.limit_reached,
+         case when r.room is null then :limit::int
+              else least(:limit::int, r.room, greatest(:startNow::int, 0)) end as take
+  from (select distinct u.name from unnest(:queues::text[]) as u(name) order by u.name) as q
+  cross join lateral {{schema}}.queue_room(q.name) as r
 ),
 next as (
-  select * from (select * from available union all select * from came_due) as candidates
-  order by priority desc, run_at, id
+  select c.*, r.room is not null as queue_limited
+  from rooms as r
+  cross join lateral (
+    select * from (
+      select id, priority, run_at, concurrency_key, concurrency_limit, overlap, deadline_at
+      from {{schema}}.jobs
+      where state = 'available' and hashtext(queue) = hashtext(r.name) and queue = r.name
+        and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
+        and (concurrency_limit is null or not {{schema}}.key_full(concurrency_key, concurrency_limit))
+      order by priority desc, run_at, id
+      limit r.take
+      for update skip locked
+    ) as available
+    union all
+    select * from (
+      select id, priority, run_at, concurrency_key, concurrency_limit, overlap, deadline_at
+      from {{schema}}.jobs
+      where state = 'scheduled' and hashtext(queue) = hashtext(r.name) and queue = r.name
+        and task = any(:tasks::text[]) and id not in (select unnest(:passOver::bigint[]))
+        and (concurrency_limit is null or not {{schema}}.key_full(concurrency_key, concurrency_limit))
+        and run_at <= (select {{schema}}.clock_now())
+      order by run_at, id
+      limit r.take
+      for update skip locked
+    ) as came_due
+    order by priority desc, run_at, id
+    limit r.take
+  ) as c
+  order by c.priority desc, c.run_at, c.id
   limit :limit
 ),
--- What each candidate becomes. Most become 'running'. A schedule execution
--- past its catch-up deadline becomes 'missed'. One with an overlap policy
--- whose key already has a running job (or an earlier candidate in this
--- claim) is not started: 'skip' records it as 'skipped', 'queue' puts it
--- back as 'scheduled' a second later (the unique index
--- jobs_running_concurrency refuses a second running job if two claims race).
--- The candidates carry the columns this needs, so it reads no row again.
-decided as (
-  select j.id,
+-- The running jobs of each concurrency key with a limit among the
+-- candidates, counted under the key's lock (key_running), in key order.
+keys as materialized (
+  select k.key, {{schema}}.key_running(k.key) as running
+  from (select distinct n.concurrency_key as key from next as n
+        where n.concurrency_limit is not null order by 1) as k
+),
+ranked as (
+  select j.*,
          row_number() over (order by j.priority desc, j.run_at, j.id) as claim_rank,
+         -- ranked among the candidates of its key that are not missed, so a
+         -- missed one never takes a slot or makes a valid one look overlapping
+         row_number() over (partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false)
+                            order by j.priority desc, j.run_at, j.id) as key_rank,
+         j.deadline_at <= clock.now as past_deadline
+  from next as j cross join clock
+),
+-- What each candidate becomes. Most become 'running'. A schedule execution
+-- past its catch-up deadline becomes 'missed'. A job with a concurrency
+-- limit starts while its key has room (its running jobs and the ones ahead
+-- of it here fewer than the limit) and a slot of the worker is free; else it
+-- stays available: 'held' by the limit (counted), or 'later' for want of a
+-- free slot. An execution with an overlap policy whose key already has a
+-- running job (or an earlier candidate in this claim) is not started:
+-- 'skip' records it as 'skipped', 'queue' puts it back as 'scheduled' a
+-- second later (the unique index jobs_running_concurrency refuses a second
+-- running one if two claims race).
+decided as (
+  select j.id, j.claim_rank,
          -- The first :startNow (the worker's free slots) start at once; the
          -- others wait in its buffer, and their start is recorded when it comes.
-         row_number() over (order by j.priority desc, j.run_at, j.id) <= :startNow::bigint as starts_now,
-         case when j.deadline_at <= clock.now then 'missed'
+         j.claim_rank <= :startNow::bigint as starts_now,
+         j.queue_limited or j.concurrency_limit is not null as limited,
+         case when j.past_deadline then 'missed'
+              when j.concurrency_limit is not null then
+                case when j.claim_rank > :startNow::bigint then 'later'
+                     when k.running + j.key_rank <= j.concurrency_limit then 'running'
+                     else 'held' end
               when j.concurrency_key is null then 'running'
-              -- ranked among the candidates that are not missed, so a
-              -- missed one never makes the valid one look overlapping
-              when row_number() over (
-                     partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false)
-                     order by j.run_at, j.id) = 1
+              when j.key_rank = 1
                    and not exists (select 1 from {{schema}}.jobs as r
                                    where r.concurrency_key = j.concurrency_key
                                      and r.state = 'running')
                 then 'running'
               when j.overlap = 'skip' then 'skipped'
               else 'scheduled' end as to_state
-  from next as j cross join clock
+  from ranked as j
+  left join keys as k on k.key = j.concurrency_key
 ),
 claimed as (
 update {{schema}}.jobs as j
@@ -103,23 +140,33 @@ set state = d.to_state,
 from decided as d, clock
 -- The id list lets the primary key find the rows, whatever the planner
 -- estimates for the join (it chose to scan the whole table for a hash join).
-where j.id = d.id and j.id = any(array(select id from decided))
+where j.id = d.id and j.id = any(array(select id from decided where to_state not in ('held', 'later')))
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at, d.claim_rank
+          clock.now as claimed_at, d.claim_rank, d.limited
+),
+-- What the limits held back in this claim, for the worker's claim:limited
+-- event: jobs of keys at their limit, and the queues at theirs.
+held as (
+  select (select count(*) from decided where to_state = 'held')::int as held_by_key,
+         coalesce((select array_agg(name order by name) from rooms where limit_reached),
+                  '{}'::text[]) as queues_at_limit
 )
 -- In claim order: UPDATE returns rows in whatever order it met them (by id
 -- here), and the worker starts the rows from the front, so the ones marked
--- started now must come first, and a higher priority before a lower.
-select * from claimed order by claim_rank;
+-- started now must come first, and a higher priority before a lower. One row
+-- with a null id when nothing was claimed, to carry what was held back.
+select c.*, h.held_by_key, h.queues_at_limit
+from held as h left join claimed as c on true
+order by c.claim_rank;
 
 -- name: ClaimOne
 -- Claim for one job by id, as named in the wake-up of a lone enqueue
 -- (InsertPlain): a worker with free slots and nothing buffered takes that job
 -- through its primary key instead of reading the claim indexes. Only what
--- Claim would start as it is: available, of the worker's queues :queues (not
--- paused) and tasks :tasks, with no concurrency key or deadline (schedule executions go
+-- Claim would start as it is: available, of the worker's queues :queues and
+-- tasks :tasks, with no concurrency key or deadline (schedule executions go
 -- through Claim). Leased to worker :workerId for :leaseMs ms and started now.
 -- No row when another worker took it first (SKIP LOCKED) or it is not such a
 -- job; the worker then claims as usual.
@@ -127,8 +174,10 @@ with clock as materialized (select {{schema}}.clock_now() as now),
 picked as (
   select id from {{schema}}.jobs
   where id = :id::bigint and state = 'available' and queue = any(:queues::text[])
-    and not {{schema}}.queue_paused(queue)
     and task = any(:tasks::text[]) and concurrency_key is null and deadline_at is null
+    -- neither paused nor limited (a limited queue's claims take turns: Claim)
+    and not exists (select 1 from {{schema}}.queues as p
+                    where p.name = queue and (p.paused or p.concurrency_limit is not null))
   for update skip locked
 )
 update {{schema}}.jobs as j
@@ -142,7 +191,7 @@ where j.id = picked.id
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at;
+          clock.now as claimed_at, false as limited;
 
 -- name: NextDue
 -- Milliseconds until the next scheduled job of these queues (not paused) and

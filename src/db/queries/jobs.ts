@@ -24,7 +24,21 @@ export interface ClaimedRow {
   /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
   started_at: Date | null;
   claimed_at: Date;
+  /** Under a concurrency limit (its queue's or its key's): its outcome frees a slot others wait for. */
+  limited: boolean;
 }
+
+/**
+ * A row of Claim: a claimed job, or (id null) the one row of a claim that
+ * took nothing; every row says what the limits held back.
+ */
+export type ClaimRow = (ClaimedRow | { [K in keyof ClaimedRow]: null }) & {
+  claim_rank: string | null;
+  /** Candidates held back because their concurrency key had its limit running. */
+  held_by_key: number;
+  /** The worker's queues at their concurrency limit when it claimed. */
+  queues_at_limit: string[];
+};
 
 /** A job row as the API shows it. */
 export interface JobRecord {
@@ -98,7 +112,7 @@ export const jobQueries = defineQueries("jobs", {
       startNow: number;
       passOver: readonly string[];
     },
-    ClaimedRow & { claim_rank: string }
+    ClaimRow
   >(),
   ClaimOne: statement<Takes & { id: string; workerId: string; leaseMs: number }, ClaimedRow>(),
   /** due_in_ms is numeric: text from pg. */

@@ -1,4 +1,4 @@
--- Every statement on {{schema}}.queues (migration 0011): what is set per queue.
+-- Every statement on {{schema}}.queues (migrations 0011, 0012): what is set per queue.
 
 -- name: SetPaused
 -- Pauses or resumes queue :name, creating its row if it has none, and tells
@@ -16,14 +16,36 @@ select w.name, w.paused,
             else pg_notify({{channel:jobs}}, w.name) end is null as notified
 from written as w;
 
+-- name: SetLimit
+-- Sets queue :name's concurrency limit (null: none), creating its row if it
+-- has none, and wakes its workers: a raised or lifted limit lets them start
+-- what it held back. (A lowered one needs no wake-up: claims read it.) Jobs
+-- running beyond a lowered limit finish; none starts until the queue is
+-- under it again.
+with written as (
+  insert into {{schema}}.queues as q (name, concurrency_limit, updated_at)
+  values (:name, :limit, {{schema}}.clock_now())
+  on conflict (name) do update
+    set concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at
+  returning q.name, q.paused, q.concurrency_limit
+)
+select w.name, w.paused, w.concurrency_limit, pg_notify({{channel:jobs}}, w.name) is null as notified
+from written as w;
+
 -- name: List
--- Every queue that has jobs or a row: paused or not, its jobs counted by
--- state, and how long its oldest available job has waited since it came due.
+-- Every queue that has jobs or a row: paused or not, its concurrency limit,
+-- its jobs counted by state, how long its oldest available job has waited
+-- since it came due, and how many available jobs wait for a limit: in a
+-- limited queue, those beyond the room its limit leaves; in any queue, those
+-- whose concurrency key has its limit running (the larger of the two).
 -- Counts every job row: a scan of the jobs table, for an operator's listing.
 with clock as materialized (select {{schema}}.clock_now() as now),
 counts as (
   select queue, state, count(*)::int as n,
-         min(run_at) filter (where state = 'available') as oldest_available
+         min(run_at) filter (where state = 'available') as oldest_available,
+         (count(*) filter (where state = 'available' and concurrency_limit is not null
+                             and {{schema}}.key_full(concurrency_key, concurrency_limit)))::int
+           as key_held
   from {{schema}}.jobs
   group by queue, state
 ),
@@ -31,13 +53,27 @@ names as (
   select queue as name from counts
   union
   select name from {{schema}}.queues
+),
+per_queue as (
+  select n.name, coalesce(p.paused, false) as paused, p.concurrency_limit,
+         coalesce((select jsonb_object_agg(c.state, c.n) from counts as c where c.queue = n.name),
+                  '{}'::jsonb) as counts,
+         (select extract(epoch from clock.now - min(c.oldest_available)) * 1000
+          from counts as c where c.queue = n.name)::float8 as oldest_available_ms,
+         coalesce((select c.n from counts as c where c.queue = n.name and c.state = 'available'), 0)
+           as available,
+         coalesce((select c.n from counts as c where c.queue = n.name and c.state = 'running'), 0)
+           as running,
+         coalesce((select c.key_held from counts as c where c.queue = n.name and c.state = 'available'), 0)
+           as key_held
+  from names as n
+  cross join clock
+  left join {{schema}}.queues as p on p.name = n.name
 )
-select n.name, coalesce(p.paused, false) as paused,
-       coalesce((select jsonb_object_agg(c.state, c.n) from counts as c where c.queue = n.name),
-                '{}'::jsonb) as counts,
-       (select extract(epoch from clock.now - min(c.oldest_available)) * 1000
-        from counts as c where c.queue = n.name)::float8 as oldest_available_ms
-from names as n
-cross join clock
-left join {{schema}}.queues as p on p.name = n.name
-order by n.name;
+select q.name, q.paused, q.concurrency_limit, q.counts, q.oldest_available_ms,
+       greatest(q.key_held,
+                case when q.concurrency_limit is null then 0
+                     else greatest(0, q.available - greatest(0, q.concurrency_limit - q.running)) end
+       )::int as waiting_for_limit
+from per_queue as q
+order by q.name;
