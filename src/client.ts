@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { Queues } from "./capacity/queues.js";
+import { Sweeps } from "./capacity/sweeps.js";
 import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
@@ -68,8 +69,10 @@ export class Rota {
   private readonly tasks: Map<string, TaskDefinition>;
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
-  /** Pause and resume queues; list them with their jobs by state. */
+  /** Pause and resume queues, set their concurrency limits; list them with their jobs by state. */
   readonly queues: Queues;
+  /** Limited-capacity sweeps over your own tables: define, run, list (see Sweeps). */
+  readonly sweeps: Sweeps;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
@@ -93,6 +96,7 @@ export class Rota {
     this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
+    this.sweeps = new Sweeps(this.#db, this.schedules);
   }
 
   get schema(): string {
@@ -144,7 +148,11 @@ export class Rota {
   worker(options: WorkerOptions): Worker {
     const worker = new Worker(this.#db, this.events, {
       ...options,
-      tasks: options.tasks ?? [...this.tasks.values()],
+      // The sweeps defined on this Rota run in its workers too.
+      tasks: [
+        ...normalizeTasks(options.tasks ?? [...this.tasks.values()]).values(),
+        ...this.sweeps.tasks(),
+      ],
       // Fields a worker does not give come from the Rota's retention.
       retention: { ...this.retention, ...options.retention },
     });

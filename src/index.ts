@@ -1,4 +1,11 @@
-export type { QueueInfo, QueueState, Queues } from "./capacity/queues.js";
+export type { QueueInfo, QueueLimit, QueueState, Queues } from "./capacity/queues.js";
+export {
+  defineSweep,
+  type SweepContext,
+  type SweepDefinition,
+  type SweepInfo,
+  type Sweeps,
+} from "./capacity/sweeps.js";
 export { createRota, Rota, type RotaOptions } from "./client.js";
 export { type Clock, DatabaseClock, ManualClock, systemClock } from "./clock.js";
 export { DEFAULT_SCHEMA } from "./config.js";

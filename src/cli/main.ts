@@ -8,6 +8,7 @@ import { registerOrchestrator } from "./orchestrator.js";
 import { reportFailure } from "./output.js";
 import { registerQueues } from "./queues.js";
 import { registerSchedules } from "./schedules.js";
+import { registerSweeps } from "./sweeps.js";
 import { registerWorker } from "./worker.js";
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerQueues(program);
   registerSchedules(program);
+  registerSweeps(program);
   registerOrchestrator(program);
   registerBench(program);
   // Every subcommand shares the parent's error handling.

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
+import type { SweepDefinition } from "../capacity/sweeps.js";
 import { RotaError } from "../errors.js";
 import type { TaskDefinition, TaskList } from "../task.js";
 import { type GlobalOptions, rotaFor } from "./context.js";
@@ -24,7 +25,7 @@ export function registerWorker(program: Command): void {
     )
     .requiredOption(
       "--tasks <module>",
-      "module exporting task definitions (default export or named exports)",
+      "module exporting task definitions (default export or named exports), and sweeps (a named export `sweeps`: an array of sweep definitions)",
     )
     .option("--queues <list>", "comma-separated queues to serve (default: the tasks' queues)")
     .option("--concurrency <n>", "handlers running at once", "10")
@@ -37,8 +38,9 @@ export function registerWorker(program: Command): void {
     .action(async (options: WorkerCliOptions, command: Command) => {
       const rota = rotaFor(command.optsWithGlobals<GlobalOptions>());
       try {
-        const tasks = await loadTasks(options.tasks);
+        const { tasks, sweeps } = await loadWorkerModule(options.tasks);
         await rota.migrate();
+        for (const sweep of sweeps) await rota.sweeps.define(sweep);
         const worker = rota.worker({
           tasks,
           queues: options.queues?.split(",").map((q) => q.trim()),
@@ -74,8 +76,13 @@ export function registerWorker(program: Command): void {
     });
 }
 
-/** Imports a module and collects its task definitions (default export list/map, or named definitions). */
-export async function loadTasks(path: string): Promise<TaskList> {
+/**
+ * Imports a module and collects its task definitions (default export list or
+ * map, or named definitions) and its sweeps (the named export `sweeps`).
+ */
+export async function loadWorkerModule(
+  path: string,
+): Promise<{ tasks: TaskList; sweeps: SweepDefinition[] }> {
   let module: Record<string, unknown>;
   try {
     module = await import(pathToFileURL(resolve(path)).href);
@@ -89,19 +96,29 @@ export async function loadTasks(path: string): Promise<TaskList> {
       },
     );
   }
-  if (module.default && typeof module.default === "object") return module.default as TaskList;
+  const sweeps = module.sweeps ?? [];
+  if (!Array.isArray(sweeps)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `The tasks module ${path} exports "sweeps" that is not an array of sweep definitions.`,
+      { details: { field: "--tasks" } },
+    );
+  }
+  if (module.default && typeof module.default === "object") {
+    return { tasks: module.default as TaskList, sweeps };
+  }
   const definitions = Object.values(module).filter(
     (value): value is TaskDefinition =>
       typeof value === "object" &&
       value !== null &&
       typeof (value as TaskDefinition).handler === "function",
   );
-  if (definitions.length === 0) {
+  if (definitions.length === 0 && sweeps.length === 0) {
     throw new RotaError(
       "INVALID_OPTION",
-      `The tasks module ${path} exports no tasks: export defineTask(...) definitions, or a default list or map of them.`,
+      `The tasks module ${path} exports no tasks: export defineTask(...) definitions, or a default list or map of them (or sweeps).`,
       { details: { field: "--tasks" } },
     );
   }
-  return definitions;
+  return { tasks: definitions, sweeps };
 }

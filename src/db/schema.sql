@@ -1,4 +1,4 @@
--- rota's schema after migration 0012_concurrency_limits, as pg_dump --schema-only prints it
+-- rota's schema after migration 0013_sweeps, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -107,6 +107,45 @@ CREATE FUNCTION rota.schedule_times(schedule bigint, OUT next_planned_at timesta
          (select j.started_at from "rota".jobs as j
           where j.schedule_id = schedule and j.started_at is not null
           order by j.run_at desc limit 1)
+$$;
+
+-- FUNCTION: sweep_top_up(text, bigint)
+
+CREATE FUNCTION rota.sweep_top_up(sweep_name text, running_instance bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+declare
+  sweep "rota".sweeps%rowtype;
+  task_name text;
+  existing integer;
+  added integer;
+begin
+  perform pg_advisory_xact_lock(hashtext('"rota".sweeps'), hashtext(sweep_name));
+  select * into sweep from "rota".sweeps as s where s.name = sweep_name;
+  if not found then return null; end if;
+  task_name := 'sweep:' || sweep.name;
+  -- One count per state, each through its index (migrations 0006, 0012).
+  select (select count(*) from "rota".jobs as j
+          where j.state = 'running' and j.concurrency_key = task_name
+            and j.task = task_name and j.schedule_id is null
+            and j.id is distinct from running_instance)
+       + (select count(*) from "rota".jobs as j
+          where j.state = 'available' and hashtext(j.queue) = hashtext(sweep.queue)
+            and j.queue = sweep.queue and j.task = task_name and j.schedule_id is null)
+       + (select count(*) from "rota".jobs as j
+          where j.state = 'scheduled' and hashtext(j.queue) = hashtext(sweep.queue)
+            and j.queue = sweep.queue and j.task = task_name and j.schedule_id is null)
+    into existing;
+  added := greatest(0, sweep.max_running - existing);
+  insert into "rota".jobs (queue, task, payload, state, run_at, max_attempts,
+                               concurrency_key, concurrency_limit, created_at)
+  select sweep.queue, task_name, '{}'::jsonb, 'available', "rota".clock_now(), 5,
+         task_name, sweep.max_running, "rota".clock_now()
+  from generate_series(1, added);
+  update "rota".sweeps set last_kicked_at = "rota".clock_now() where name = sweep.name;
+  if added > 0 then perform "rota".notify_jobs(array[sweep.queue]); end if;
+  return added;
+end
 $$;
 
 -- FUNCTION: unique_key_queued(text)
@@ -267,6 +306,21 @@ ALTER TABLE rota.schedules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+-- TABLE: sweeps
+
+CREATE TABLE rota.sweeps (
+    name text NOT NULL,
+    queue text NOT NULL,
+    max_running integer NOT NULL,
+    cron text,
+    last_kicked_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    CONSTRAINT sweeps_max_running_valid CHECK ((max_running >= 1)),
+    CONSTRAINT sweeps_name_valid CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,100}$'::text)),
+    CONSTRAINT sweeps_queue_valid CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
+);
+
 -- CONSTRAINT: clock clock_pkey
 
 ALTER TABLE ONLY rota.clock
@@ -301,6 +355,11 @@ ALTER TABLE ONLY rota.schedules
 
 ALTER TABLE ONLY rota.schedules
     ADD CONSTRAINT schedules_pkey PRIMARY KEY (id);
+
+-- CONSTRAINT: sweeps sweeps_pkey
+
+ALTER TABLE ONLY rota.sweeps
+    ADD CONSTRAINT sweeps_pkey PRIMARY KEY (name);
 
 -- INDEX: jobs_available
 

@@ -1,0 +1,52 @@
+-- Every statement on {{schema}}.sweeps (migration 0013): limited-capacity sweeps.
+-- A sweep's instances are jobs of task 'sweep:<name>' in its queue, under the
+-- concurrency key 'sweep:<name>' limited to max_running; its cron's kick
+-- executions are jobs of the same task with a schedule_id, and are not
+-- instances.
+
+-- name: Upsert
+-- Registers sweep :name (or updates it), and carries a new queue or
+-- max_running over to its instances still queued (those running finish as
+-- they are).
+with previous as (
+  select s.queue from {{schema}}.sweeps as s where s.name = :name
+),
+written as (
+  insert into {{schema}}.sweeps as s (name, queue, max_running, cron)
+  values (:name, :queue, :maxRunning, :cron)
+  on conflict (name) do update
+    set queue = excluded.queue, max_running = excluded.max_running, cron = excluded.cron,
+        updated_at = {{schema}}.clock_now()
+  returning s.name
+),
+carried as (
+  update {{schema}}.jobs as j
+  set queue = :queue, concurrency_limit = :maxRunning
+  from previous as p
+  where j.state in ('available', 'scheduled') and hashtext(j.queue) = hashtext(p.queue)
+    and j.queue = p.queue and j.task = 'sweep:' || :name and j.schedule_id is null
+  returning j.id
+)
+select w.name, (select count(*) from carried)::int as carried from written as w;
+
+-- name: TopUp
+-- Tops sweep :name up to its max_running instances (sweep_top_up); within an
+-- instance's transaction :runningInstance is that instance, not counted.
+-- added is null for an unknown sweep.
+select {{schema}}.sweep_top_up(:name, :runningInstance::bigint) as added;
+
+-- name: List
+-- Every sweep with its instances running and waiting (queued), and whether
+-- its queue is paused (a paused queue's sweep waits).
+select s.name, s.queue, s.max_running, s.cron, s.last_kicked_at,
+       coalesce(q.paused, false) as paused,
+       (select count(*) from {{schema}}.jobs as j
+        where j.state = 'running' and j.concurrency_key = 'sweep:' || s.name
+          and j.task = 'sweep:' || s.name and j.schedule_id is null)::int as running,
+       (select count(*) from {{schema}}.jobs as j
+        where j.state in ('available', 'scheduled') and hashtext(j.queue) = hashtext(s.queue)
+          and j.queue = s.queue and j.task = 'sweep:' || s.name and j.schedule_id is null)::int
+         as waiting
+from {{schema}}.sweeps as s
+left join {{schema}}.queues as q on q.name = s.queue
+order by s.name;
