@@ -105,6 +105,28 @@ describe("a queue's concurrency limit and a key's", () => {
     expect(listed?.counts).toMatchObject({ running: 1, available: 1 });
   });
 
+  it("queues list counts the jobs of a key at its limit as waiting for it", async () => {
+    const jobs = await t.rota.enqueueMany(
+      Array.from({ length: 4 }, () => ({
+        task: "x",
+        payload: {},
+        options: { queue: "per-key", concurrencyKey: "tenant-9", concurrencyLimit: 2 },
+      })),
+    );
+    const waiting = async () =>
+      (await t.rota.queues.list()).find((q) => q.name === "per-key")?.waitingForLimit;
+    expect(await waiting()).toBe(0);
+    // Two of them running: the key is at its limit, the other two wait for it.
+    await withClient((c) =>
+      c.query(
+        `update "${t.schema}".jobs set state = 'running', lease_holder = 'w',
+           lease_expires_at = now() + interval '1 minute' where id = any($1)`,
+        [jobs.slice(0, 2).map((j) => j.id)],
+      ),
+    );
+    expect(await waiting()).toBe(2);
+  });
+
   it("4 `rota worker` processes never run more than the queue's limit (3) or a key's (1, 2), with a worker killed mid-job and retries", async () => {
     await t.rota.queues.setLimit("limited", 3);
     const env = { ...withoutDatabaseUrl(), DATABASE_URL: t.url, ROTA_TEST_SCHEMA: t.schema };
