@@ -66,6 +66,18 @@ begin
 end
 $$;
 
+-- FUNCTION: queue_full(text)
+
+CREATE FUNCTION rota.queue_full(queue text) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+  select exists (
+    select 1 from "rota".queues as p
+    where p.name = queue and p.concurrency_limit is not null
+      and p.concurrency_limit <= (select count(*) from "rota".jobs as j
+                                  where j.queue = p.name and j.state = 'running'))
+$$;
+
 -- FUNCTION: queue_paused(text)
 
 CREATE FUNCTION rota.queue_paused(queue text) RETURNS boolean

@@ -299,6 +299,42 @@ describe("a queue's concurrency limit and a key's", () => {
     }
   });
 
+  it("a worker facing a due job whose key is at its limit waits for the wake-up, not claiming in a loop", async () => {
+    const [running, due] = await t.rota.enqueueMany([
+      { task: "held", payload: {}, options: { queue: "no-loop", concurrencyKey: "busy" } },
+      { task: "held", payload: {}, options: { queue: "no-loop", concurrencyKey: "busy" } },
+    ]);
+    // One runs (elsewhere); the other is a retry that has come due.
+    await withClient((c) =>
+      c.query(
+        `update "${t.schema}".jobs set state = case when id = $1 then 'running' else 'scheduled' end,
+           lease_holder = case when id = $1 then 'elsewhere' end,
+           lease_expires_at = case when id = $1 then now() + interval '1 minute' end,
+           run_at = now() - interval '1 second'
+         where id = any(array[$1, $2]::bigint[])`,
+        [running?.id, due?.id],
+      ),
+    );
+    const worker = t.rota.worker({
+      queues: ["no-loop"],
+      pollIntervalMs: 30_000,
+      fallbackPollMs: 30_000,
+      rescueIntervalMs: 0,
+      logger: silentLogger,
+      tasks: { held: async () => {} },
+    });
+    await worker.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The start's claim, and perhaps one more: not a claim every few ms
+      // growing to the poll (5, 10, 20 … 640 ms: eight in 1.5 s).
+      expect(worker.claims).toBeLessThanOrEqual(2);
+      expect((await t.rota.getJob(due?.id as string))?.state).toBe("scheduled");
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it("a task's default key, computed from the payload, limits its jobs per key; enqueue's own option wins", async () => {
     const running = new Map<string, number>();
     const peak = new Map<string, number>();

@@ -85,3 +85,16 @@ as $$
     limit cap
   ) as running
 $$;
+
+-- Whether `queue` has its limit running, by the calling statement's snapshot:
+-- NextDue passes over such a queue (a worker waits for the wake-up of the
+-- outcome that frees a slot, not for a due job it may not start).
+create function {{schema}}.queue_full(queue text) returns boolean
+  language sql stable
+as $$
+  select exists (
+    select 1 from {{schema}}.queues as p
+    where p.name = queue and p.concurrency_limit is not null
+      and p.concurrency_limit <= (select count(*) from {{schema}}.jobs as j
+                                  where j.queue = p.name and j.state = 'running'))
+$$;

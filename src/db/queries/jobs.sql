@@ -194,15 +194,19 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
           clock.now as claimed_at, false as limited;
 
 -- name: NextDue
--- Milliseconds until the next scheduled job of these queues (not paused) and
--- tasks is due, by the database clock (null: none). Available jobs are
--- claimed, not waited for.
+-- Milliseconds until the next scheduled job of these queues and tasks is due,
+-- by the database clock (null: none). Available jobs are claimed, not waited
+-- for; nor are the jobs a worker could not start when due: those of a paused
+-- queue, of a queue or a key with its limit running (the outcome that frees
+-- a slot wakes the queue).
 select extract(epoch from (min(next.run_at) - (select {{schema}}.clock_now()))) * 1000 as due_in_ms
 from unnest(:queues::text[]) as q(name)
 cross join lateral (
   select run_at from {{schema}}.jobs
   where state = 'scheduled' and hashtext(queue) = hashtext(q.name) and queue = q.name
-    and not {{schema}}.queue_paused(q.name) and task = any(:tasks::text[])
+    and not {{schema}}.queue_paused(q.name) and not {{schema}}.queue_full(q.name)
+    and task = any(:tasks::text[])
+    and (concurrency_limit is null or not {{schema}}.key_full(concurrency_key, concurrency_limit))
   order by run_at
   limit 1
 ) as next;
