@@ -94,11 +94,12 @@ ranked as (
 -- limit starts while its key has room (its running jobs and the ones ahead
 -- of it here fewer than the limit) and a slot of the worker is free; else it
 -- stays available: 'held' by the limit (counted), or 'later' for want of a
--- free slot. An execution with an overlap policy whose key already has a
--- running job (or an earlier candidate in this claim) is not started:
--- 'skip' records it as 'skipped', 'queue' puts it back as 'scheduled' a
--- second later (the unique index jobs_running_concurrency refuses a second
--- running one if two claims race).
+-- free slot (so are executions of overlap 'queue': their key's limit is 1).
+-- An execution with overlap 'skip' whose key already has a running job (or
+-- an earlier candidate in this claim) is not started but recorded
+-- 'skipped'; one of overlap 'queue' planned before executions carried a
+-- limit is put back as 'scheduled' a second later (the unique index
+-- jobs_running_concurrency refuses a second running one if two claims race).
 decided as (
   select j.id, j.claim_rank,
          -- The first :startNow (the worker's free slots) start at once; the

@@ -156,11 +156,11 @@ advanced as (
 inserted as (
   insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
     schedule_id, target_key, occurrence_at, schedule_version, deadline_at, concurrency_key,
-    overlap, last_error, finished_at, created_at)
+    concurrency_limit, overlap, last_error, finished_at, created_at)
   select a.queue, a.task, a.payload, e.state, a.priority, e.occurrence_at,
          coalesce(a.max_attempts, 25), a.id, '', e.occurrence_at, a.version, e.deadline_at,
          case when a.overlap <> 'allow' then 'schedule:' || a.id || ':' end,
-         nullif(a.overlap, 'allow'), e.last_error,
+         case when a.overlap = 'queue' then 1 end, nullif(a.overlap, 'allow'), e.last_error,
          case when e.state = 'missed' then clock.now end, clock.now
   from jsonb_to_recordset(:executions::jsonb) as e(schedule_id bigint, occurrence_at timestamptz,
                                           deadline_at timestamptz, state text, last_error jsonb)
@@ -242,11 +242,13 @@ returning j.id::text, j.occurrence_at, j.run_at;
 -- cursor is untouched).
 with inserted as (
   insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
-    schedule_id, target_key, schedule_version, concurrency_key, overlap, created_at)
+    schedule_id, target_key, schedule_version, concurrency_key, concurrency_limit, overlap,
+    created_at)
   select s.queue, s.task, s.payload, 'available', s.priority, {{schema}}.clock_now(),
          coalesce(s.max_attempts, 25), s.id, '', s.version,
          case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' end,
-         nullif(s.overlap, 'allow'), {{schema}}.clock_now()
+         case when s.overlap = 'queue' then 1 end, nullif(s.overlap, 'allow'),
+         {{schema}}.clock_now()
   from {{schema}}.schedules as s where s.id = :scheduleId
   returning id, queue, run_at
 )
