@@ -260,7 +260,7 @@ export class Claimer {
 
   /**
    * What the limits held back, announced (claim:limited). Nothing more: the
-   * worker that frees a slot wakes the queue (see Worker.freeSlots), and a
+   * worker that frees a slot wakes the queue (see Worker.wakeFreed), and a
    * claim held back waits for that, as after an empty claim.
    */
   private noteLimits(row: ClaimRow | undefined): void {
