@@ -25,6 +25,11 @@ export interface ChildArguments {
   config: ConfigName;
   env: BenchEnvironment;
   concurrency: number;
+  /**
+   * process_limited: each handler awaits a sleep of this many ms, and the
+   * child records when every handler started and ended (see "handlers").
+   */
+  handlerMs?: number;
 }
 
 export type ParentMessage = { type: "start" } | { type: "stop" };
@@ -34,5 +39,10 @@ export type ChildMessage =
   | { type: "ready" }
   /** Handlers started so far, and when the latest one started (epoch ms, see time.ts). */
   | { type: "count"; count: number; lastAt: number }
+  /**
+   * With `handlerMs`, once its worker has stopped (every handler returned):
+   * when each handler started and ended (epoch ms, see time.ts), unpaired.
+   */
+  | { type: "handlers"; starts: number[]; ends: number[] }
   | { type: "stopped" }
   | { type: "error"; message: string };

@@ -45,6 +45,10 @@ function note(row: BenchResult, report: QueueReport): string {
     parts.push(
       `${row.lost} not started ${report.settings.settle_seconds} s after the last enqueue`,
     );
+  if (row.max_concurrency !== undefined) {
+    const over = row.limit_exceeded ? "LIMIT EXCEEDED: " : "";
+    parts.push(`${over}max concurrency ${row.max_concurrency} (limit ${row.concurrency_limit})`);
+  }
   if (row.workload === "enqueue_single_10" && row.jobs_per_s !== undefined) {
     const ceiling = report.results.find((r) => r.workload === "insert_commit_ceiling")?.jobs_per_s;
     if (ceiling) parts.push(`${((100 * row.jobs_per_s) / ceiling).toFixed(0)}% of pg ceiling`);

@@ -21,6 +21,12 @@ export interface Measurement {
   complete?: boolean;
   /** latency: jobs whose handler had not started when the wait after the last enqueue ended. */
   lost?: number;
+  /** process_limited: the most handlers running at once, across both worker processes. */
+  max_concurrency?: number;
+  /** process_limited: the queue's limit (rota.queues.setLimit). */
+  concurrency_limit?: number;
+  /** process_limited: true when more than the limit ran at once (the limit failed). */
+  limit_exceeded?: boolean;
 }
 
 export interface BenchResult extends Measurement {
@@ -42,6 +48,9 @@ export function rounded(measurement: Measurement): Measurement {
     seconds: round(measurement.seconds, 3),
     complete: measurement.complete,
     lost: measurement.lost,
+    max_concurrency: measurement.max_concurrency,
+    concurrency_limit: measurement.concurrency_limit,
+    limit_exceeded: measurement.limit_exceeded,
   };
   for (const key of Object.keys(out) as (keyof Measurement)[]) {
     if (out[key] === undefined) delete out[key];

@@ -70,7 +70,11 @@ Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
       (w): w is QueueWorkload => w !== "insert_commit_ceiling",
     );
     for (const system of options.systems.filter(isQueueSystem)) {
-      if (workloads.length === 0) break;
+      const own = workloads.filter((w) => ONLY_ON[w]?.includes(system) ?? true);
+      for (const workload of workloads.filter((w) => !own.includes(w))) {
+        log(`${system} skips ${workload} (${ONLY_ON[workload]?.join(", ")} only)`);
+      }
+      if (own.length === 0) continue;
       if (system === "bullmq" && !(await tcpReachable(env.redis.host, env.redis.port))) {
         warn(`bullmq skipped: no Redis at ${options.redis} (set --redis or BENCH_REDIS=host:port)`);
         continue;
@@ -83,7 +87,7 @@ Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
       }
       systems[system] = { version: packageVersion(entry.package), node: runtime.version };
       for (const config of entry.configs.filter((c) => options.configs.includes(c))) {
-        const args: SystemChildArguments = { system, config, workloads, options, env };
+        const args: SystemChildArguments = { system, config, workloads: own, options, env };
         await runSystem(args, runtime, {
           result: (workload, measurement) => record(system, config, workload, measurement),
           note: (text) => notes.push(text),
@@ -95,6 +99,15 @@ Redis (when it answers) and on PostgreSQL. Environment: BENCH_PGBOSS_BATCH_SIZE
   },
   format: formatQueueReport,
 });
+
+/**
+ * Workloads only some systems run; the others skip them, as the queue
+ * systems skip the ceiling. process_limited needs a limit on a queue's
+ * running jobs across worker processes, which only rota's adapter sets.
+ */
+const ONLY_ON: Partial<Record<QueueWorkload, readonly QueueSystemName[]>> = {
+  process_limited: ["rota"],
+};
 
 /** How long one system's child may run before it is killed: every workload's worst case. */
 function childBudgetMs(options: QueueBenchOptions, workloads: number): number {
@@ -148,7 +161,11 @@ function describe(result: BenchResult): string {
   if (result.jobs_per_s !== undefined) {
     const capped =
       result.complete === false ? ` (capped: ${result.jobs} jobs in ${result.seconds} s)` : "";
-    return `${result.jobs_per_s} jobs/s${capped}`;
+    const limited =
+      result.max_concurrency === undefined
+        ? ""
+        : `, max concurrency ${result.max_concurrency} (limit ${result.concurrency_limit}${result.limit_exceeded ? ", EXCEEDED" : ""})`;
+    return `${result.jobs_per_s} jobs/s${capped}${limited}`;
   }
   const lost = result.lost ? `, ${result.lost} lost` : "";
   return `p50 ${result.p50_ms} ms, p95 ${result.p95_ms} ms, p99 ${result.p99_ms} ms (${result.jobs} samples${lost})`;

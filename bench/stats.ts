@@ -14,6 +14,26 @@ export function median(values: readonly number[]): number {
   return percentile(values, 50);
 }
 
+/**
+ * The most intervals open at once (a sweep over their starts and ends, any
+ * order, unpaired). An end at the same time as a start comes first: one
+ * interval ending as another begins is not an overlap. A start without its
+ * end counts as open to the last.
+ */
+export function maxOverlap(starts: readonly number[], ends: readonly number[]): number {
+  const events = [
+    ...starts.map((at) => ({ at, step: 1 })),
+    ...ends.map((at) => ({ at, step: -1 })),
+  ].sort((a, b) => a.at - b.at || a.step - b.step);
+  let open = 0;
+  let max = 0;
+  for (const { step } of events) {
+    open += step;
+    if (open > max) max = open;
+  }
+  return max;
+}
+
 export function round(value: number, places: number): number {
   const factor = 10 ** places;
   return Math.round(value * factor) / factor;

@@ -16,7 +16,7 @@ import { nowMs, withDeadline } from "./time.js";
 import { SETUP_DEADLINE_MS, STOP_DEADLINE_MS, type WorkloadContext } from "./workloads/context.js";
 import { enqueueBulk, enqueueSingle } from "./workloads/enqueue.js";
 import { latency } from "./workloads/latency.js";
-import { processOneProcess, processTwoProcesses } from "./workloads/process.js";
+import { processLimited, processOneProcess, processTwoProcesses } from "./workloads/process.js";
 
 const WORKLOADS: Record<
   QueueWorkload,
@@ -28,6 +28,7 @@ const WORKLOADS: Record<
   enqueue_bulk: enqueueBulk,
   process_1proc: processOneProcess,
   process_2proc: processTwoProcesses,
+  process_limited: processLimited,
   latency,
 };
 

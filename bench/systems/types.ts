@@ -21,8 +21,13 @@ export interface BenchEnvironment {
 
 export interface WorkerOptions {
   concurrency: number;
-  /** Called at handler start with the job's payload. */
-  onJob: (payload: BenchPayload) => void;
+  /**
+   * Called at handler start with the job's payload. rota's adapter returns
+   * what it returns from the handler, so a promise keeps the job running
+   * until it settles (process_limited's handlers take a little time); the
+   * peers' adapters do not wait on it (no workload they run returns one).
+   */
+  onJob: (payload: BenchPayload) => void | Promise<void>;
 }
 
 export interface RunningWorker {
@@ -47,6 +52,12 @@ export interface BenchSystem {
   enqueueOne(payload: BenchPayload): Promise<void>;
   /** Enqueues all the payloads with the system's bulk API. */
   enqueueBulk(payloads: BenchPayload[]): Promise<void>;
+  /**
+   * Limits the queue to `limit` running jobs at once across all workers and
+   * processes (rota.queues.setLimit). Only rota's adapter has it: the
+   * workloads that need it (process_limited) run on rota alone.
+   */
+  setQueueLimit?(limit: number): Promise<void>;
   /** Starts consuming; resolves once the worker is running. */
   startWorker(options: WorkerOptions): Promise<RunningWorker>;
   /** Closes connections; after setup() it also drops the state setup() made. */

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { ChildArguments, ChildMessage, ParentMessage } from "../child-protocol.js";
 import type { Measurement } from "../results.js";
+import { maxOverlap } from "../stats.js";
 import type { BenchSystem } from "../systems/types.js";
 import { nowMs, withDeadline, withTimeout } from "../time.js";
 import { payloads, stopWorker, type WorkloadContext } from "./context.js";
@@ -72,12 +73,79 @@ export async function processTwoProcesses(
   system: BenchSystem,
   context: WorkloadContext,
 ): Promise<Measurement> {
+  return (await inTwoProcesses(system, context, "process_2proc")).measurement;
+}
+
+/** process_limited's queue limit: at most this many of its jobs run at once across both workers. */
+const LIMIT = 5;
+
+/**
+ * How long each process_limited handler takes (an awaited sleep): long
+ * enough that a handler is still running while the other slots are claimed,
+ * so the limit, not the claim, bounds how many run at once.
+ */
+const HANDLER_MS = 1;
+
+/**
+ * process_limited (rota only): as process_2proc, on a queue limited to 5
+ * running jobs across both worker processes (set before the jobs are
+ * inserted), whose handlers each sleep 1 ms. Besides the rate, the most
+ * handlers running at once: a sweep over every handler's start and end in
+ * both children (an end before a start at the same time). A handler runs
+ * within its job's running time in the database, so more than the limit
+ * there means the limit was passed: the row says so, with a note.
+ */
+export async function processLimited(
+  system: BenchSystem,
+  context: WorkloadContext,
+): Promise<Measurement> {
+  if (!system.setQueueLimit) throw new Error(`${system.system} has no queue concurrency limit`);
+  await system.setQueueLimit(LIMIT);
+  const { measurement, children } = await inTwoProcesses(
+    system,
+    context,
+    "process_limited",
+    HANDLER_MS,
+  );
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (const child of children) {
+    if (!child.handlers) throw new Error("a worker child did not send its handlers' times");
+    starts.push(...child.handlers.starts);
+    ends.push(...child.handlers.ends);
+  }
+  const max = maxOverlap(starts, ends);
+  if (max > LIMIT) {
+    context.warn(
+      `${system.system}/${system.config} process_limited: LIMIT EXCEEDED, ${max} handlers ran at once across the two workers (limit ${LIMIT})`,
+    );
+  }
+  return {
+    ...measurement,
+    max_concurrency: max,
+    concurrency_limit: LIMIT,
+    limit_exceeded: max > LIMIT,
+  };
+}
+
+/**
+ * Two worker processes through the jobs (process_2proc, process_limited with
+ * `handlerMs`): the rate, and the children, stopped (with the handlers' times
+ * they sent).
+ */
+async function inTwoProcesses(
+  system: BenchSystem,
+  context: WorkloadContext,
+  workload: "process_2proc" | "process_limited",
+  handlerMs?: number,
+): Promise<{ measurement: Measurement; children: Child[] }> {
   const { jobs, concurrency, processTimeout } = context.options;
   const args: ChildArguments = {
     system: system.system,
     config: system.config,
     env: context.env,
     concurrency,
+    ...(handlerMs === undefined ? {} : { handlerMs }),
   };
   // The children start (and attach) while the jobs are inserted; only processing is timed.
   const spawned = nowMs();
@@ -102,16 +170,16 @@ export async function processTwoProcesses(
       };
     }
     const start = nowMs();
-    context.log(`process_2proc: children ready in ${((start - spawned) / 1000).toFixed(1)} s`);
+    context.log(`${workload}: children ready in ${((start - spawned) / 1000).toFixed(1)} s`);
     for (const child of children) child.send({ type: "start" });
     const outcome = await withTimeout(Promise.race([done, failed]), processTimeout * 1000);
     const end =
       outcome === "timeout" ? nowMs() : Math.max(...children.map((child) => child.lastAt));
-    return rate(total(), jobs, start, end);
+    return { measurement: rate(total(), jobs, start, end), children };
   } finally {
     const stopping = nowMs();
     await Promise.all(children.map((child) => child.stop()));
-    context.log(`process_2proc: children stopped in ${((nowMs() - stopping) / 1000).toFixed(1)} s`);
+    context.log(`${workload}: children stopped in ${((nowMs() - stopping) / 1000).toFixed(1)} s`);
   }
 }
 
@@ -121,6 +189,8 @@ interface Child {
   failed: Promise<never>;
   count: number;
   lastAt: number;
+  /** What it sent as it stopped, with `handlerMs`. */
+  handlers?: { starts: number[]; ends: number[] };
   onCount: () => void;
   send(message: ParentMessage): void;
   stop(): Promise<void>;
@@ -168,6 +238,8 @@ function startChild(args: ChildArguments): Child {
       child.count = message.count;
       child.lastAt = message.lastAt;
       child.onCount();
+    } else if (message.type === "handlers") {
+      child.handlers = { starts: message.starts, ends: message.ends };
     } else if (message.type === "error") markFailed(new Error(`worker child: ${message.message}`));
   });
   process_.once("exit", (code, signal) => {

@@ -26,6 +26,7 @@ export const BENCH_WORKLOADS = [
   "enqueue_bulk",
   "process_1proc",
   "process_2proc",
+  "process_limited",
   "latency",
   "insert_commit_ceiling",
 ] as const;
@@ -105,7 +106,7 @@ export const QUEUE_BENCH_FLAGS = {
     flags: "--workloads <list>",
     kind: "list",
     choices: BENCH_WORKLOADS,
-    help: "the workloads to run, comma-separated",
+    help: "the workloads to run, comma-separated (process_limited: rota only, the others skip it)",
   },
   configs: {
     flags: "--configs <list>",

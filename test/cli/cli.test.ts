@@ -157,6 +157,37 @@ describe("rota bench", () => {
     ]);
   }, 60_000);
 
+  it("process_limited: rota alone (the peers skip it), at most the limit of 5 running across both workers", async () => {
+    const result = await runCli([
+      "--database-url",
+      databaseUrl(),
+      "bench",
+      "--json",
+      "--systems",
+      "rota,graphile-worker",
+      "--workloads",
+      "process_limited",
+      "--jobs",
+      "200",
+    ]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(Object.keys(report.systems)).toEqual(["rota"]);
+    // Reached, never passed.
+    expect(report.results).toEqual([
+      expect.objectContaining({
+        system: "rota",
+        workload: "process_limited",
+        jobs: 200,
+        complete: true,
+        max_concurrency: 5,
+        concurrency_limit: 5,
+        limit_exceeded: false,
+      }),
+    ]);
+    expect(report.notes).toEqual([]);
+  }, 60_000);
+
   it("scheduler: --json counts where `rota bench` takes it, and the sizes pass on", async () => {
     const result = await runCli([
       "bench",
