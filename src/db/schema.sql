@@ -401,10 +401,6 @@ CREATE INDEX jobs_running_key ON rota.jobs USING btree (concurrency_key) WHERE (
 
 CREATE INDEX jobs_running_lease ON rota.jobs USING btree (lease_expires_at) WHERE (state = 'running'::text);
 
--- INDEX: jobs_running_queue
-
-CREATE INDEX jobs_running_queue ON rota.jobs USING btree (queue) WHERE (state = 'running'::text);
-
 -- INDEX: jobs_schedule
 
 CREATE INDEX jobs_schedule ON rota.jobs USING btree (schedule_id, run_at) WHERE (schedule_id IS NOT NULL);

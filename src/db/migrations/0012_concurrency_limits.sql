@@ -21,8 +21,11 @@ create unique index jobs_running_concurrency on {{schema}}.jobs (concurrency_key
 create index jobs_running_key on {{schema}}.jobs (concurrency_key)
   where state = 'running' and concurrency_key is not null;
 
--- Counts a limited queue's running jobs without reading every running job.
-create index jobs_running_queue on {{schema}}.jobs (queue) where state = 'running';
+-- A limited queue's running jobs are counted through jobs_running_lease (the
+-- running jobs of every queue), not an index of their own: one more index
+-- entry for every claimed job cost every claim about 14% (2.3 µs a job, 200
+-- jobs a claim), to spare only the claims of limited queues a scan of the
+-- running jobs, which the workers' capacity bounds.
 
 -- What a claim may take from `queue`: `room` 0 while it is paused, null when
 -- it has no limit (nothing is locked then), else its limit less its running
