@@ -164,7 +164,7 @@ export const QUEUE_BENCH_FLAGS = {
     full: 15,
     quick: 3,
     env: "BENCH_PROCESS_TIMEOUT",
-    help: "cap on each process_* run; a run stopped by it reports the rate it reached",
+    help: "cap on each process_* run (process_limited: at least 60 s); a run stopped by it reports the rate it reached",
   },
   redis: {
     flags: "--redis <host:port>",
