@@ -34,6 +34,7 @@ export const errorCodes = {
   // jobs
   JOB_NOT_FOUND: "no job with that id exists",
   SWEEP_NOT_FOUND: "no sweep with that name is recorded",
+  SWEEP_ROLLED_BACK: "a sweep instance's transaction ended rolled back",
   JOB_CANCELLED: "the job was cancelled while it ran",
   JOB_TIMEOUT: "the job ran longer than its timeout",
   LEASE_LOST: "the worker lost the job's lease (it was rescued and may run elsewhere)",

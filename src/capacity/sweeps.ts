@@ -199,6 +199,13 @@ export class Sweeps {
       }
       await sweep.perform(item, { ...context, client });
       const remaining = Number(await sweep.remaining(client));
+      if (Number.isNaN(remaining)) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `Sweep "${sweep.name}": remaining() must return a number of items left.`,
+          { details: { field: "remaining", sweep: sweep.name } },
+        );
+      }
       if (remaining > 0) {
         await this.db.run(
           this.q.TopUp,
@@ -206,7 +213,16 @@ export class Sweeps {
           client,
         );
       }
-      await client.query("commit");
+      // A transaction a statement of perform() aborted (its error caught)
+      // ends in ROLLBACK: the work and the successor are not there.
+      const committed = await client.query("commit");
+      if (committed.command !== "COMMIT") {
+        throw new RotaError(
+          "SWEEP_ROLLED_BACK",
+          `Sweep "${sweep.name}": the transaction was rolled back (a statement in perform or remaining failed and its error was caught); the item stays for a later pick.`,
+          { details: { sweep: sweep.name } },
+        );
+      }
       return { picked: true, remaining };
     } catch (error) {
       await client.query("rollback").catch((rollbackError: unknown) => {

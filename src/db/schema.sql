@@ -121,6 +121,33 @@ CREATE FUNCTION rota.schedule_times(schedule bigint, OUT next_planned_at timesta
           order by j.run_at desc limit 1)
 $$;
 
+-- FUNCTION: sweep_define(text, text, integer, text)
+
+CREATE FUNCTION rota.sweep_define(sweep_name text, sweep_queue text, sweep_max_running integer, sweep_cron text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+declare
+  previous_queue text;
+  carried integer;
+begin
+  perform pg_advisory_xact_lock(hashtext('"rota".sweeps'), hashtext(sweep_name));
+  select s.queue into previous_queue from "rota".sweeps as s where s.name = sweep_name;
+  insert into "rota".sweeps as s (name, queue, max_running, cron)
+  values (sweep_name, sweep_queue, sweep_max_running, sweep_cron)
+  on conflict (name) do update
+    set queue = excluded.queue, max_running = excluded.max_running, cron = excluded.cron,
+        updated_at = "rota".clock_now();
+  if previous_queue is null then return 0; end if;
+  update "rota".jobs as j
+  set queue = sweep_queue, concurrency_limit = sweep_max_running
+  where j.state in ('available', 'scheduled') and hashtext(j.queue) = hashtext(previous_queue)
+    and j.queue = previous_queue and j.task = 'sweep:' || sweep_name and j.schedule_id is null;
+  get diagnostics carried = row_count;
+  if carried > 0 then perform "rota".notify_jobs(array[sweep_queue]); end if;
+  return carried;
+end
+$$;
+
 -- FUNCTION: sweep_top_up(text, bigint)
 
 CREATE FUNCTION rota.sweep_top_up(sweep_name text, running_instance bigint DEFAULT NULL::bigint) RETURNS integer

@@ -339,10 +339,11 @@ export function normalizeJob(
 }
 
 /**
- * Keys the scheduler gives executions with an overlap policy (see
- * schedules.sql); a caller's key may not pose as one.
+ * Keys rota gives its own jobs: executions with an overlap policy
+ * (schedules.sql) and sweep instances (sweeps.sql); a caller's key, or a task
+ * name standing for one, may not pose as one.
  */
-const RESERVED_KEY_PREFIX = "schedule:";
+const RESERVED_KEY_PREFIXES = ["schedule:", "sweep:"];
 
 /**
  * The job's concurrency key and limit, from its options, else its task's
@@ -369,16 +370,16 @@ function concurrencyOf(
     }
   }
   if (key === null && limit === null) return null;
+  key ??= task;
   if (
-    key !== null &&
-    (typeof key !== "string" ||
-      key === "" ||
-      key.length > 512 ||
-      key.startsWith(RESERVED_KEY_PREFIX))
+    typeof key !== "string" ||
+    key === "" ||
+    key.length > 512 ||
+    RESERVED_KEY_PREFIXES.some((prefix) => (key as string).startsWith(prefix))
   ) {
     throw new RotaError(
       "INVALID_OPTION",
-      `concurrencyKey must be a non-empty string of at most 512 characters, not starting with "${RESERVED_KEY_PREFIX}"; got ${JSON.stringify(key) ?? String(key)}.`,
+      `concurrencyKey must be a non-empty string of at most 512 characters, not starting with ${RESERVED_KEY_PREFIXES.map((p) => `"${p}"`).join(" or ")}; got ${JSON.stringify(key) ?? String(key)}.`,
       { details: { field: "concurrencyKey", task } },
     );
   }
@@ -389,5 +390,5 @@ function concurrencyOf(
       { details: { field: "concurrencyLimit", value: limit, task } },
     );
   }
-  return { key: (key as string | null) ?? task, limit: limit ?? 1 };
+  return { key, limit: limit ?? 1 };
 }

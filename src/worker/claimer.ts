@@ -200,6 +200,7 @@ export class Claimer {
       let rows: ClaimedRow[];
       let claimed: number;
       let putBack: boolean;
+      let summary: ClaimRow | undefined;
       this.starved = false;
       try {
         this.claimCount++;
@@ -220,7 +221,8 @@ export class Claimer {
         const claimedRows = result.rows.filter(
           (row): row is ClaimRow & ClaimedRow => row.id !== null,
         );
-        this.noteLimits(result.rows[0]);
+        summary = result.rows[0];
+        this.noteLimits(summary);
         claimed = claimedRows.length;
         putBack = claimedRows.some((row) => row.state === "scheduled");
         rows = this.runnable(claimedRows);
@@ -243,14 +245,22 @@ export class Claimer {
       }
       // Only an empty claim: a short one may have been cut by rows another
       // worker's claim held locked at that moment, with more still waiting.
-      this.foundEmpty = claimed === 0;
+      // Nor one that put limited work off for want of a free slot: room that
+      // frees claims it (claimForRoom).
+      const deferred = (summary?.deferred ?? 0) > 0;
+      this.foundEmpty = claimed === 0 && !deferred;
       this.adaptPrefetch(claimed === room);
       if (claimed > 0) this.lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
       this.takeClaimed(rows);
       // Not roomFreed: that would mark this loop to claim again at once
       // after every claim, an idle worker claiming in a tight loop.
       this.env.startBuffered();
-      if (claimed === room) this.claimAgain = true;
+      // A full claim, or one that started jobs of a key and held back others
+      // of it (they took candidates' places): claim again; the next claim
+      // passes over the keys now at their limit.
+      if (claimed === room || (claimed > 0 && (summary?.held_by_key ?? 0) > 0))
+        this.claimAgain = true;
+      else if (deferred) this.pollIn(this.idlePollMs());
       // Nothing found, or some executions put back to wait (overlap 'queue'):
       // sleep until the next one is due rather than a whole poll interval.
       else if (rows.length === 0 || putBack) await this.sleepUntilNextDue();

@@ -249,7 +249,11 @@ describe("a queue's concurrency limit and a key's", () => {
         return r.rows as { job_id: string; ended: number; attempts: number }[];
       });
       expect(perJob).toHaveLength(72);
-      for (const job of perJob) expect(job.attempts).toBeLessThanOrEqual(3);
+      for (const job of perJob) {
+        expect(job.attempts).toBeLessThanOrEqual(3);
+        // Every job's handler ran to its end at least once.
+        expect(job.ended).toBeGreaterThanOrEqual(1);
+      }
     } finally {
       for (const child of children) if (child.exitCode === null) child.kill("SIGINT");
       const ends = await Promise.all(exits);
@@ -331,6 +335,134 @@ describe("a queue's concurrency limit and a key's", () => {
       expect(worker.claims).toBeLessThanOrEqual(2);
       expect((await t.rota.getJob(due?.id as string))?.state).toBe("scheduled");
     } finally {
+      await worker.stop();
+    }
+  });
+
+  it("a held-back job starts when another worker's outcome frees the slot: that worker wakes the queue", async () => {
+    await t.rota.queues.setLimit("handoff", 1);
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let secondAt = 0;
+    const common = {
+      queues: ["handoff"],
+      // A poll would come only after 30 s: a start sooner is the wake-up's.
+      pollIntervalMs: 30_000,
+      fallbackPollMs: 30_000,
+      rescueIntervalMs: 0,
+      logger: silentLogger,
+    };
+    // Each worker serves one task: the held job can only be the other's.
+    const first = t.rota.worker({ ...common, tasks: { first: () => released } });
+    const second = t.rota.worker({
+      ...common,
+      tasks: {
+        second: () => {
+          secondAt = Date.now();
+        },
+      },
+    });
+    await first.start();
+    await second.start();
+    try {
+      const [running] = await t.rota.enqueueMany([
+        { task: "first", payload: {}, options: { queue: "handoff" } },
+      ]);
+      await expect
+        .poll(async () => (await t.rota.getJob(running?.id as string))?.state)
+        .toBe("running");
+      await t.rota.enqueue("second", {}, { queue: "handoff" });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(secondAt).toBe(0);
+      const freedAt = Date.now();
+      release();
+      await expect.poll(() => secondAt, { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(secondAt - freedAt).toBeLessThan(5_000);
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+
+  it("a limited job is never buffered: ranked behind unlimited ones past the free slots, it is put off, and the claim says so", async () => {
+    const q = jobQueries(t.schema);
+    await t.rota.queues.setLimit("lim-b", 5);
+    await t.rota.enqueueMany([
+      { task: "x", payload: {}, options: { queue: "unl-a", priority: 2 } },
+      { task: "x", payload: {}, options: { queue: "lim-b", priority: 1 } },
+      { task: "x", payload: {}, options: { queue: "lim-b", priority: 1 } },
+    ]);
+    const claim = (queues: string[], startNow: number) =>
+      t.db.run(q.Claim, {
+        queues,
+        tasks: ["x"],
+        limit: 10,
+        workerId: `buffer-${startNow}`,
+        leaseMs: 60_000,
+        startNow,
+        passOver: [],
+      });
+    // Two free slots: the unlimited job and one limited start; the other
+    // limited job is not claimed into the buffer.
+    const rows = (await claim(["unl-a", "lim-b"], 2)).rows.filter((r) => r.id !== null);
+    expect(rows.filter((r) => r.queue === "unl-a")).toHaveLength(1);
+    const limited = rows.filter((r) => r.queue === "lim-b");
+    expect(limited).toHaveLength(1);
+    expect(limited[0]?.started_at).not.toBeNull();
+    // No free slot: nothing limited is taken, and it is reported put off.
+    const none = (await claim(["lim-b"], 0)).rows;
+    expect(none.filter((r) => r.id !== null)).toEqual([]);
+    expect(none[0]?.deferred).toBeGreaterThan(0);
+    expect(limited[0]?.limited).toBe(true);
+  });
+
+  it("one key's backlog does not hold back the jobs of other keys", async () => {
+    const started: string[] = [];
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // The busy key's jobs come first (enqueued first), then five other keys.
+    await t.rota.enqueueMany([
+      ...Array.from({ length: 5 }, () => ({
+        task: "crowd",
+        payload: { key: "crowded" },
+        options: { queue: "crowd", concurrencyKey: "crowded" },
+      })),
+      ...Array.from({ length: 5 }, (_, n) => ({
+        task: "crowd",
+        payload: { key: `other-${n}` },
+        options: { queue: "crowd", concurrencyKey: `other-${n}` },
+      })),
+    ]);
+    const worker = t.rota.worker({
+      queues: ["crowd"],
+      // Claims of 5: the first takes the crowded key's five, of which one
+      // may start.
+      concurrency: 5,
+      prefetch: 0,
+      pollIntervalMs: 30_000,
+      fallbackPollMs: 30_000,
+      rescueIntervalMs: 0,
+      logger: silentLogger,
+      tasks: {
+        crowd: async (payload: { key: string }) => {
+          started.push(payload.key);
+          await released;
+        },
+      },
+    });
+    await worker.start();
+    try {
+      // One of the crowded key, and four of the others: five at once, soon
+      // (the claim after one that held jobs back passes over the full key;
+      // without it the others would wait for the 30-second poll).
+      await expect.poll(() => started.length, { timeout: 5_000 }).toBe(5);
+      expect(started.filter((key) => key === "crowded")).toHaveLength(1);
+    } finally {
+      release();
       await worker.stop();
     }
   });

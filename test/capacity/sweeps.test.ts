@@ -208,6 +208,29 @@ describe("a sweep", () => {
     expect(await t.rota.schedules.get("sweep:nightly")).toBeNull();
   }, 60_000);
 
+  it("redefined with another queue and maxRunning, carries its queued instances over", async () => {
+    const { sweep } = refreshSweep("moving", "projects");
+    await t.rota.sweeps.define({ ...sweep, queue: "m1", maxRunning: 3 });
+    expect((await t.rota.sweeps.run("moving")).started).toBe(3);
+    await t.rota.sweeps.define({ ...sweep, queue: "m2", maxRunning: 2 });
+    expect((await t.rota.sweeps.list()).find((s) => s.name === "moving")).toMatchObject({
+      queue: "m2",
+      maxRunning: 2,
+      waiting: 3,
+    });
+    const instances = await withClient(
+      async (c) =>
+        (
+          await c.query(
+            `select queue, concurrency_limit from "${t.schema}".jobs where task = 'sweep:moving'`,
+          )
+        ).rows,
+    );
+    expect(instances).toEqual(Array(3).fill({ queue: "m2", concurrency_limit: 2 }));
+    // Three queued already: a kick adds none.
+    expect((await t.rota.sweeps.run("moving")).started).toBe(0);
+  });
+
   it("refuses a bad definition with a code, recording nothing", async () => {
     const { sweep } = refreshSweep("bad", "projects");
     for (const bad of [

@@ -59,3 +59,36 @@ begin
   return added;
 end
 $$;
+
+-- Records sweep `sweep_name` (or updates it), and carries a new queue or
+-- max_running over to its instances still queued; returns how many it
+-- carried. Under the sweep's lock, with a fresh snapshot after it (as
+-- sweep_top_up), so instances a top-up was inserting meanwhile are carried
+-- too. (Running ones finish as they are; a retry of one stays in the old
+-- queue.)
+create function {{schema}}.sweep_define(sweep_name text, sweep_queue text, sweep_max_running integer,
+                                        sweep_cron text)
+  returns integer
+  language plpgsql volatile
+as $$
+declare
+  previous_queue text;
+  carried integer;
+begin
+  perform pg_advisory_xact_lock(hashtext('{{schema}}.sweeps'), hashtext(sweep_name));
+  select s.queue into previous_queue from {{schema}}.sweeps as s where s.name = sweep_name;
+  insert into {{schema}}.sweeps as s (name, queue, max_running, cron)
+  values (sweep_name, sweep_queue, sweep_max_running, sweep_cron)
+  on conflict (name) do update
+    set queue = excluded.queue, max_running = excluded.max_running, cron = excluded.cron,
+        updated_at = {{schema}}.clock_now();
+  if previous_queue is null then return 0; end if;
+  update {{schema}}.jobs as j
+  set queue = sweep_queue, concurrency_limit = sweep_max_running
+  where j.state in ('available', 'scheduled') and hashtext(j.queue) = hashtext(previous_queue)
+    and j.queue = previous_queue and j.task = 'sweep:' || sweep_name and j.schedule_id is null;
+  get diagnostics carried = row_count;
+  if carried > 0 then perform {{schema}}.notify_jobs(array[sweep_queue]); end if;
+  return carried;
+end
+$$;

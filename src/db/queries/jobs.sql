@@ -74,10 +74,12 @@ next as (
 ),
 -- The running jobs of each concurrency key with a limit among the
 -- candidates, counted under the key's lock (key_running), in key order.
+-- (In the order of the locks themselves, the keys' hashes: two keys with one
+-- hash share a lock, and sorted by text they could be taken in two orders.)
 keys as materialized (
   select k.key, {{schema}}.key_running(k.key) as running
-  from (select distinct n.concurrency_key as key from next as n
-        where n.concurrency_limit is not null order by 1) as k
+  from (select distinct hashtext(n.concurrency_key) as hash, n.concurrency_key as key
+        from next as n where n.concurrency_limit is not null order by 1, 2) as k
 ),
 ranked as (
   select j.*,
@@ -107,9 +109,11 @@ decided as (
          j.claim_rank <= :startNow::bigint as starts_now,
          j.queue_limited or j.concurrency_limit is not null as limited,
          case when j.past_deadline then 'missed'
+              -- A limited job only into a free slot, never the buffer.
+              when (j.queue_limited or j.concurrency_limit is not null)
+                   and j.claim_rank > :startNow::bigint then 'later'
               when j.concurrency_limit is not null then
-                case when j.claim_rank > :startNow::bigint then 'later'
-                     when k.running + j.key_rank <= j.concurrency_limit then 'running'
+                case when k.running + j.key_rank <= j.concurrency_limit then 'running'
                      else 'held' end
               when j.concurrency_key is null then 'running'
               when j.key_rank = 1
@@ -153,16 +157,22 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
 ),
 -- What the limits held back in this claim, for the worker's claim:limited
 -- event: jobs of keys at their limit, and the queues at theirs.
+-- And what it put off for want of a free slot (candidates 'later', limited
+-- queues cut to :startNow): the worker claims again when a slot frees.
 held as (
   select (select count(*) from decided where to_state = 'held')::int as held_by_key,
          coalesce((select array_agg(name order by name) from rooms where limit_reached),
-                  '{}'::text[]) as queues_at_limit
+                  '{}'::text[]) as queues_at_limit,
+         (select count(*) from decided where to_state = 'later')::int
+           + (select count(*) from rooms
+              where room > 0 and greatest(:startNow::int, 0) < least(:limit::int, room))::int
+           as deferred
 )
 -- In claim order: UPDATE returns rows in whatever order it met them (by id
 -- here), and the worker starts the rows from the front, so the ones marked
 -- started now must come first, and a higher priority before a lower. One row
 -- with a null id when nothing was claimed, to carry what was held back.
-select c.*, h.held_by_key, h.queues_at_limit
+select c.*, h.held_by_key, h.queues_at_limit, h.deferred
 from held as h left join claimed as c on true
 order by c.claim_rank;
 

@@ -38,6 +38,8 @@ export type ClaimRow = (ClaimedRow | { [K in keyof ClaimedRow]: null }) & {
   held_by_key: number;
   /** The worker's queues at their concurrency limit when it claimed. */
   queues_at_limit: string[];
+  /** Limited work put off for want of a free slot of the worker (never buffered). */
+  deferred: number;
 };
 
 /** A job row as the API shows it. */

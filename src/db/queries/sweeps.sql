@@ -5,29 +5,9 @@
 -- instances.
 
 -- name: Upsert
--- Registers sweep :name (or updates it), and carries a new queue or
--- max_running over to its instances still queued (those running finish as
--- they are).
-with previous as (
-  select s.queue from {{schema}}.sweeps as s where s.name = :name
-),
-written as (
-  insert into {{schema}}.sweeps as s (name, queue, max_running, cron)
-  values (:name, :queue, :maxRunning, :cron)
-  on conflict (name) do update
-    set queue = excluded.queue, max_running = excluded.max_running, cron = excluded.cron,
-        updated_at = {{schema}}.clock_now()
-  returning s.name
-),
-carried as (
-  update {{schema}}.jobs as j
-  set queue = :queue, concurrency_limit = :maxRunning
-  from previous as p
-  where j.state in ('available', 'scheduled') and hashtext(j.queue) = hashtext(p.queue)
-    and j.queue = p.queue and j.task = 'sweep:' || :name and j.schedule_id is null
-  returning j.id
-)
-select w.name, (select count(*) from carried)::int as carried from written as w;
+-- Registers sweep :name (or updates it), carrying a new queue or max_running
+-- over to its queued instances (sweep_define, migration 0013).
+select {{schema}}.sweep_define(:name, :queue, :maxRunning, :cron) as carried;
 
 -- name: TopUp
 -- Tops sweep :name up to its max_running instances (sweep_top_up); within an

@@ -16,7 +16,7 @@ export interface SweepRow {
 export const sweepQueries = defineQueries("sweeps", {
   Upsert: statement<
     { name: string; queue: string; maxRunning: number; cron: string | null },
-    { name: string; carried: number }
+    { carried: number }
   >(),
   TopUp: statement<{ name: string; runningInstance: string | null }, { added: number | null }>(),
   List: statement<NoParams, SweepRow>(),
