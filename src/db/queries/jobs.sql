@@ -113,7 +113,9 @@ decided as (
               when (j.queue_limited or j.concurrency_limit is not null)
                    and j.claim_rank > :startNow::bigint then 'later'
               when j.concurrency_limit is not null then
-                case when k.running + j.key_rank <= j.concurrency_limit then 'running'
+                -- (a subquery, not a join: only limited candidates ask it)
+                case when (select k.running from keys as k where k.key = j.concurrency_key)
+                            + j.key_rank <= j.concurrency_limit then 'running'
                      else 'held' end
               when j.concurrency_key is null then 'running'
               when j.key_rank = 1
@@ -124,7 +126,6 @@ decided as (
               when j.overlap = 'skip' then 'skipped'
               else 'scheduled' end as to_state
   from ranked as j
-  left join keys as k on k.key = j.concurrency_key
 ),
 claimed as (
 update {{schema}}.jobs as j
@@ -160,13 +161,16 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
 -- And what it put off for want of a free slot (candidates 'later', limited
 -- queues cut to :startNow): the worker claims again when a slot frees.
 held as (
-  select (select count(*) from decided where to_state = 'held')::int as held_by_key,
-         coalesce((select array_agg(name order by name) from rooms where limit_reached),
-                  '{}'::text[]) as queues_at_limit,
-         (select count(*) from decided where to_state = 'later')::int
-           + (select count(*) from rooms
-              where room > 0 and greatest(:startNow::int, 0) < least(:limit::int, room))::int
-           as deferred
+  select d.held_by_key, r.queues_at_limit, d.later + r.cut as deferred
+  from (select (count(*) filter (where to_state = 'held'))::int as held_by_key,
+               (count(*) filter (where to_state = 'later'))::int as later
+        from decided) as d,
+       (select coalesce(array_agg(name order by name) filter (where limit_reached), '{}'::text[])
+                 as queues_at_limit,
+               (count(*) filter (where room > 0
+                                   and greatest(:startNow::int, 0) < least(:limit::int, room)))::int
+                 as cut
+        from rooms) as r
 )
 -- In claim order: UPDATE returns rows in whatever order it met them (by id
 -- here), and the worker starts the rows from the front, so the ones marked
