@@ -274,13 +274,15 @@ export class Claimer {
    * claim held back waits for that, as after an empty claim.
    */
   private noteLimits(row: ClaimRow | undefined): void {
-    if (row === undefined || (row.held_by_key === 0 && row.queues_at_limit.length === 0)) return;
-    this.heldBackCount += row.held_by_key;
+    const heldByKey = row?.held_by_key ?? 0;
+    const queuesAtLimit = row?.queues_at_limit ?? [];
+    if (heldByKey === 0 && queuesAtLimit.length === 0) return;
+    this.heldBackCount += heldByKey;
     if (this.env.events.wants("claim:limited")) {
       this.env.events.emit("claim:limited", {
         workerId: this.settings.id,
-        heldByKey: row.held_by_key,
-        queuesAtLimit: row.queues_at_limit,
+        heldByKey,
+        queuesAtLimit,
       });
     }
   }

@@ -176,7 +176,12 @@ held as (
 -- here), and the worker starts the rows from the front, so the ones marked
 -- started now must come first, and a higher priority before a lower. One row
 -- with a null id when nothing was claimed, to carry what was held back.
-select c.*, h.held_by_key, h.queues_at_limit, h.deferred
+-- (What was held back goes on the first row only: an array on every row was
+-- parsed by the client for every claimed job.)
+select c.*,
+       case when coalesce(c.claim_rank, 1) = 1 then h.held_by_key end as held_by_key,
+       case when coalesce(c.claim_rank, 1) = 1 then h.queues_at_limit end as queues_at_limit,
+       case when coalesce(c.claim_rank, 1) = 1 then h.deferred end as deferred
 from held as h left join claimed as c on true
 order by c.claim_rank;
 

@@ -30,16 +30,17 @@ export interface ClaimedRow {
 
 /**
  * A row of Claim: a claimed job, or (id null) the one row of a claim that
- * took nothing; every row says what the limits held back.
+ * took nothing. The first row says what the limits held back (null on the
+ * others).
  */
 export type ClaimRow = (ClaimedRow | { [K in keyof ClaimedRow]: null }) & {
   claim_rank: string | null;
   /** Candidates held back because their concurrency key had its limit running. */
-  held_by_key: number;
+  held_by_key: number | null;
   /** The worker's queues at their concurrency limit when it claimed. */
-  queues_at_limit: string[];
+  queues_at_limit: string[] | null;
   /** Limited work put off for want of a free slot of the worker (never buffered). */
-  deferred: number;
+  deferred: number | null;
 };
 
 /** A job row as the API shows it. */
