@@ -692,9 +692,12 @@ describe("worker", () => {
         started = 0;
         if (!enqueuedInTime && delayMs < 24_000) continue;
         expect((await rota.clock.now()).getTime()).toBeGreaterThanOrEqual(runAt.getTime());
-        // One claim took all five when they came due; a claim (and a
-        // NextDue) per wake-up made it six or more.
-        expect(worker.claims - before).toBeLessThanOrEqual(2);
+        // One claim took all five when they came due, and one found the
+        // queue empty after them; a claim (and a NextDue) per wake-up made it
+        // six or more. One more is allowed: on a loaded machine a wake-up
+        // delivered after its due time claims at once (seen in full-suite
+        // runs: 3).
+        expect(worker.claims - before).toBeLessThanOrEqual(3);
         break;
       }
     } finally {
