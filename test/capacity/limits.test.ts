@@ -411,7 +411,13 @@ describe("a queue's concurrency limit and a key's", () => {
     const limited = rows.filter((r) => r.queue === "lim-b");
     expect(limited).toHaveLength(1);
     expect(limited[0]?.started_at).not.toBeNull();
-    // No free slot: nothing limited is taken, and it is reported put off.
+    // No free slot: nothing limited is taken (an unlimited job ranked after
+    // it goes to the buffer), and the claim's first row reports it put off.
+    await t.rota.enqueue("x", {}, { queue: "unl-a", priority: 0 });
+    const buffered = (await claim(["unl-a", "lim-b"], 0)).rows;
+    expect(buffered.map((r) => r.queue)).toEqual(["unl-a"]);
+    expect(buffered[0]?.started_at).toBeNull();
+    expect(buffered[0]?.deferred).toBeGreaterThan(0);
     const none = (await claim(["lim-b"], 0)).rows;
     expect(none.filter((r) => r.id !== null)).toEqual([]);
     expect(none[0]?.deferred).toBeGreaterThan(0);

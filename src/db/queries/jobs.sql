@@ -161,7 +161,8 @@ returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at,
 -- And what it put off for want of a free slot (candidates 'later', limited
 -- queues cut to :startNow): the worker claims again when a slot frees.
 held as (
-  select d.held_by_key, r.queues_at_limit, d.later + r.cut as deferred
+  select d.held_by_key, r.queues_at_limit, d.later + r.cut as deferred,
+         (select min(claim_rank) from claimed) as first_rank
   from (select (count(*) filter (where to_state = 'held'))::int as held_by_key,
                (count(*) filter (where to_state = 'later'))::int as later
         from decided) as d,
@@ -178,10 +179,13 @@ held as (
 -- with a null id when nothing was claimed, to carry what was held back.
 -- (What was held back goes on the first row only: an array on every row was
 -- parsed by the client for every claimed job.)
+-- (The first claimed row need not be rank 1: a candidate ranked before it
+-- may have been held or put off.)
 select c.*,
-       case when coalesce(c.claim_rank, 1) = 1 then h.held_by_key end as held_by_key,
-       case when coalesce(c.claim_rank, 1) = 1 then h.queues_at_limit end as queues_at_limit,
-       case when coalesce(c.claim_rank, 1) = 1 then h.deferred end as deferred
+       case when c.id is null or c.claim_rank = h.first_rank then h.held_by_key end as held_by_key,
+       case when c.id is null or c.claim_rank = h.first_rank then h.queues_at_limit end
+         as queues_at_limit,
+       case when c.id is null or c.claim_rank = h.first_rank then h.deferred end as deferred
 from held as h left join claimed as c on true
 order by c.claim_rank;
 
