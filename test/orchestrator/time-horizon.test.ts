@@ -54,12 +54,15 @@ describe("a leader crash delays no planned run", () => {
       rescueIntervalMs: 0,
     });
     await worker.start();
-    // The last time every execution due by then was seen started.
+    // The last time every execution due by then was seen run.
     let end = diedAt;
     try {
       // A full lease and a tick pass by the database clock, with no leader.
       // Each step moves the clock (which wakes the worker) and waits until
-      // every execution due by then has started.
+      // every execution due by then has run. (Not only started: a claim
+      // marks its jobs started as it commits, and one whose rows reach the
+      // worker after the last step, as the worker stops, is handed back
+      // unrun; seen on a loaded machine.)
       for (let moved = 0; moved < LEASE_MS + TICK_MS; moved += STEP_MS) {
         await t.rota.clock.shift(STEP_MS);
         const now = await t.rota.clock.now();
@@ -67,7 +70,7 @@ describe("a leader crash delays no planned run", () => {
           .poll(
             async () =>
               (await executions("per-second")).filter(
-                (e) => e.run_at <= now && e.started_at === null && e.state !== "missed",
+                (e) => e.run_at <= now && e.state !== "succeeded" && e.state !== "missed",
               ).length,
             { timeout: 10_000 },
           )
