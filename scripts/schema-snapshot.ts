@@ -87,12 +87,15 @@ try {
 
   // The migrations of the given source tree, applied by rota's own runner.
   const { Rota } = await import(pathToFileURL(resolve(options.src, "client.ts")).href);
+  const { migrationLabel } = await import(
+    pathToFileURL(resolve(options.src, "db", "migrate.ts")).href
+  );
   const rota = new Rota({ connection: url, schema, poolSize: 1 });
   try {
     const applied: { version: number; name: string }[] = await rota.migrate();
     const last = applied.at(-1);
     if (!last) throw new Error("no migration was applied to the fresh schema");
-    migration = `${String(last.version).padStart(4, "0")}_${last.name}`;
+    migration = migrationLabel(last);
   } finally {
     await rota.close();
   }

@@ -85,6 +85,18 @@ export function validateMillis(field: string, value: unknown, min = 0): number {
   return value;
 }
 
+/** A whole number from `min` to `max` (a limit, a count); the message names `field`. */
+export function wholeNumber(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `${field} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value) ?? String(value)}.`,
+      { details: { field, value } },
+    );
+  }
+  return value;
+}
+
 /** A whole number at least `min`, for counts such as concurrency. */
 export function validateCount(field: string, value: unknown, min = 1): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {

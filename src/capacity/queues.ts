@@ -1,7 +1,7 @@
+import { wholeNumber } from "../config.js";
 import type { Database } from "../db/database.js";
 import { type QueueRow, queueQueries } from "../db/queries/queues.js";
-import { RotaError } from "../errors.js";
-import { validateQueueName } from "../queue/job-options.js";
+import { INT32_MAX, validateQueueName } from "../queue/job-options.js";
 
 /** What pause() and resume() set. */
 export interface QueueState {
@@ -64,13 +64,8 @@ export class Queues {
    */
   async setLimit(queue: string, limit: number | null): Promise<QueueLimit> {
     const name = validateQueueName(queue);
-    if (limit !== null && (!Number.isInteger(limit) || limit < 1 || limit > 2_147_483_647)) {
-      throw new RotaError(
-        "INVALID_OPTION",
-        `A queue's concurrency limit must be a whole number of at least 1, or null for none; got ${JSON.stringify(limit) ?? String(limit)}.`,
-        { details: { field: "limit", value: limit } },
-      );
-    }
+    if (limit !== null)
+      wholeNumber("A queue's concurrency limit (or null for none)", limit, 1, INT32_MAX);
     await this.db.run(queueQueries(this.db.schema).SetLimit, { name, limit });
     return { name, limit };
   }

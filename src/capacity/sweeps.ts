@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { wholeNumber } from "../config.js";
 import type { Database } from "../db/database.js";
 import { sweepQueries } from "../db/queries/sweeps.js";
 import { RotaError } from "../errors.js";
@@ -131,8 +132,7 @@ export class Sweeps {
       cron: sweep.cron ?? null,
     });
     this.defined.set(sweep.name, sweep);
-    const info = (await this.list()).find((s) => s.name === sweep.name);
-    return info as SweepInfo;
+    return (await this.listed(sweep.name))[0] as SweepInfo;
   }
 
   /**
@@ -155,8 +155,13 @@ export class Sweeps {
   }
 
   /** Every recorded sweep, with its instances running and waiting. */
-  async list(): Promise<SweepInfo[]> {
-    const result = await this.db.run(this.q.List);
+  list(): Promise<SweepInfo[]> {
+    return this.listed(null);
+  }
+
+  /** Every recorded sweep, or the one named. */
+  private async listed(name: string | null): Promise<SweepInfo[]> {
+    const result = await this.db.run(this.q.List, { name });
     return result.rows.map((row) => ({
       name: row.name,
       queue: row.queue,
@@ -268,14 +273,7 @@ function validateSweep(definition: SweepDefinition): SweepDefinition {
   rejectUnknownKeys(definition, SWEEP_KEYS, "sweeps.define");
   validateSweepName(definition.name);
   if (definition.queue !== undefined) validateQueueName(definition.queue);
-  const { maxRunning } = definition;
-  if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > 100_000) {
-    throw new RotaError(
-      "INVALID_OPTION",
-      `maxRunning must be a whole number from 1 to 100000, got ${JSON.stringify(maxRunning) ?? String(maxRunning)}.`,
-      { details: { field: "maxRunning", value: maxRunning } },
-    );
-  }
+  wholeNumber("maxRunning", definition.maxRunning, 1, 100_000);
   for (const field of ["pick", "perform", "remaining"] as const) {
     if (typeof definition[field] !== "function") {
       throw new RotaError("INVALID_OPTION", `sweeps.define: ${field} must be a function.`, {

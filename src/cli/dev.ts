@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { DEFAULT_SCHEMA, validateSchemaName } from "../config.js";
+import { migrationLabel } from "../db/migrate.js";
 import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
 import { startDemo } from "./demo.js";
 import { logOrchestrator } from "./orchestrator.js";
@@ -23,7 +24,7 @@ export function registerDev(program: Command): void {
       try {
         rota = new Rota({ connection: url, schema });
         const applied = await rota.migrate((m) =>
-          logLine(`applied migration ${String(m.version).padStart(4, "0")}_${m.name}`),
+          logLine(`applied migration ${migrationLabel(m)}`),
         );
         const status = await rota.schemaStatus();
         logLine(

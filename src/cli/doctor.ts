@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Rota } from "../client.js";
 import { DEFAULT_SCHEMA, redactUrl } from "../config.js";
+import { migrationLabel } from "../db/migrate.js";
 import { type Diagnosis, failedDiagnosis } from "../diagnose.js";
 import { databaseUrlFrom, type GlobalOptions, rotaFor } from "./context.js";
 import { printJson } from "./output.js";
@@ -56,9 +57,7 @@ async function doctor(globals: GlobalOptions): Promise<DoctorReport> {
     schema: diagnosis.schema,
     schema_version: diagnosis.schemaVersion,
     latest_version: diagnosis.latestVersion,
-    pending_migrations: diagnosis.pendingMigrations.map(
-      (m) => `${String(m.version).padStart(4, "0")}_${m.name}`,
-    ),
+    pending_migrations: diagnosis.pendingMigrations.map(migrationLabel),
     leader: diagnosis.leader && {
       holder: diagnosis.leader.holder,
       epoch: diagnosis.leader.epoch,

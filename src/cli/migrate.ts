@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { migrationLabel } from "../db/migrate.js";
 import { type GlobalOptions, rotaFor } from "./context.js";
 import { logLine, printJson } from "./output.js";
 
@@ -10,9 +11,7 @@ export function registerMigrate(program: Command): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       const rota = rotaFor(command.optsWithGlobals<GlobalOptions>());
       try {
-        const applied = await rota.migrate((m) =>
-          logLine(`applied ${String(m.version).padStart(4, "0")}_${m.name}`),
-        );
+        const applied = await rota.migrate((m) => logLine(`applied ${migrationLabel(m)}`));
         const status = await rota.schemaStatus();
         if (options.json)
           printJson({ ok: true, schema: rota.schema, applied, version: status.version });

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { RotaError } from "../errors.js";
 import { withRota } from "./context.js";
-import { printJson, snake, snakeTable } from "./output.js";
+import { integerOption, printJson, snake, table } from "./output.js";
 
 export function registerQueues(program: Command): void {
   const queues = program
@@ -31,7 +30,7 @@ export function registerQueues(program: Command): void {
           q.oldestAvailableMs === null ? null : (q.oldestAvailableMs / 1000).toFixed(1),
       }));
       process.stdout.write(
-        `${snakeTable(lines, ["name", "paused", "limit", ...states, "waiting_for_limit", "oldest_available_s"])}\n`,
+        `${table(lines, ["name", "paused", "limit", ...states, "waiting_for_limit", "oldest_available_s"])}\n`,
       );
     });
 
@@ -71,15 +70,7 @@ export function registerQueues(program: Command): void {
   }
 }
 
-/** A limit as typed: a whole number, or "none"; anything else is refused before connecting. */
+/** A limit as typed: "none", or a whole number (its range is setLimit's to check). */
 function parseLimit(text: string): number | null {
-  if (text === "none") return null;
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1) {
-    throw new RotaError(
-      "INVALID_OPTION",
-      `The limit must be a whole number of at least 1, or "none"; got ${JSON.stringify(text)}.`,
-      { details: { field: "limit", value: text } },
-    );
-  }
-  return Number(text);
+  return text === "none" ? null : integerOption("LIMIT", text);
 }

@@ -2,7 +2,11 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { RotaError } from "../errors.js";
 import { crontabSchedule, parseCrontab } from "../schedule/crontab.js";
-import type { ScheduleInput } from "../schedule/schedule-options.js";
+import {
+  DEFAULT_HORIZON,
+  DEFAULT_HORIZON_MS,
+  type ScheduleInput,
+} from "../schedule/schedule-options.js";
 import { withRota } from "./context.js";
 import { integerOption, isoDate, logLine, printJson, snake, snakeTable } from "./output.js";
 
@@ -146,8 +150,16 @@ export function registerSchedules(program: Command): void {
     .option("--catch-up <policy>", "after downtime: all, latest or none", "latest")
     .option("--catch-up-window-ms <ms>", "an execution not started within this becomes missed")
     .option("--overlap <policy>", "while the previous run runs: allow, skip or queue", "allow")
-    .option("--horizon <n>", "future executions kept materialized, at least", "3")
-    .option("--horizon-ms <ms>", "and kept materialized this far ahead, at least", "60000")
+    .option(
+      "--horizon <n>",
+      "future executions kept materialized, at least",
+      String(DEFAULT_HORIZON),
+    )
+    .option(
+      "--horizon-ms <ms>",
+      "and kept materialized this far ahead, at least",
+      String(DEFAULT_HORIZON_MS),
+    )
     .option("--external", "owned by another scheduler until handed over")
     .option("--json", "print JSON")
     .action(async (name: string, options: AddOptions, command: Command) => {

@@ -17,18 +17,8 @@ export function registerSweeps(program: Command): void {
         printJson(snake(rows));
         return;
       }
-      const lines = rows.map((s) => ({
-        name: s.name,
-        queue: s.queue,
-        max_running: s.maxRunning,
-        running: s.running,
-        waiting: s.waiting,
-        paused: s.paused,
-        cron: s.cron ?? "",
-        last_kicked_at: s.lastKickedAt?.toISOString() ?? "",
-      }));
       process.stdout.write(
-        `${snakeTable(lines, ["name", "queue", "max_running", "running", "waiting", "paused", "cron", "last_kicked_at"])}\n`,
+        `${snakeTable(rows, ["name", "queue", "max_running", "running", "waiting", "paused", "cron", "last_kicked_at"])}\n`,
       );
     });
 

@@ -157,11 +157,6 @@ export class Database {
   }
 }
 
-/**
- * Error classification lives in sqlstate.ts; this re-export keeps
- * src/worker/completer.ts's import working until it imports from there.
- */
-
 export function unreachable(config: pg.ClientConfig, cause: unknown): RotaError {
   const target = config.connectionString
     ? redactUrl(config.connectionString)

@@ -22,6 +22,11 @@ export interface Migration {
 
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
+/** A migration as its file is named: 0012_concurrency_limits. */
+export function migrationLabel(migration: { version: number; name: string }): string {
+  return `${String(migration.version).padStart(4, "0")}_${migration.name}`;
+}
+
 export function loadMigrations(): Migration[] {
   const dir = new URL("./migrations/", import.meta.url);
   const migrations = readdirSync(dir)
@@ -138,7 +143,7 @@ export async function migrate(
       } catch (cause) {
         throw new RotaError(
           "MIGRATION_FAILED",
-          `Migration ${String(migration.version).padStart(4, "0")}_${migration.name} failed and was rolled back: ${(cause as Error).message}`,
+          `Migration ${migrationLabel(migration)} failed and was rolled back: ${(cause as Error).message}`,
           { cause, details: { version: migration.version, name: migration.name } },
         );
       }

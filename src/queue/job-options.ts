@@ -44,7 +44,7 @@ export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
 
 const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TASK_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
-const INT32_MAX = 2_147_483_647;
+export const INT32_MAX = 2_147_483_647;
 
 export function validateQueueName(queue: unknown, field = "queue"): string {
   if (typeof queue !== "string" || !NAME.test(queue)) {
@@ -187,7 +187,6 @@ export interface JobDefaults {
   concurrencyLimit?: number;
 }
 
-/** Checks every option of one job; throws a RotaError naming the field. */
 /** What an enqueue's options may hold (`client` is the caller's transaction). */
 export const ENQUEUE_OPTION_KEYS = [
   "queue",
@@ -224,6 +223,7 @@ export function rejectUnknownKeys(
   }
 }
 
+/** Checks every option of one job; throws a RotaError naming the field. */
 export function normalizeJob(
   task: string,
   payloadJson: string,

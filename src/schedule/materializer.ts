@@ -15,8 +15,8 @@ import type { Database, Executor } from "../db/database.js";
 import {
   type DueRow,
   type LiveFuture,
+  type LockedScheduleRow,
   type MaterializeRow,
-  type ScheduleRow,
   scheduleQueries,
   type WrittenExecution,
 } from "../db/queries/schedules.js";
@@ -114,7 +114,7 @@ async function planRow(
 /** The next executions of one schedule, given what it has planned already (`live`). */
 function planSchedule(
   row: Pick<
-    ScheduleRow,
+    LockedScheduleRow,
     | "id"
     | "name"
     | "version"
@@ -374,7 +374,7 @@ export async function materializeOne(
   db: Database,
   events: RotaEvents,
   executor: Executor,
-  row: ScheduleRow,
+  row: LockedScheduleRow,
 ): Promise<MaterializeResult> {
   const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
   if (!row.enabled || row.paused || row.owner !== "rota") return total;

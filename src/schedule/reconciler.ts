@@ -16,7 +16,7 @@
  */
 
 import type { Database } from "../db/database.js";
-import { type ScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
+import { type LockedScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
@@ -77,7 +77,7 @@ async function reconcileOne(
       { id: row.id, paused: null, enabled: null, owner: null, resetCursor: true },
       client,
     );
-    const fresh = (await db.run(q.Lock, { name: null, id }, client)).rows[0] as ScheduleRow;
+    const fresh = (await db.run(q.Lock, { name: null, id }, client)).rows[0] as LockedScheduleRow;
     await materializeOne(db, events, client, fresh);
     total.reconciled++;
   });

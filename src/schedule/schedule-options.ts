@@ -1,3 +1,4 @@
+import { wholeNumber } from "../config.js";
 import type { Overlap, Owner } from "../db/queries/schedules.js";
 import { RotaError } from "../errors.js";
 import {
@@ -95,17 +96,6 @@ function oneOf<T extends string>(field: string, value: unknown, allowed: readonl
     `${field} must be one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${JSON.stringify(value)}.`,
     { details: { field, value } },
   );
-}
-
-function wholeNumber(field: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new RotaError(
-      "INVALID_OPTION",
-      `${field} must be a whole number from ${min} to ${max}, got ${String(value)}.`,
-      { details: { field, value } },
-    );
-  }
-  return value;
 }
 
 function parseAnchor(anchor: unknown): Date | null {

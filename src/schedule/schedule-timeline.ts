@@ -1,3 +1,4 @@
+import { wholeNumber } from "../config.js";
 import type { Database } from "../db/database.js";
 import { clockQueries } from "../db/queries/clock.js";
 import { scheduleQueries } from "../db/queries/schedules.js";
@@ -71,7 +72,7 @@ export async function upcomingRuns(
       { details: { field: "target", value: target } },
     );
   }
-  const row = await db.run(q.GetByName, { name: validateScheduleName(name) });
+  const row = await db.run(q.Get, { name: validateScheduleName(name), id: null });
   const schedule = row.rows[0];
   if (!schedule) throw notFound(name);
   if (!schedule.enabled || schedule.paused || schedule.owner !== "rota") return [];
@@ -129,7 +130,7 @@ export async function executionHistory(
       );
     }
   }
-  const row = await db.run(q.GetByName, { name: validateScheduleName(name) });
+  const row = await db.run(q.Get, { name: validateScheduleName(name), id: null });
   const schedule = row.rows[0];
   if (!schedule) throw notFound(name);
   const result = await db.run(q.History, {
@@ -152,14 +153,7 @@ export async function executionHistory(
 }
 
 export function validateLimit(limit: unknown): number {
-  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-    throw new RotaError(
-      "INVALID_OPTION",
-      `limit must be a whole number from 1 to 10000, got ${String(limit)}.`,
-      { details: { field: "limit", value: limit } },
-    );
-  }
-  return limit;
+  return wholeNumber("limit", limit, 1, 10_000);
 }
 
 export function notFound(name: string): RotaError {

@@ -1,5 +1,10 @@
 import type { Database, Executor } from "../db/database.js";
-import { type Owner, type ScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
+import {
+  type LockedScheduleRow,
+  type Owner,
+  type ScheduleRow,
+  scheduleQueries,
+} from "../db/queries/schedules.js";
 import type { RowOf } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -130,12 +135,12 @@ export class Schedules {
             this.db,
             this.events,
             client,
-            (await this.lock(client, null, id)) as ScheduleRow,
+            (await this.lock(client, null, id)) as LockedScheduleRow,
           )
         ).executions
       : 0;
     return {
-      schedule: toSchedule((await this.lock(client, null, id)) as ScheduleRow),
+      schedule: await this.current(client, id),
       outcome: inserted ? "created" : changed ? "changed" : "unchanged",
       superseded,
       materialized,
@@ -143,7 +148,7 @@ export class Schedules {
   }
 
   async get(name: string): Promise<Schedule | null> {
-    const result = await this.db.run(this.q.GetByName, { name: validateScheduleName(name) });
+    const result = await this.db.run(this.q.Get, { name: validateScheduleName(name), id: null });
     const row = result.rows[0];
     return row ? toSchedule(row) : null;
   }
@@ -376,7 +381,7 @@ export class Schedules {
           : (options.to ?? "rota");
       if (to !== candidate.owner) {
         await this.db.transaction(async (client) => {
-          const row = (await this.lock(client, null, candidate.id)) as ScheduleRow;
+          const row = (await this.lock(client, null, candidate.id)) as LockedScheduleRow;
           if (row.owner === to) return;
           if (to === "external") {
             await this.supersede(
@@ -392,7 +397,7 @@ export class Schedules {
               this.db,
               this.events,
               client,
-              (await this.lock(client, null, row.id)) as ScheduleRow,
+              (await this.lock(client, null, row.id)) as LockedScheduleRow,
             );
           }
           changes.push({ name: row.name, from: row.owner, to });
@@ -415,12 +420,11 @@ export class Schedules {
       if (supersedeReason) await this.supersede(client, row.id, null, supersedeReason);
       const resuming = change.paused === false || change.enabled === true;
       await this.setState(client, row.id, { ...change, resetCursor: resuming });
-      const fresh = (await this.lock(client, null, row.id)) as ScheduleRow;
       if (resuming) {
+        const fresh = (await this.lock(client, null, row.id)) as LockedScheduleRow;
         await materializeOne(this.db, this.events, client, fresh);
-        return toSchedule((await this.lock(client, null, row.id)) as ScheduleRow);
       }
-      return toSchedule(fresh);
+      return this.current(client, row.id);
     });
   }
 
@@ -455,12 +459,18 @@ export class Schedules {
     client: Executor,
     name: string | null,
     id?: string,
-  ): Promise<ScheduleRow | null> {
+  ): Promise<LockedScheduleRow | null> {
     const result = await this.db.run(this.q.Lock, { name, id: id ?? null }, client);
     return result.rows[0] ?? null;
   }
 
-  private async require(client: Executor, name: string): Promise<ScheduleRow> {
+  /** Schedule `id` as it stands in the caller's transaction, with its times. */
+  private async current(client: Executor, id: string): Promise<Schedule> {
+    const result = await this.db.run(this.q.Get, { name: null, id }, client);
+    return toSchedule(result.rows[0] as ScheduleRow);
+  }
+
+  private async require(client: Executor, name: string): Promise<LockedScheduleRow> {
     const row = await this.lock(client, validateScheduleName(name));
     if (!row) throw notFound(name);
     return row;

@@ -64,7 +64,6 @@ export class Claimer {
   private namedJob: string | null = null;
   private claimCount = 0;
   private claimOneCount = 0;
-  private heldBackCount = 0;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
   /**
@@ -91,11 +90,6 @@ export class Claimer {
   /** Jobs claimed by id from a wake-up that named them (ClaimOne), so far. */
   get claimedById(): number {
     return this.claimOneCount;
-  }
-
-  /** Candidates its claims held back because their concurrency key had its limit running. */
-  get heldByKey(): number {
-    return this.heldBackCount;
   }
 
   get prefetch(): number {
@@ -270,14 +264,13 @@ export class Claimer {
 
   /**
    * What the limits held back, announced (claim:limited). Nothing more: the
-   * worker that frees a slot wakes the queue (see Worker.wakeFreed), and a
+   * worker that frees a slot wakes the queue (the statement writing its outcome), and a
    * claim held back waits for that, as after an empty claim.
    */
   private noteLimits(row: ClaimRow | undefined): void {
     const heldByKey = row?.held_by_key ?? 0;
     const queuesAtLimit = row?.queues_at_limit ?? [];
     if (heldByKey === 0 && queuesAtLimit.length === 0) return;
-    this.heldBackCount += heldByKey;
     if (this.env.events.wants("claim:limited")) {
       this.env.events.emit("claim:limited", {
         workerId: this.settings.id,

@@ -30,7 +30,8 @@ export interface Written {
   attempt: number;
   /**
    * The job's queue when it ran under a concurrency limit: its written
-   * outcome frees a slot that other jobs may wait for (null otherwise).
+   * outcome frees a slot that other jobs may wait for, and the statement that
+   * writes it wakes the queue (null otherwise).
    */
   frees: string | null;
 }
@@ -212,6 +213,7 @@ export class Completer {
       ids: batch.map((s) => s.id),
       attempts: batch.map((s) => s.attempt),
       workerId: this.workerId,
+      wake: freedQueues(batch),
     });
     for (const success of this.accepted(batch, result.rows)) {
       this.events.emit("job:run:success", success.event);
@@ -227,6 +229,7 @@ export class Completer {
       retryMs: batch.map((f) => f.retryMs),
       cancelled: batch.map((f) => f.cancelled),
       workerId: this.workerId,
+      wake: freedQueues(batch),
     });
     const rows = new Map(result.rows.map((row) => [row.id, row]));
     for (const failure of this.accepted(batch, result.rows)) {
@@ -264,4 +267,11 @@ export class Completer {
     }
     return batch.filter((item) => ok.has(item.id));
   }
+}
+
+/** The queues whose limited slots a batch's outcomes free (Written.frees), once each. */
+function freedQueues(batch: readonly Written[]): string[] {
+  const queues: string[] = [];
+  for (const { frees } of batch) if (frees !== null && !queues.includes(frees)) queues.push(frees);
+  return queues;
 }

@@ -1,6 +1,5 @@
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
-import { enqueueQueries } from "../db/queries/enqueue.js";
 import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -29,8 +28,8 @@ export type { WorkerOptions } from "./worker-options.js";
  *   claim (batch, SKIP LOCKED) ─▶ HeldJobs buffer ─▶ Attempt (≤ concurrency) ─▶ Completer (batched)
  *        ▲ woken by NOTIFY (Listener), or by the ClaimTimer      │ heartbeat renews every held lease
  *
- * This file wires those parts and holds the claim loop, the heartbeat and
- * shutdown. Which jobs the worker holds, and the rule that one attempt of a
+ * This file wires those parts and holds settling an attempt, the heartbeat
+ * and shutdown; the claim loop is the Claimer's. Which jobs the worker holds, and the rule that one attempt of a
  * job runs at a time and never more than `concurrency` handlers, live in
  * HeldJobs; one attempt's run (context, timeout, failure, retry delay) in
  * Attempt; options and their defaults in worker-options.ts.
@@ -57,7 +56,6 @@ export class Worker {
   private readonly starts: StartRecorder;
   private readonly attemptEnv: AttemptEnvironment;
   private readonly q;
-  private readonly wakeQ;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private upkeepTimer: NodeJS.Timeout | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
@@ -99,7 +97,6 @@ export class Worker {
       applicationName: "rota worker claims",
     });
     this.q = jobQueries(this.db.schema);
-    this.wakeQ = enqueueQueries(this.db.schema);
     this.claimer = new Claimer(settings, this.heldJobs, {
       claimDb: this.claimDb,
       db: this.db,
@@ -143,16 +140,18 @@ export class Worker {
       this.id,
       settings.retention.succeededMs > 0,
       (written, retried) => {
-        const freed = new Set<string>();
+        let freed = false;
         for (const { id, attempt, frees } of written) {
           this.heldJobs.written(id, attempt);
-          if (frees !== null) freed.add(frees);
+          freed ||= frees !== null;
         }
-        if (freed.size > 0) this.wakeFreed([...freed]);
         // A retry waits in the table now: claim, so the worker finds it
-        // (due, or not yet: then it sleeps until it is, NextDue).
-        if (retried || freed.size > 0) this.claimer.claimSoon();
-        else this.claimer.claimForRoom();
+        // (due, or not yet: then it sleeps until it is, NextDue). A freed
+        // limited slot may start a job the limit held back: the write woke
+        // the queue's workers, this one among them while it listens (a claim
+        // here as well would be a second one).
+        if (retried || (freed && !this.listener?.listening)) this.claimer.claimSoon();
+        else if (!freed) this.claimer.claimForRoom();
       },
       (error) => this.reportError("completion", error),
     );
@@ -185,18 +184,6 @@ export class Worker {
           },
         })
       : null;
-  }
-
-  /**
-   * Outcomes written for jobs under a concurrency limit freed their slots:
-   * the workers of those queues are woken (this one claims at once as well),
-   * so a job the limit held back starts now, not at the next poll. If the
-   * wake-up is lost, the others find it at their next claim.
-   */
-  private wakeFreed(queues: string[]): void {
-    this.db
-      .run(this.wakeQ.Wake, { queues, dueInMs: null })
-      .catch((error) => this.reportError("wake", error));
   }
 
   /** Claim statements run so far (an idle worker runs about one per poll interval). */

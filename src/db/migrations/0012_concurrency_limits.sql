@@ -27,6 +27,9 @@ create index jobs_running_key on {{schema}}.jobs (concurrency_key)
 -- jobs a claim), to spare only the claims of limited queues a scan of the
 -- running jobs, which the workers' capacity bounds.
 
+-- (queue_paused, migration 0011, is left to NextDue: Claim asks queue_room,
+-- which answers for a pause too, and ClaimOne reads the queue's row itself.)
+
 -- What a claim may take from `queue`: `room` 0 while it is paused, null when
 -- it has no limit (nothing is locked then), else its limit less its running
 -- jobs; `limit_reached` when the limit leaves no room.

@@ -88,7 +88,8 @@ ranked as (
          -- missed one never takes a slot or makes a valid one look overlapping
          row_number() over (partition by j.concurrency_key, coalesce(j.deadline_at <= clock.now, false)
                             order by j.priority desc, j.run_at, j.id) as key_rank,
-         j.deadline_at <= clock.now as past_deadline
+         j.deadline_at <= clock.now as past_deadline,
+         j.queue_limited or j.concurrency_limit is not null as limited
   from next as j cross join clock
 ),
 -- What each candidate becomes. Most become 'running'. A schedule execution
@@ -107,11 +108,10 @@ decided as (
          -- The first :startNow (the worker's free slots) start at once; the
          -- others wait in its buffer, and their start is recorded when it comes.
          j.claim_rank <= :startNow::bigint as starts_now,
-         j.queue_limited or j.concurrency_limit is not null as limited,
+         j.limited,
          case when j.past_deadline then 'missed'
               -- A limited job only into a free slot, never the buffer.
-              when (j.queue_limited or j.concurrency_limit is not null)
-                   and j.claim_rank > :startNow::bigint then 'later'
+              when j.limited and j.claim_rank > :startNow::bigint then 'later'
               when j.concurrency_limit is not null then
                 -- (a subquery, not a join: only limited candidates ask it)
                 case when (select k.running from keys as k where k.key = j.concurrency_key)
@@ -168,9 +168,7 @@ held as (
         from decided) as d,
        (select coalesce(array_agg(name order by name) filter (where limit_reached), '{}'::text[])
                  as queues_at_limit,
-               (count(*) filter (where room > 0
-                                   and greatest(:startNow::int, 0) < least(:limit::int, room)))::int
-                 as cut
+               (count(*) filter (where room > 0 and take < least(:limit::int, room)))::int as cut
         from rooms) as r
 )
 -- In claim order: UPDATE returns rows in whatever order it met them (by id
@@ -181,12 +179,10 @@ held as (
 -- parsed by the client for every claimed job.)
 -- (The first claimed row need not be rank 1: a candidate ranked before it
 -- may have been held or put off.)
-select c.*,
-       case when c.id is null or c.claim_rank = h.first_rank then h.held_by_key end as held_by_key,
-       case when c.id is null or c.claim_rank = h.first_rank then h.queues_at_limit end
-         as queues_at_limit,
-       case when c.id is null or c.claim_rank = h.first_rank then h.deferred end as deferred
-from held as h left join claimed as c on true
+select c.*, f.held_by_key, f.queues_at_limit, f.deferred
+from held as h
+left join claimed as c on true
+left join lateral (select h.* where c.id is null or c.claim_rank = h.first_rank) as f on true
 order by c.claim_rank;
 
 -- name: ClaimOne
@@ -239,22 +235,41 @@ cross join lateral (
   limit 1
 ) as next;
 
+-- The three statements that write outcomes (CompleteByDelete,
+-- CompleteByKeep, Fail) also wake queues :wake, those of the jobs among them
+-- that ran under a concurrency limit: their slots free at this commit, and
+-- the jobs the limit held back start then (the workers of those queues
+-- claim). In the statement, not after it: one round trip per outcome batch.
+-- Empty (most batches), it calls nothing.
+
 -- name: CompleteByDelete
 -- Success with no retention: the row leaves at once. Fenced: only the lease
 -- holder's current attempt counts; a job rescued meanwhile is left alone.
-delete from {{schema}}.jobs as j
-using unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
-where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId and j.state = 'running'
-returning j.id::text;
+with written as (
+  delete from {{schema}}.jobs as j
+  using unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
+  where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
+    and j.state = 'running'
+  returning j.id::text
+)
+select w.id from written as w
+cross join (select case when cardinality(:wake::text[]) > 0
+                        then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
 -- name: CompleteByKeep
 -- Success with a retention: the row stays as 'succeeded' until pruned.
-update {{schema}}.jobs as j
-set state = 'succeeded', finished_at = (select {{schema}}.clock_now()),
-    lease_holder = null, lease_expires_at = null
-from unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
-where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId and j.state = 'running'
-returning j.id::text;
+with written as (
+  update {{schema}}.jobs as j
+  set state = 'succeeded', finished_at = (select {{schema}}.clock_now()),
+      lease_holder = null, lease_expires_at = null
+  from unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
+  where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
+    and j.state = 'running'
+  returning j.id::text
+)
+select w.id from written as w
+cross join (select case when cardinality(:wake::text[]) > 0
+                        then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
 -- name: Fail
 -- Records failed attempts, fenced like completion. Per job: retry_ms null
@@ -282,7 +297,8 @@ keyed as (
            or {{schema}}.unique_key_queued(f.unique_key)
          ) as gives_key_up
   from failed as f
-)
+),
+written as (
 update {{schema}}.jobs as j
 set state = case when f.cancel then 'cancelled'
                  when f.retry_ms is null then 'failed'
@@ -298,7 +314,11 @@ set state = case when f.cancel then 'cancelled'
     lease_expires_at = null
 from clock, keyed as f
 where j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
-returning j.id::text, j.state, j.run_at;
+returning j.id::text, j.state, j.run_at
+)
+select w.id, w.state, w.run_at from written as w
+cross join (select case when cardinality(:wake::text[]) > 0
+                        then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
 -- name: Heartbeat
 -- Extends the leases worker :workerId still holds, per job and attempt (:ids,

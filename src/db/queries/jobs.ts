@@ -90,6 +90,11 @@ interface Attempts {
   workerId: string;
 }
 
+/** Outcomes written: also the queues whose limited slots they free (woken in the statement). */
+interface Outcomes extends Attempts {
+  wake: readonly string[];
+}
+
 /** The queues and tasks a worker takes. */
 interface Takes {
   queues: readonly string[];
@@ -120,10 +125,10 @@ export const jobQueries = defineQueries("jobs", {
   ClaimOne: statement<Takes & { id: string; workerId: string; leaseMs: number }, ClaimedRow>(),
   /** due_in_ms is numeric: text from pg. */
   NextDue: statement<Takes, { due_in_ms: string | null }>(),
-  CompleteByDelete: statement<Attempts, { id: string }>(),
-  CompleteByKeep: statement<Attempts, { id: string }>(),
+  CompleteByDelete: statement<Outcomes, { id: string }>(),
+  CompleteByKeep: statement<Outcomes, { id: string }>(),
   Fail: statement<
-    Attempts & {
+    Outcomes & {
       /** JSON text per job. */
       errors: readonly string[];
       retryMs: readonly (number | null)[];

@@ -40,40 +40,31 @@ from written as w;
 -- whose concurrency key has its limit running (the larger of the two).
 -- Counts every job row: a scan of the jobs table, for an operator's listing.
 with clock as materialized (select {{schema}}.clock_now() as now),
-counts as (
+per_state as (
   select queue, state, count(*)::int as n,
          min(run_at) filter (where state = 'available') as oldest_available,
-         (count(*) filter (where state = 'available' and concurrency_limit is not null
-                             and {{schema}}.key_full(concurrency_key, concurrency_limit)))::int
-           as key_held
+         count(*) filter (where state = 'available' and concurrency_limit is not null
+                            and {{schema}}.key_full(concurrency_key, concurrency_limit)) as key_held
   from {{schema}}.jobs
   group by queue, state
 ),
-names as (
-  select queue as name from counts
-  union
-  select name from {{schema}}.queues
-),
 per_queue as (
-  select n.name, coalesce(p.paused, false) as paused, p.concurrency_limit,
-         coalesce((select jsonb_object_agg(c.state, c.n) from counts as c where c.queue = n.name),
-                  '{}'::jsonb) as counts,
-         (select extract(epoch from clock.now - min(c.oldest_available)) * 1000
-          from counts as c where c.queue = n.name)::float8 as oldest_available_ms,
-         coalesce((select c.n from counts as c where c.queue = n.name and c.state = 'available'), 0)
-           as available,
-         coalesce((select c.n from counts as c where c.queue = n.name and c.state = 'running'), 0)
-           as running,
-         coalesce((select c.key_held from counts as c where c.queue = n.name and c.state = 'available'), 0)
-           as key_held
-  from names as n
-  cross join clock
-  left join {{schema}}.queues as p on p.name = n.name
+  select queue as name, jsonb_object_agg(state, n) as counts,
+         min(oldest_available) as oldest_available,
+         coalesce(sum(n) filter (where state = 'available'), 0) as available,
+         coalesce(sum(n) filter (where state = 'running'), 0) as running,
+         sum(key_held) as key_held
+  from per_state
+  group by queue
 )
-select q.name, q.paused, q.concurrency_limit, q.counts, q.oldest_available_ms,
-       greatest(q.key_held,
-                case when q.concurrency_limit is null then 0
-                     else greatest(0, q.available - greatest(0, q.concurrency_limit - q.running)) end
+select coalesce(c.name, p.name) as name, coalesce(p.paused, false) as paused,
+       p.concurrency_limit, coalesce(c.counts, '{}'::jsonb) as counts,
+       (extract(epoch from clock.now - c.oldest_available) * 1000)::float8 as oldest_available_ms,
+       greatest(coalesce(c.key_held, 0),
+                case when p.concurrency_limit is null then 0
+                     else greatest(0, c.available - greatest(0, p.concurrency_limit - c.running)) end
        )::int as waiting_for_limit
-from per_queue as q
-order by q.name;
+from per_queue as c
+full join {{schema}}.queues as p on p.name = c.name
+cross join clock
+order by 1;

@@ -2,22 +2,9 @@
 -- schedule's executions (see docs/scheduling.md).
 -- The statement clock is a MATERIALIZED CTE wherever it is used per row.
 
--- name: GetByName
--- The schedule row, with when it runs next and when it last ran
--- (schedule_times, migration 0009).
-select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
-       s.every, s.anchor, s.timezone, s.catch_up,
-       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
-       s.enabled,
-       s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
-       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
-       t.next_planned_at, t.last_run_at
-from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t where s.name = :name;
-
--- name: Lock
--- The schedule row (by name :name or id :id), locked for a change made in the
--- caller's transaction, with its times as in GetByName (read before the
--- change: API calls that return the schedule lock it again after).
+-- name: Get
+-- The schedule row (by name :name or id :id), with when it runs next and
+-- when it last ran (schedule_times, migration 0009): what the API returns.
 select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
        s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
@@ -26,10 +13,24 @@ select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempt
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
        t.next_planned_at, t.last_run_at
 from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
-where s.name = :name or s.id = :id for update of s;
+where s.name = :name or s.id = :id;
+
+-- name: Lock
+-- The schedule row (by name :name or id :id), locked for a change made in the
+-- caller's transaction: the columns of Get without the times read from the
+-- executions, which planning and changes do not need (API calls that return
+-- the schedule Get it after the change).
+select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempts, s.cron,
+       s.every, s.anchor, s.timezone, s.catch_up,
+       s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
+       s.enabled,
+       s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
+       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at
+from {{schema}}.schedules as s
+where s.name = :name or s.id = :id for update;
 
 -- name: List
--- Schedules by name, with their times as in GetByName.
+-- Schedules by name, with their times as in Get.
 select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
        s.paused, s.owner, s.last_error, s.horizon, s.horizon_ms, s.cursor_at, s.last_planned_at,
        t.next_planned_at, t.last_run_at

@@ -5,8 +5,8 @@ import { defineQueries, statement } from "../sql.js";
 export type Overlap = "allow" | "skip" | "queue";
 export type Owner = "rota" | "external";
 
-/** A row of the schedules table as the statements return it. */
-export interface ScheduleRow {
+/** A row of the schedules table as Lock returns it (what planning and changes read). */
+export interface LockedScheduleRow {
   id: string;
   name: string;
   task: string;
@@ -39,6 +39,10 @@ export interface ScheduleRow {
   quiesced_at: Date | null;
   created_at: Date;
   updated_at: Date;
+}
+
+/** A schedule's row with its times read from its executions, as Get returns it. */
+export interface ScheduleRow extends LockedScheduleRow {
   /** Read from the executions: the earliest still planned ('scheduled'). */
   next_planned_at: Date | null;
   /** Read from the executions: when the last one that started started. */
@@ -122,8 +126,8 @@ type OfSchedule = { scheduleId: string };
 
 /** Every statement on schedules and their executions, from schedules.sql. */
 export const scheduleQueries = defineQueries("schedules", {
-  GetByName: statement<{ name: string }, ScheduleRow>(),
-  Lock: statement<{ name: string | null; id: string | null }, ScheduleRow>(),
+  Get: statement<{ name: string | null; id: string | null }, ScheduleRow>(),
+  Lock: statement<{ name: string | null; id: string | null }, LockedScheduleRow>(),
   List: statement<
     { owner: Owner | null; namePattern: string | null; limit: number },
     Pick<

@@ -16,8 +16,8 @@ select {{schema}}.sweep_define(:name, :queue, :maxRunning, :cron) as carried;
 select {{schema}}.sweep_top_up(:name, :runningInstance::bigint) as added;
 
 -- name: List
--- Every sweep with its instances running and waiting (queued), and whether
--- its queue is paused (a paused queue's sweep waits).
+-- Every sweep (or only sweep :name) with its instances running and waiting
+-- (queued), and whether its queue is paused (a paused queue's sweep waits).
 select s.name, s.queue, s.max_running, s.cron, s.last_kicked_at,
        coalesce(q.paused, false) as paused,
        (select count(*) from {{schema}}.jobs as j
@@ -29,4 +29,5 @@ select s.name, s.queue, s.max_running, s.cron, s.last_kicked_at,
          as waiting
 from {{schema}}.sweeps as s
 left join {{schema}}.queues as q on q.name = s.queue
+where :name::text is null or s.name = :name
 order by s.name;

@@ -1,4 +1,4 @@
-import { defineQueries, type NoParams, statement } from "../sql.js";
+import { defineQueries, statement } from "../sql.js";
 
 /** A sweep as List reports it. */
 export interface SweepRow {
@@ -19,5 +19,5 @@ export const sweepQueries = defineQueries("sweeps", {
     { carried: number }
   >(),
   TopUp: statement<{ name: string; runningInstance: string | null }, { added: number | null }>(),
-  List: statement<NoParams, SweepRow>(),
+  List: statement<{ name: string | null }, SweepRow>(),
 });
