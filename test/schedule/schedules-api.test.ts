@@ -100,6 +100,25 @@ describe("schedules API", () => {
     // (Stepping second by second from now to 2100 would take hours and time the test out.)
   });
 
+  it("upcoming lists each occurrence of a rare expression once: Feb 29 in Berlin", async () => {
+    await t.rota.schedules.upsert({
+      name: "leap-day",
+      task: "t",
+      cron: "0 0 29 2 *",
+      timezone: "Europe/Berlin",
+    });
+    const runs = await t.rota.schedules.upcoming("leap-day", {
+      from: new Date("2026-12-07T00:00:00Z"),
+      limit: 6,
+    });
+    // Midnight of each Feb 29 in Berlin (UTC+1): materialized, then computed.
+    expect(runs.map((r) => r.runAt.toISOString())).toEqual(
+      [2028, 2032, 2036, 2040, 2044, 2048].map((y) => `${y}-02-28T23:00:00.000Z`),
+    );
+    expect(new Set(runs.map((r) => r.runAt.getTime())).size).toBe(6);
+    expect(runs.map((r) => r.state)).toContain("computed");
+  });
+
   it("upserting a schedule that is in a hand-over again does not undo the hand-over", async () => {
     const input = { name: "legacy", task: "t", cron: "0 * * * *", owner: "external" } as const;
     await t.rota.schedules.upsert(input);

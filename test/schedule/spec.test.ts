@@ -38,6 +38,19 @@ function rotaErrorOf(fn: () => unknown): RotaError {
 const local = (d: Date, zone: string) => DateTime.fromJSDate(d, { zone });
 
 describe("cron", () => {
+  it("a rare expression yields the occurrences that exist, each once (Feb 29 in Berlin)", () => {
+    for (const zone of ["Europe/Berlin", "America/New_York", "UTC"]) {
+      const runs = nextOccurrences(
+        { cron: "0 0 29 2 *", timezone: zone },
+        at("2026-12-07T00:00:00Z"),
+        6,
+      );
+      expect(runs.map((r) => local(r, zone).toFormat("yyyy-MM-dd HH:mm"))).toEqual(
+        [2028, 2032, 2036, 2040, 2044, 2048].map((y) => `${y}-02-29 00:00`),
+      );
+    }
+  });
+
   it("a 5-field expression fires on its minutes, strictly after the given time", () => {
     const spec: ScheduleSpec = { cron: "*/15 * * * *", timezone: "UTC" };
     expect(iso(nextOccurrences(spec, at("2026-02-10T10:07:00Z"), 4))).toEqual([
