@@ -25,6 +25,13 @@ export const errorCodes = {
   INVALID_CRONTAB: "a crontab line cannot be turned into a schedule",
   SCHEDULE_NOT_FOUND: "no schedule with that name exists",
   EXECUTION_NOT_FOUND: "no planned execution of that schedule matches",
+  INVALID_TARGET: "a schedule target's key or payload is not valid",
+  TARGET_NOT_FOUND: "the schedule has no enabled target with that key",
+  INVALID_TARGET_SOURCE: "a schedule's target source is not a query rota can run",
+  DISTRIBUTION_NOT_REGISTERED:
+    "the schedule's distribution strategy is not registered in this process",
+  DISTRIBUTION_OVERFLOW: "the distribution cannot fit the schedule's targets in its window",
+  DISTRIBUTION_INVALID: "a custom distribution returned an offset outside the window",
   // database and schema
   DATABASE_UNREACHABLE: "rota cannot connect to PostgreSQL",
   SCHEMA_NOT_MIGRATED: "the rota schema is missing or behind the code",

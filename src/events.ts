@@ -48,6 +48,31 @@ export interface RotaEventMap {
   "schedule:execution:skipped": ScheduleExecutionRef & { reason: "operator" | "overlap" };
   /** Replaced after the schedule changed (or was paused, disabled or handed back). */
   "schedule:execution:superseded": ScheduleExecutionRef & { reason: string };
+  /**
+   * One cadence of a fanned-out schedule was planned: an execution per
+   * target (`executions` written), spread over `windowMs` by `distribution`.
+   */
+  "schedule:cadence:materialized": {
+    scheduleId: string;
+    name: string;
+    occurrenceAt: Date;
+    executions: number;
+    windowMs: number;
+    distribution: string;
+  };
+  /**
+   * A schedule's target source was read for a cadence: keys `added` as new
+   * targets, targets `removed`, keys `invalid` (empty or too long); or it
+   * failed (`error`), and the targets stayed as they were.
+   */
+  "schedule:targets:refreshed": {
+    scheduleId: string;
+    name: string;
+    added: number;
+    removed: number;
+    invalid: number;
+    error: string | null;
+  };
   /** A schedule whose spec does not parse was disabled (once); `error` says why. */
   "schedule:quiesced": { scheduleId: string; name: string; error: string };
   "leader:acquired": { lease: string; holder: string; epoch: number };

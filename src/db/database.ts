@@ -113,6 +113,30 @@ export class Database {
     return executor.query({ name: query.name, text: query.text, values });
   }
 
+  /**
+   * Runs a statement with text spliced in for each `{{name}}` of `fragments`
+   * (a schedule's target source, the operator's own query): sent unnamed,
+   * since its text is not the same for every call.
+   */
+  runSpliced<P extends object, R extends pg.QueryResultRow>(
+    query: NamedQuery<P, R>,
+    params: NoInfer<P>,
+    fragments: Record<string, string>,
+    executor: Executor = this.pool,
+  ): Promise<pg.QueryResult<R>> {
+    let values: unknown[];
+    try {
+      values = bindValues(query as NamedQuery<never>, params);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let text = query.text;
+    for (const [name, fragment] of Object.entries(fragments)) {
+      text = text.replaceAll(`{{${name}}}`, fragment);
+    }
+    return executor.query<R>({ text, values });
+  }
+
   /** Runs `fn` in a transaction on one pooled client: commit on success, roll back on throw. */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.connect();

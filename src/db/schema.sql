@@ -1,4 +1,4 @@
--- rota's schema after migration 0013_sweeps, as pg_dump --schema-only prints it
+-- rota's schema after migration 0014_schedule_targets, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -238,6 +238,8 @@ CREATE TABLE rota.jobs (
     overlap text,
     unstarted_rescues smallint DEFAULT 0 NOT NULL,
     concurrency_limit integer,
+    planned_offset_ms bigint,
+    distribution text,
     CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
     CONSTRAINT jobs_concurrency_limit_valid CHECK (((concurrency_limit IS NULL) OR ((concurrency_limit >= 1) AND (concurrency_key IS NOT NULL)))),
     CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),
@@ -289,6 +291,19 @@ CREATE TABLE rota.queues (
     CONSTRAINT queues_name_valid CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
 );
 
+-- TABLE: schedule_targets
+
+CREATE TABLE rota.schedule_targets (
+    schedule_id bigint NOT NULL,
+    target_key text NOT NULL COLLATE pg_catalog."C",
+    payload jsonb,
+    enabled boolean DEFAULT true NOT NULL,
+    from_source boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    CONSTRAINT schedule_targets_key_valid CHECK (((octet_length(target_key) >= 1) AND (octet_length(target_key) <= 200)))
+);
+
 -- TABLE: schedules
 
 CREATE TABLE rota.schedules (
@@ -314,14 +329,29 @@ CREATE TABLE rota.schedules (
     cursor_at timestamp with time zone,
     fill_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     last_planned_at timestamp with time zone,
-    version text GENERATED ALWAYS AS (md5(((((((((((((((((((((((task || ''::text) || (payload)::text) || ''::text) || queue) || ''::text) || (priority)::text) || ''::text) || COALESCE((max_attempts)::text, ''::text)) || ''::text) || COALESCE(cron, ''::text)) || ''::text) || COALESCE(every, ''::text)) || ''::text) || COALESCE((EXTRACT(epoch FROM (anchor - '1970-01-01 00:00:00+00'::timestamp with time zone)))::text, ''::text)) || ''::text) || timezone) || ''::text) || catch_up) || ''::text) || COALESCE((catch_up_window_ms)::text, ''::text)) || ''::text) || overlap))) STORED,
     materialized_version text,
     last_error text,
     quiesced_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
     updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
     horizon_ms integer DEFAULT 60000 NOT NULL,
+    fan_out boolean DEFAULT false NOT NULL,
+    window_ms bigint,
+    distribution text DEFAULT 'random'::text NOT NULL,
+    batch_size integer,
+    batch_every_ms bigint,
+    seed bigint,
+    target_source text,
+    version text GENERATED ALWAYS AS (md5((((((((((((((((((((((((task || ''::text) || (payload)::text) || ''::text) || queue) || ''::text) || (priority)::text) || ''::text) || COALESCE((max_attempts)::text, ''::text)) || ''::text) || COALESCE(cron, ''::text)) || ''::text) || COALESCE(every, ''::text)) || ''::text) || COALESCE((EXTRACT(epoch FROM (anchor - '1970-01-01 00:00:00+00'::timestamp with time zone)))::text, ''::text)) || ''::text) || timezone) || ''::text) || catch_up) || ''::text) || COALESCE((catch_up_window_ms)::text, ''::text)) || ''::text) || overlap) ||
+CASE
+    WHEN (fan_out OR (window_ms IS NOT NULL) OR (distribution <> 'random'::text) OR (seed IS NOT NULL) OR (target_source IS NOT NULL)) THEN (((((((((((((''::text || (fan_out)::text) || ''::text) || COALESCE((window_ms)::text, ''::text)) || ''::text) || distribution) || ''::text) || COALESCE((batch_size)::text, ''::text)) || ''::text) || COALESCE((batch_every_ms)::text, ''::text)) || ''::text) || COALESCE((seed)::text, ''::text)) || ''::text) || COALESCE(target_source, ''::text))
+    ELSE ''::text
+END))) STORED,
+    CONSTRAINT schedules_batch_every_valid CHECK ((batch_every_ms >= 1)),
+    CONSTRAINT schedules_batch_size_valid CHECK ((batch_size >= 1)),
+    CONSTRAINT schedules_batches_complete CHECK (((distribution = 'batches'::text) = ((batch_size IS NOT NULL) AND (batch_every_ms IS NOT NULL)))),
     CONSTRAINT schedules_catch_up_valid CHECK ((catch_up = ANY (ARRAY['all'::text, 'latest'::text, 'none'::text]))),
+    CONSTRAINT schedules_distribution_valid CHECK ((distribution ~ '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'::text)),
     CONSTRAINT schedules_horizon_ms_valid CHECK (((horizon_ms >= 0) AND (horizon_ms <= 86400000))),
     CONSTRAINT schedules_horizon_valid CHECK (((horizon >= 1) AND (horizon <= 1000))),
     CONSTRAINT schedules_max_attempts_valid CHECK ((max_attempts >= 1)),
@@ -331,6 +361,7 @@ CREATE TABLE rota.schedules (
     CONSTRAINT schedules_owner_valid CHECK ((owner = ANY (ARRAY['rota'::text, 'external'::text]))),
     CONSTRAINT schedules_queue_length CHECK (((octet_length(queue) >= 1) AND (octet_length(queue) <= 128))),
     CONSTRAINT schedules_task_length CHECK (((octet_length(task) >= 1) AND (octet_length(task) <= 128))),
+    CONSTRAINT schedules_window_ms_valid CHECK ((window_ms > 0)),
     CONSTRAINT schedules_window_valid CHECK ((catch_up_window_ms > 0))
 );
 
@@ -384,6 +415,11 @@ ALTER TABLE ONLY rota.migrations
 
 ALTER TABLE ONLY rota.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+
+-- CONSTRAINT: schedule_targets schedule_targets_pkey
+
+ALTER TABLE ONLY rota.schedule_targets
+    ADD CONSTRAINT schedule_targets_pkey PRIMARY KEY (schedule_id, target_key);
 
 -- CONSTRAINT: schedules schedules_name_key
 
@@ -447,3 +483,8 @@ CREATE INDEX schedules_drifted ON rota.schedules USING btree (id) WHERE ((materi
 -- INDEX: schedules_fill
 
 CREATE INDEX schedules_fill ON rota.schedules USING btree (fill_at) WHERE (enabled AND (NOT paused) AND (owner = 'rota'::text));
+
+-- FK CONSTRAINT: schedule_targets schedule_targets_schedule_id_fkey
+
+ALTER TABLE ONLY rota.schedule_targets
+    ADD CONSTRAINT schedule_targets_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES rota.schedules(id) ON DELETE CASCADE;

@@ -14,6 +14,7 @@
 import type { Database, Executor } from "../db/database.js";
 import {
   type DueRow,
+  type FanOutColumns,
   type LiveFuture,
   type LockedScheduleRow,
   type MaterializeRow,
@@ -23,8 +24,15 @@ import {
 import { isDataException, isStatementError } from "../db/sqlstate.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import {
+  type FanOutSchedule,
+  fanOutCadence,
+  fanOutLive,
+  openCadence,
+  refreshFromSource,
+} from "./fan-out.js";
 import { type Plan, planExecutions } from "./plan.js";
-import { compileSpec, specOf } from "./spec.js";
+import { compileSpec, type Grid, specOf } from "./spec.js";
 
 export interface LeaseFence {
   name: string;
@@ -50,6 +58,8 @@ interface Planned {
   expectedCursor: Date | null;
   plan: Plan;
   fillAt: Date;
+  /** A schedule that fans out to targets: its row and grid (null: its own grid). */
+  fanOut: { schedule: FanOutSchedule; grid: Grid; now: Date } | null;
 }
 
 const NEVER = new Date(8_640_000_000_000_000);
@@ -80,7 +90,24 @@ export async function materializeDue(
       const item = await planRow(db, events, row, total);
       if (item) planned.push(item);
     }
-    const result = await writeIsolated(db, events, planned, options.lease ?? null, total);
+    const lease = options.lease ?? null;
+    let result = await writeIsolated(
+      db,
+      events,
+      planned.filter((p) => p.fanOut === null),
+      lease,
+      total,
+    );
+    // A fanned-out schedule writes a cadence per transaction of its own.
+    for (const item of planned) {
+      if (item.fanOut === null) continue;
+      try {
+        result += await writeFanOut(db, events, item, lease, total);
+      } catch (error) {
+        total.failed++;
+        if (await setAside(db, events, item, error)) total.quiesced++;
+      }
+    }
     // Schedules whose write was refused stay due; stop rather than spin on them.
     if (due.rows.length < batchSize || result === 0) break;
   }
@@ -111,7 +138,13 @@ async function planRow(
   }
 }
 
-/** The next executions of one schedule, given what it has planned already (`live`). */
+/**
+ * The next executions of one schedule, given what it has planned already
+ * (`live`). A fanned-out schedule counts its planned occurrences from its
+ * grid, and keeps one cadence ahead (besides its time horizon): each
+ * cadence is an execution per target, and a target added meanwhile joins
+ * at the next one.
+ */
 function planSchedule(
   row: Pick<
     LockedScheduleRow,
@@ -127,14 +160,17 @@ function planSchedule(
     | "horizon_ms"
     | "catch_up"
     | "catch_up_window_ms"
-  >,
-  live: LiveFuture,
+  > &
+    FanOutColumns,
+  given: LiveFuture,
 ): Planned {
+  const grid = compileSpec(specOf(row));
+  const live = row.fan_out ? fanOutLive(grid, row.cursor_at, given.now) : given;
   const plan = planExecutions({
-    grid: compileSpec(specOf(row)),
+    grid,
     cursor: row.cursor_at,
     now: live.now,
-    horizon: row.horizon,
+    horizon: row.fan_out ? 1 : row.horizon,
     horizonMs: row.horizon_ms,
     liveFuture: live.count,
     lastLiveOccurrence: live.last_occurrence,
@@ -148,6 +184,7 @@ function planSchedule(
     expectedCursor: row.cursor_at,
     plan,
     fillAt: fillAt(plan, live.first_run_at, live.now),
+    fanOut: row.fan_out ? { schedule: row, grid, now: live.now } : null,
   };
 }
 
@@ -184,7 +221,10 @@ export async function setAside(
   error: unknown,
 ): Promise<boolean> {
   const message = (error as Error).message ?? String(error);
-  if (isDataException(error) || isRotaError(error)) {
+  // A strategy this orchestrator lacks, or one that cannot fit the targets
+  // now, may be fine elsewhere or later: the schedule says why and waits.
+  const distribution = isRotaError(error) && error.code.startsWith("DISTRIBUTION_");
+  if (!distribution && (isDataException(error) || isRotaError(error))) {
     return quiesce(db, events, schedule.id, schedule.name, schedule.version, message);
   }
   await db
@@ -368,13 +408,16 @@ export async function supersedeExecutions(
  * Plans one schedule inside the caller's transaction (a create, change,
  * resume, enable, skip or hand-over), from its cursor, or from a baseline
  * when the cursor is null. Stale future executions must already be
- * superseded, and the caller must hold the row's lock.
+ * superseded, and the caller must hold the row's lock. `openCadence` (a
+ * change of a fanned-out schedule): the cadence in progress is re-planned
+ * too, for its targets whose new slot is still ahead.
  */
 export async function materializeOne(
   db: Database,
   events: RotaEvents,
   executor: Executor,
   row: LockedScheduleRow,
+  options: { openCadence?: boolean } = {},
 ): Promise<MaterializeResult> {
   const total: MaterializeResult = { schedules: 0, executions: 0, quiesced: 0, failed: 0 };
   if (!row.enabled || row.paused || row.owner !== "rota") return total;
@@ -384,6 +427,68 @@ export async function materializeOne(
     executor,
   );
   const item = planSchedule(row, live.rows[0] as LiveFuture);
-  await write(db, events, [item], null, total, executor);
+  if (item.fanOut === null) {
+    await write(db, events, [item], null, total, executor);
+    return total;
+  }
+  await writeFanOut(db, events, item, null, total, executor);
+  const open = options.openCadence
+    ? openCadence(item.fanOut.grid, item.fanOut.schedule, item.fanOut.now)
+    : null;
+  if (open !== null) {
+    total.executions += await fanOutCadence(
+      db,
+      events,
+      executor,
+      item.fanOut.schedule,
+      item.fanOut.grid,
+      open,
+      true,
+    );
+  }
   return total;
+}
+
+/**
+ * Writes a fanned-out schedule's plan in one transaction (the caller's, or
+ * its own): the cursor advances with compare-and-set and any missed
+ * occurrences are recorded once each (target ''), as for any schedule; then
+ * the target source is read, and each planned cadence gets an execution per
+ * target. Returns 1 when the cursor advanced.
+ */
+async function writeFanOut(
+  db: Database,
+  events: RotaEvents,
+  item: Planned,
+  lease: LeaseFence | null,
+  total: MaterializeResult,
+  executor?: Executor,
+): Promise<number> {
+  const fan = item.fanOut as NonNullable<Planned["fanOut"]>;
+  const work = async (client: Executor): Promise<number> => {
+    const missed = item.plan.executions.filter((e) => e.state === "missed");
+    const advanced = await write(
+      db,
+      events,
+      [{ ...item, plan: { ...item.plan, executions: missed } }],
+      lease,
+      total,
+      client,
+    );
+    if (advanced === 0) return 0;
+    await refreshFromSource(db, events, client, fan.schedule);
+    for (const execution of item.plan.executions) {
+      if (execution.state !== "scheduled") continue;
+      total.executions += await fanOutCadence(
+        db,
+        events,
+        client,
+        fan.schedule,
+        fan.grid,
+        execution,
+      );
+    }
+    return advanced;
+  };
+  return executor ? work(executor) : db.transaction(work);
 }

@@ -78,7 +78,7 @@ async function reconcileOne(
       client,
     );
     const fresh = (await db.run(q.Lock, { name: null, id }, client)).rows[0] as LockedScheduleRow;
-    await materializeOne(db, events, client, fresh);
+    await materializeOne(db, events, client, fresh, { openCadence: true });
     total.reconciled++;
   });
 }

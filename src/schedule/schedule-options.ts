@@ -8,8 +8,9 @@ import {
   validateTaskName,
 } from "../queue/job-options.js";
 import type { TaskDefinition } from "../task.js";
+import { BUILT_IN_DISTRIBUTIONS, validDistributionName } from "./distribution.js";
 import type { CatchUp } from "./plan.js";
-import { compileSpec, DEFAULT_TIMEZONE, type ScheduleSpec } from "./spec.js";
+import { compileSpec, DEFAULT_TIMEZONE, parseInterval, type ScheduleSpec } from "./spec.js";
 
 /** A schedule as given to `rota.schedules.upsert()` (and `rota schedules add`). */
 export interface ScheduleInput<Payload = unknown> {
@@ -47,7 +48,31 @@ export interface ScheduleInput<Payload = unknown> {
   horizonMs?: number;
   /** "external": another scheduler fires it until `handover`; default "rota". */
   owner?: Owner;
+  /**
+   * Fan-out: the window each cadence's targets are spread over, after the
+   * occurrence ("1h", "90m", or ms), capped at the gap to the next occurrence.
+   */
+  window?: string | number;
+  /**
+   * How targets are placed in the window: "random" (default), "spread",
+   * "batches:K/DURATION" or { batches: { size, every } }, or the name of a
+   * strategy registered with defineDistribution.
+   */
+  distribution?: DistributionInput;
+  /** What "random" draws from; default the schedule's name. */
+  seed?: number;
+  /**
+   * An SQL query on your own tables returning a `key` column: the targets,
+   * read again each cadence (those it stops returning leave). Makes the
+   * schedule fan out.
+   */
+  targetSource?: string;
 }
+
+/** A distribution as given in a schedule's input. */
+export type DistributionInput =
+  | string
+  | { batches: { size: number; every?: string | number; everyMs?: number } };
 
 /** The validated input, in the shape of the schedules table. */
 export interface NormalizedSchedule {
@@ -67,6 +92,12 @@ export interface NormalizedSchedule {
   horizon: number;
   horizonMs: number;
   owner: Owner;
+  windowMs: number | null;
+  distribution: string;
+  batchSize: number | null;
+  batchEveryMs: number | null;
+  seed: number | null;
+  targetSource: string | null;
 }
 
 export const DEFAULT_HORIZON = 3;
@@ -197,5 +228,131 @@ export function normalizeSchedule(
     horizon: wholeNumber("horizon", input.horizon ?? DEFAULT_HORIZON, 1, MAX_HORIZON),
     horizonMs: wholeNumber("horizonMs", input.horizonMs ?? DEFAULT_HORIZON_MS, 0, MAX_HORIZON_MS),
     owner: oneOf("owner", input.owner ?? "rota", ["rota", "external"] as const),
+    ...normalizeFanOut(name, input),
   };
+}
+
+/** The longest window: a year. */
+export const MAX_WINDOW_MS = 366 * 86_400_000;
+/** The longest target source query accepted, in characters. */
+export const MAX_TARGET_SOURCE_LENGTH = 10_000;
+
+/** A duration as "1h", "90m", "PT1H" or whole ms (a day counts as 24 hours). */
+export function parseDurationMs(field: string, value: unknown, max: number): number {
+  if (typeof value === "number") return wholeNumber(field, value, 1, max);
+  let ms = Number.NaN;
+  try {
+    const interval = parseInterval(value);
+    if (interval.months === 0) ms = interval.days * 86_400_000 + interval.ms;
+  } catch {
+    // reported below, with this field's name
+  }
+  if (!(ms >= 1 && ms <= max)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `${field} must be a duration such as "30s", "15m", "1h" or "PT1H" (months are not a fixed length), or a whole number of ms, up to ${max} ms; got ${JSON.stringify(value)}.`,
+      { details: { field, value } },
+    );
+  }
+  return ms;
+}
+
+/** Parses a distribution: a name, "batches:K/DURATION", or { batches: { size, every } }. */
+export function parseDistribution(value: unknown): {
+  distribution: string;
+  batchSize: number | null;
+  batchEveryMs: number | null;
+} {
+  if (typeof value === "object" && value !== null && "batches" in value) {
+    const batches = (value as { batches: unknown }).batches as {
+      size?: unknown;
+      every?: unknown;
+      everyMs?: unknown;
+    } | null;
+    return {
+      distribution: "batches",
+      batchSize: wholeNumber("distribution.batches.size", batches?.size, 1, 2_147_483_647),
+      batchEveryMs: parseDurationMs(
+        "distribution.batches.every",
+        batches?.everyMs ?? batches?.every,
+        MAX_WINDOW_MS,
+      ),
+    };
+  }
+  const text = typeof value === "string" ? value.trim() : value;
+  const batches = typeof text === "string" ? /^batches:(\d+)\/(.+)$/.exec(text) : null;
+  if (batches) {
+    return {
+      distribution: "batches",
+      batchSize: wholeNumber("distribution batch size", Number(batches[1]), 1, 2_147_483_647),
+      batchEveryMs: parseDurationMs("distribution batch interval", batches[2], MAX_WINDOW_MS),
+    };
+  }
+  if (text === "batches" || !validDistributionName(text)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `Invalid distribution ${JSON.stringify(value)}: use ${BUILT_IN_DISTRIBUTIONS.filter(
+        (d) => d !== "batches",
+      )
+        .map((d) => `"${d}"`)
+        .join(
+          ", ",
+        )}, "batches:K/DURATION" (such as "batches:100/1m"), { batches: { size, every } }, or the name of a strategy registered with defineDistribution.`,
+      { details: { field: "distribution", value } },
+    );
+  }
+  return { distribution: text, batchSize: null, batchEveryMs: null };
+}
+
+function normalizeFanOut(
+  name: string,
+  input: ScheduleInput,
+): Pick<
+  NormalizedSchedule,
+  "windowMs" | "distribution" | "batchSize" | "batchEveryMs" | "seed" | "targetSource"
+> {
+  const windowMs =
+    input.window === undefined ? null : parseDurationMs("window", input.window, MAX_WINDOW_MS);
+  const choice = parseDistribution(input.distribution ?? "random");
+  if (choice.distribution !== "random" && windowMs === null) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `Schedule "${name}": distribution "${choice.distribution}" places targets inside a window; give one (window: "1h").`,
+      { details: { field: "window" } },
+    );
+  }
+  const seed =
+    input.seed === undefined
+      ? null
+      : wholeNumber("seed", input.seed, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  return { windowMs, ...choice, seed, targetSource: validateTargetSource(input.targetSource) };
+}
+
+/**
+ * A target source's shape (the database checks the query itself when the
+ * schedule is written): one SELECT, without parameters or a trailing ";".
+ */
+function validateTargetSource(source: unknown): string | null {
+  if (source === undefined || source === null) return null;
+  const text = typeof source === "string" ? source.trim() : "";
+  const why =
+    typeof source !== "string" || text === ""
+      ? "give an SQL query returning a key column"
+      : text.length > MAX_TARGET_SOURCE_LENGTH
+        ? `it is longer than ${MAX_TARGET_SOURCE_LENGTH} characters`
+        : text.endsWith(";")
+          ? 'remove the trailing ";" (give one query)'
+          : /\$\d/.test(text)
+            ? "it refers to a parameter ($1 ...), but a target source takes none"
+            : text.includes("\u0000")
+              ? "it contains a NUL character"
+              : null;
+  if (why !== null) {
+    throw new RotaError(
+      "INVALID_TARGET_SOURCE",
+      `Invalid target source: ${why}. Example: "select id::text as key from projects where scans_enabled".`,
+      { details: { field: "targetSource", value: source } },
+    );
+  }
+  return text;
 }

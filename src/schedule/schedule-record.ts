@@ -1,5 +1,7 @@
 import type { ScheduleRow } from "../db/queries/schedules.js";
+import { cappedWindowMs } from "./distribution.js";
 import type { NormalizedSchedule } from "./schedule-options.js";
+import { compileSpec, specOf } from "./spec.js";
 
 /** A schedule as rota reports it: its input as stored, and its state. */
 export interface Schedule extends Omit<NormalizedSchedule, "payload"> {
@@ -26,6 +28,13 @@ export interface Schedule extends Omit<NormalizedSchedule, "payload"> {
   lastError: string | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Runs for its targets (schedules.targets, targetSource) instead of its own grid. */
+  fanOut: boolean;
+  /**
+   * The window as it applies: `windowMs` capped at the gap to the next
+   * occurrence (from the cursor on), null without a window.
+   */
+  effectiveWindowMs: number | null;
 }
 
 export function toSchedule(row: ScheduleRow): Schedule {
@@ -57,5 +66,30 @@ export function toSchedule(row: ScheduleRow): Schedule {
     lastError: row.last_error,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    fanOut: row.fan_out,
+    windowMs: row.window_ms,
+    effectiveWindowMs: effectiveWindow(row),
+    distribution: row.distribution,
+    batchSize: row.batch_size,
+    batchEveryMs: row.batch_every_ms,
+    seed: row.seed,
+    targetSource: row.target_source,
   };
+}
+
+/** A schedule's window capped at the gap between its next two occurrences. */
+export function effectiveWindow(
+  row: Pick<ScheduleRow, "window_ms" | "cron" | "every" | "anchor" | "timezone"> & {
+    cursor_at?: Date | null;
+  },
+): number | null {
+  if (row.window_ms === null) return null;
+  try {
+    const grid = compileSpec(specOf(row));
+    const first = row.cursor_at ?? grid.next(new Date());
+    if (first === null) return row.window_ms;
+    return cappedWindowMs(row.window_ms, first, grid.next(first));
+  } catch {
+    return row.window_ms; // a spec that does not parse: the schedule says why in lastError
+  }
 }

@@ -5,6 +5,7 @@ import {
   type ScheduleRow,
   scheduleQueries,
 } from "../db/queries/schedules.js";
+import { targetQueries } from "../db/queries/targets.js";
 import type { RowOf } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -26,6 +27,7 @@ import {
   upcomingRuns,
   validateLimit,
 } from "./schedule-timeline.js";
+import { ScheduleTargets } from "./targets.js";
 
 export type { Schedule } from "./schedule-record.js";
 export type { ScheduleExecution, UpcomingRun } from "./schedule-timeline.js";
@@ -54,6 +56,8 @@ export interface HandoverChange {
  */
 export class Schedules {
   private readonly q;
+  /** The keys each schedule fans out to (add, remove, list, count). */
+  readonly targets: ScheduleTargets;
 
   constructor(
     private readonly db: Database,
@@ -62,6 +66,21 @@ export class Schedules {
     private readonly payloadLimitBytes: number,
   ) {
     this.q = scheduleQueries(db.schema);
+    this.targets = new ScheduleTargets(
+      db,
+      events,
+      {
+        require: (client, name) => this.require(client, name),
+        resetCursor: (client, id) => this.setState(client, id, { resetCursor: true }),
+        lockById: async (client, id) => (await this.lock(client, null, id)) as LockedScheduleRow,
+        idOf: async (name) => {
+          const row = await this.db.run(this.q.Get, { name: validateScheduleName(name), id: null });
+          if (!row.rows[0]) throw notFound(name);
+          return row.rows[0].id;
+        },
+      },
+      payloadLimitBytes,
+    );
   }
 
   /** Creates or changes a schedule by name; calling it again with the same input changes nothing. */
@@ -112,6 +131,7 @@ export class Schedules {
   }
 
   private async upsertOn(client: Executor, schedule: NormalizedSchedule): Promise<UpsertResult> {
+    if (schedule.targetSource !== null) await this.checkSource(client, schedule);
     const before = await this.lock(client, schedule.name);
     const written = await this.db.run(this.q.Upsert, schedule, client);
     const { id, version, owner, inserted } = written.rows[0] as RowOf<typeof this.q.Upsert>;
@@ -128,7 +148,8 @@ export class Schedules {
       }
       await this.setState(client, id, { resetCursor: true });
     }
-    // A change re-plans from the row as it now stands (cursor reset).
+    // A change re-plans from the row as it now stands (cursor reset); for a
+    // fanned-out schedule, the cadence in progress too.
     const materialized = changed
       ? (
           await materializeOne(
@@ -136,6 +157,7 @@ export class Schedules {
             this.events,
             client,
             (await this.lock(client, null, id)) as LockedScheduleRow,
+            { openCadence: !inserted },
           )
         ).executions
       : 0;
@@ -409,6 +431,31 @@ export class Schedules {
   }
 
   // ── helpers ─────────────────────────────────────────────────────────────
+
+  /**
+   * Runs a target source once, reading no rows, in a savepoint: a query the
+   * database refuses (a syntax error, a missing table or key column) is a
+   * typed error, and the caller's transaction writes nothing.
+   */
+  private async checkSource(client: Executor, schedule: NormalizedSchedule): Promise<void> {
+    await client.query({ text: "savepoint rota_check_source" });
+    try {
+      await this.db.runSpliced(
+        targetQueries(this.db.schema).CheckSource,
+        {},
+        { target_source: schedule.targetSource as string },
+        client,
+      );
+      await client.query({ text: "release savepoint rota_check_source" });
+    } catch (cause) {
+      await client.query({ text: "rollback to savepoint rota_check_source" });
+      throw new RotaError(
+        "INVALID_TARGET_SOURCE",
+        `Schedule "${schedule.name}": its target source does not run: ${(cause as Error).message}. It must be one SELECT returning a key column, such as "select id::text as key from projects where scans_enabled".`,
+        { cause, details: { name: schedule.name, field: "targetSource" } },
+      );
+    }
+  }
 
   private async changeState(
     name: string,

@@ -141,6 +141,6 @@ describe("query modules", () => {
       "leaseMs",
     ]);
     expect(enqueueQueries("s2").CopyJobs.params).toEqual([]);
-    expect(scheduleQueries("s2").Upsert.params).toHaveLength(16);
+    expect(scheduleQueries("s2").Upsert.params).toHaveLength(22);
   });
 });

@@ -11,6 +11,8 @@ select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempt
        s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
        s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
+       s.fan_out, s.window_ms::float8 as window_ms, s.distribution, s.batch_size,
+       s.batch_every_ms::float8 as batch_every_ms, s.seed::float8 as seed, s.target_source,
        t.next_planned_at, t.last_run_at
 from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
 where s.name = :name or s.id = :id;
@@ -25,7 +27,9 @@ select s.id::text, s.name, s.task, s.payload, s.queue, s.priority, s.max_attempt
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.overlap, s.horizon, s.horizon_ms,
        s.enabled,
        s.paused, s.owner, s.handover, s.cursor_at, s.fill_at, s.last_planned_at, s.version,
-       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at
+       s.materialized_version, s.last_error, s.quiesced_at, s.created_at, s.updated_at,
+       s.fan_out, s.window_ms::float8 as window_ms, s.distribution, s.batch_size,
+       s.batch_every_ms::float8 as batch_every_ms, s.seed::float8 as seed, s.target_source
 from {{schema}}.schedules as s
 where s.name = :name or s.id = :id for update;
 
@@ -33,7 +37,8 @@ where s.name = :name or s.id = :id for update;
 -- Schedules by name, with their times as in Get.
 select s.id::text, s.name, s.task, s.queue, s.cron, s.every, s.anchor, s.timezone, s.enabled,
        s.paused, s.owner, s.last_error, s.horizon, s.horizon_ms, s.cursor_at, s.last_planned_at,
-       t.next_planned_at, t.last_run_at
+       s.fan_out, s.window_ms::float8 as window_ms, s.distribution, s.batch_size,
+       s.batch_every_ms::float8 as batch_every_ms, t.next_planned_at, t.last_run_at
 from {{schema}}.schedules as s, {{schema}}.schedule_times(s.id) as t
 where (:owner::text is null or s.owner = :owner) and (:namePattern::text is null or s.name like :namePattern)
 order by s.name
@@ -44,16 +49,23 @@ limit :limit;
 -- execution changes the generated version column.
 insert into {{schema}}.schedules as s (name, task, payload, queue, priority, max_attempts, cron,
   every, anchor, timezone, catch_up, catch_up_window_ms, overlap, horizon, horizon_ms, owner,
-  handover)
+  handover, fan_out, window_ms, distribution, batch_size, batch_every_ms, seed, target_source)
 values (:name, :task, :payload::jsonb, :queue, :priority, :maxAttempts, :cron, :every, :anchor,
   :timezone, :catchUp, :catchUpWindowMs, :overlap, :horizon, :horizonMs, :owner,
-  :owner = 'external')
+  :owner = 'external', :targetSource::text is not null, :windowMs, :distribution, :batchSize,
+  :batchEveryMs, :seed, :targetSource)
 on conflict (name) do update
 set task = excluded.task, payload = excluded.payload, queue = excluded.queue,
     priority = excluded.priority, max_attempts = excluded.max_attempts, cron = excluded.cron,
     every = excluded.every, anchor = excluded.anchor, timezone = excluded.timezone,
     catch_up = excluded.catch_up, catch_up_window_ms = excluded.catch_up_window_ms,
     overlap = excluded.overlap, horizon = excluded.horizon, horizon_ms = excluded.horizon_ms,
+    window_ms = excluded.window_ms, distribution = excluded.distribution,
+    batch_size = excluded.batch_size, batch_every_ms = excluded.batch_every_ms,
+    seed = excluded.seed, target_source = excluded.target_source,
+    -- A schedule fans out once it has targets (targets.add) or a source, and
+    -- goes on fanning out: an upsert without a source does not undo it.
+    fan_out = s.fan_out or excluded.fan_out,
     -- A new horizon (not part of the version) is filled at the next pass.
     fill_at = case when s.horizon is distinct from excluded.horizon
                      or s.horizon_ms is distinct from excluded.horizon_ms then '-infinity'
@@ -88,7 +100,8 @@ delete from {{schema}}.schedules where id = :id;
 with clock as materialized (select {{schema}}.clock_now() as now)
 select s.id::text, s.name, s.cron, s.every, s.anchor, s.timezone, s.catch_up,
        s.catch_up_window_ms::float8 as catch_up_window_ms, s.horizon, s.horizon_ms, s.cursor_at,
-       s.version,
+       s.version, s.fan_out, s.window_ms::float8 as window_ms, s.distribution, s.batch_size,
+       s.batch_every_ms::float8 as batch_every_ms, s.seed::float8 as seed, s.target_source,
        live.count as live_future, live.first_run_at, live.last_occurrence, clock.now
 from clock
 cross join lateral (
@@ -258,7 +271,8 @@ from inserted;
 
 -- name: Planned
 -- A schedule's executions that have not started, from :from on, in run order.
-select id::text, state, run_at, occurrence_at, target_key, schedule_version
+select id::text, state, run_at, occurrence_at, target_key, schedule_version,
+       planned_offset_ms::float8 as offset_ms
 from {{schema}}.jobs
 where schedule_id = :scheduleId and state in ('scheduled', 'available') and run_at >= :from
   and (:target::text is null or target_key = :target)
@@ -309,6 +323,8 @@ limit :limit;
 -- among them those whose future executions vanished (deleted by hand) or whose
 -- cursor is not past its latest planned occurrence: one row per such
 -- candidate, each carrying the slice's end, or one row with only the end.
+-- (A fanned-out schedule has no rows on its own grid to look at; its
+-- cadences are counted from its cursor, see fan-out.ts.)
 with clock as materialized (select {{schema}}.clock_now() as now),
 slice as materialized (
   select * from {{schema}}.schedules where id > :after order by id limit :limit
@@ -328,6 +344,7 @@ left join lateral (
       and j.state <> 'superseded'
   ) as live
   where s.enabled and not s.paused and s.owner = 'rota' and s.cursor_at is not null
+    and not s.fan_out
     and ((live.last_occurrence is null and s.fill_at > clock.now)
          or s.cursor_at <= live.last_occurrence)
   order by s.id

@@ -39,7 +39,27 @@ export interface LockedScheduleRow {
   quiesced_at: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** Runs for its targets instead of its own grid (migration 0014). */
+  fan_out: boolean;
+  window_ms: number | null;
+  distribution: string;
+  batch_size: number | null;
+  batch_every_ms: number | null;
+  seed: number | null;
+  target_source: string | null;
 }
+
+/** The fan-out settings of a schedule row (migration 0014). */
+export type FanOutColumns = Pick<
+  LockedScheduleRow,
+  | "fan_out"
+  | "window_ms"
+  | "distribution"
+  | "batch_size"
+  | "batch_every_ms"
+  | "seed"
+  | "target_source"
+>;
 
 /** A schedule's row with its times read from its executions, as Get returns it. */
 export interface ScheduleRow extends LockedScheduleRow {
@@ -72,12 +92,13 @@ export type DueRow = Pick<
   | "horizon_ms"
   | "cursor_at"
   | "version"
-> & {
-  live_future: number;
-  first_run_at: Date | null;
-  last_occurrence: Date | null;
-  now: Date;
-};
+> &
+  FanOutColumns & {
+    live_future: number;
+    first_run_at: Date | null;
+    last_occurrence: Date | null;
+    now: Date;
+  };
 
 /** An execution Materialize wrote, as JSON. */
 export interface WrittenExecution {
@@ -150,6 +171,11 @@ export const scheduleQueries = defineQueries("schedules", {
       | "last_planned_at"
       | "next_planned_at"
       | "last_run_at"
+      | "fan_out"
+      | "window_ms"
+      | "distribution"
+      | "batch_size"
+      | "batch_every_ms"
     >
   >(),
   /** The schedule as normalizeSchedule returns it. */
@@ -187,7 +213,7 @@ export const scheduleQueries = defineQueries("schedules", {
   Trigger: statement<OfSchedule, { id: string; run_at: Date; notified: unknown }>(),
   Planned: statement<
     OfSchedule & { from: Date; target: string | null; limit: number },
-    ExecutionRow
+    ExecutionRow & { offset_ms: number | null }
   >(),
   History: statement<
     OfSchedule & { states: readonly string[] | null; limit: number },

@@ -1,0 +1,212 @@
+-- Every statement on {{schema}}.schedule_targets, and the executions a
+-- fanned-out schedule writes for them (see docs/scheduling.md, "Targets,
+-- windows and strategies").
+
+-- name: Add
+-- Adds or changes targets of schedule :scheduleId, :keys with :payloads
+-- (JSON text or null) and :enabled, one batch of a targets.add call (keys
+-- unique within it). A key already there with the same payload and flag is
+-- left alone; one that becomes disabled loses its planned executions.
+with given as (
+  select g.key, g.payload::jsonb as payload, g.enabled
+  from unnest(:keys::text[], :payloads::text[], :enabled::boolean[]) as g(key, payload, enabled)
+),
+written as (
+  insert into {{schema}}.schedule_targets as t (schedule_id, target_key, payload, enabled)
+  select :scheduleId, g.key, g.payload, g.enabled from given as g
+  on conflict (schedule_id, target_key) do update
+  set payload = excluded.payload, enabled = excluded.enabled,
+      updated_at = {{schema}}.clock_now()
+  where t.payload is distinct from excluded.payload or t.enabled is distinct from excluded.enabled
+  returning (t.xmax = 0) as inserted, t.target_key, t.enabled
+),
+dropped as (
+  delete from {{schema}}.jobs as j
+  using written as w
+  where not w.enabled and j.schedule_id = :scheduleId and j.target_key = w.target_key
+    and j.state in ('scheduled', 'available')
+  returning j.id
+)
+select count(*) filter (where w.inserted)::int as added,
+       count(*) filter (where not w.inserted)::int as updated,
+       (select count(*)::int from dropped) as removed_executions
+from written as w;
+
+-- name: Remove
+-- Removes targets :keys of schedule :scheduleId and their executions that
+-- have not started (running ones finish).
+with gone as (
+  delete from {{schema}}.schedule_targets
+  where schedule_id = :scheduleId and target_key = any(:keys::text[])
+  returning target_key
+),
+dropped as (
+  delete from {{schema}}.jobs
+  where schedule_id = :scheduleId and target_key = any(:keys::text[])
+    and state in ('scheduled', 'available')
+  returning id
+)
+select (select count(*)::int from gone) as removed,
+       (select count(*)::int from dropped) as removed_executions;
+
+-- name: List
+-- Targets of schedule :scheduleId after key :after (byte order), each with
+-- its next planned execution (through jobs_execution_once: schedule,
+-- target, occurrence).
+select t.target_key, t.payload, t.enabled, t.from_source, t.created_at,
+       next.run_at as next_run_at, next.planned_offset_ms::float8 as offset_ms,
+       next.occurrence_at as next_occurrence_at
+from {{schema}}.schedule_targets as t
+left join lateral (
+  select j.run_at, j.planned_offset_ms, j.occurrence_at
+  from {{schema}}.jobs as j
+  where j.schedule_id = t.schedule_id and j.target_key = t.target_key
+    and j.occurrence_at is not null and j.state = 'scheduled'
+  order by j.run_at
+  limit 1
+) as next on true
+where t.schedule_id = :scheduleId and (:after::text is null or t.target_key > :after)
+order by t.target_key
+limit :limit;
+
+-- name: Count
+select count(*)::int as total, count(*) filter (where enabled)::int as enabled
+from {{schema}}.schedule_targets
+where schedule_id = :scheduleId;
+
+-- name: Rank
+-- Where target :key stands among schedule :scheduleId's enabled targets in
+-- placement order (:byHash: by md5(:salt || key), else by key): its rank
+-- (0-based) and the count. For upcoming runs computed beyond the horizon.
+select count(*) filter (where case when :byHash::boolean
+                                 then (md5(:salt || t.target_key), t.target_key) < (md5(:salt || :key), :key::text collate "C")
+                                 else t.target_key < :key::text collate "C" end)::int as rank,
+       count(*)::int as total,
+       bool_or(t.target_key = :key::text) as present
+from {{schema}}.schedule_targets as t
+where t.schedule_id = :scheduleId and t.enabled;
+
+-- name: DeclareByKey
+-- A cursor over schedule :scheduleId's enabled targets in key order (the
+-- primary key's order), read a page at a time by FetchTargets.
+declare rota_targets no scroll cursor for
+select target_key from {{schema}}.schedule_targets
+where schedule_id = :scheduleId and enabled
+order by target_key;
+
+-- name: DeclareByHash
+-- The same in hash order (the 'spread' strategy): md5(:salt || key), then key.
+declare rota_targets no scroll cursor for
+select target_key from {{schema}}.schedule_targets
+where schedule_id = :scheduleId and enabled
+order by md5(:salt || target_key), target_key;
+
+-- name: FetchTargets
+fetch forward 10000 from rota_targets;
+
+-- name: CloseTargets
+close rota_targets;
+
+-- name: FanOut
+-- One page of one cadence of schedule :scheduleId: an execution per target
+-- (:keys, placed at :offsets ms after occurrence :occurrence), run_at =
+-- occurrence + offset, its catch-up deadline (:deadline, null for none)
+-- moved by the same offset, the target's payload merged over the
+-- schedule's. :aheadOnly (a cadence re-planned after a change) writes only
+-- runs still ahead of now. An occurrence of a target already planned, run
+-- or running is left alone (jobs_execution_once). Wakes the queue's
+-- workers, which ask when the first comes due (NextDue): the wake-up is
+-- delivered when the pass's transaction commits, after this statement, and
+-- one per queue per transaction reaches them (the server folds equal
+-- notifications).
+with clock as materialized (select {{schema}}.clock_now() as now),
+inserted as (
+  insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
+    schedule_id, target_key, occurrence_at, schedule_version, deadline_at, concurrency_key,
+    concurrency_limit, overlap, planned_offset_ms, distribution, created_at)
+  select s.queue, s.task,
+         case when t.payload is null then s.payload
+              when jsonb_typeof(s.payload) = 'object' and jsonb_typeof(t.payload) = 'object'
+                then s.payload || t.payload
+              else t.payload end,
+         'scheduled', s.priority, p.run_at, coalesce(s.max_attempts, 25), s.id, p.key,
+         :occurrence::timestamptz, s.version, p.deadline_at,
+         case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' || p.key end,
+         case when s.overlap = 'queue' then 1 end, nullif(s.overlap, 'allow'), p.offset_ms,
+         :distribution, clock.now
+  from unnest(:keys::text[], :offsets::bigint[]) as g(key, offset_ms)
+  cross join lateral (
+    select g.key, g.offset_ms,
+           :occurrence::timestamptz + g.offset_ms * interval '1 millisecond' as run_at,
+           :deadline::timestamptz + g.offset_ms * interval '1 millisecond' as deadline_at
+  ) as p
+  join {{schema}}.schedule_targets as t
+    on t.schedule_id = :scheduleId and t.target_key = p.key and t.enabled
+  join {{schema}}.schedules as s on s.id = :scheduleId
+  cross join clock
+  where not :aheadOnly::boolean or p.run_at > clock.now
+  on conflict (schedule_id, target_key, occurrence_at)
+    where occurrence_at is not null and state <> 'superseded'
+  do nothing
+  returning queue
+)
+select count(*)::int as inserted,
+       case when count(*) > 0 then {{schema}}.notify_jobs(array[min(i.queue)]) end as notified
+from inserted as i;
+
+-- name: RefreshFromSource
+-- Reads schedule :scheduleId's target source (the schedule's own query,
+-- spliced in by Database.runSpliced where the statement reads it): keys it returns for the
+-- first time become targets; targets it added before and no longer returns
+-- leave, with their executions that have not started. Keys that are empty
+-- or longer than 200 bytes are counted, not added.
+with source as materialized (
+  select distinct src.key::text as key from ({{target_source}}) as src where src.key is not null
+),
+valid as (
+  select key from source where octet_length(key) between 1 and 200
+),
+added as (
+  insert into {{schema}}.schedule_targets (schedule_id, target_key, from_source)
+  select :scheduleId, v.key from valid as v
+  on conflict (schedule_id, target_key) do nothing
+  returning target_key
+),
+gone as (
+  delete from {{schema}}.schedule_targets as t
+  where t.schedule_id = :scheduleId and t.from_source
+    and not exists (select 1 from valid as v where v.key = t.target_key)
+  returning t.target_key
+),
+dropped as (
+  delete from {{schema}}.jobs as j
+  using gone as g
+  where j.schedule_id = :scheduleId and j.target_key = g.target_key
+    and j.state in ('scheduled', 'available')
+  returning j.id
+)
+select (select count(*)::int from added) as added,
+       (select count(*)::int from gone) as removed,
+       (select count(*)::int from dropped) as removed_executions,
+       (select count(*)::int from source) - (select count(*)::int from valid) as invalid;
+
+-- name: CheckSource
+-- Whether a target source runs and returns a key column (spliced in as
+-- above), reading no rows.
+select src.key::text as key from ({{target_source}}) as src limit 0;
+
+-- name: NoteSource
+-- What reading the target source found wrong (:note), on the schedule's
+-- last_error, or null to clear an earlier note of the source's.
+update {{schema}}.schedules
+set last_error = :note::text
+where id = :scheduleId and last_error is distinct from :note::text
+  and (:note::text is not null or last_error like 'target source%');
+
+-- name: SetFanOut
+-- The schedule runs for its targets from now on (its first targets.add):
+-- its version changes, so the caller supersedes its own grid's executions.
+update {{schema}}.schedules
+set fan_out = true, fill_at = '-infinity', updated_at = {{schema}}.clock_now()
+where id = :scheduleId and not fan_out
+returning version;
