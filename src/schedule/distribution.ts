@@ -73,6 +73,23 @@ export function defineDistribution(name: string, fn: DistributionFn): { name: st
   return { name };
 }
 
+/**
+ * Throws DISTRIBUTION_NOT_REGISTERED unless `name` is built in or registered
+ * here; returns a custom strategy's function (undefined for a built-in).
+ */
+export function requireDistribution(name: string): DistributionFn | undefined {
+  if ((BUILT_IN_DISTRIBUTIONS as readonly string[]).includes(name)) return undefined;
+  const fn = registry.get(name);
+  if (!fn) {
+    throw new RotaError(
+      "DISTRIBUTION_NOT_REGISTERED",
+      `Distribution "${name}" is not registered in this process: call defineDistribution("${name}", fn) where the orchestrator runs.`,
+      { details: { distribution: name } },
+    );
+  }
+  return fn;
+}
+
 export function isDistributionRegistered(name: string): boolean {
   return (BUILT_IN_DISTRIBUTIONS as readonly string[]).includes(name) || registry.has(name);
 }
@@ -158,14 +175,7 @@ export function placeCadence(
       return { order: "key", windowMs, offset: (_key, rank) => Math.floor(rank / size) * every };
     }
     default: {
-      const fn = registry.get(choice.name);
-      if (!fn) {
-        throw new RotaError(
-          "DISTRIBUTION_NOT_REGISTERED",
-          `Distribution "${choice.name}" is not registered in this process: call defineDistribution("${choice.name}", fn) where the orchestrator runs.`,
-          { details: { distribution: choice.name } },
-        );
-      }
+      const fn = requireDistribution(choice.name) as DistributionFn;
       return {
         order: "key",
         windowMs,

@@ -24,6 +24,7 @@ import {
 import { isDataException, isStatementError } from "../db/sqlstate.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { requireDistribution } from "./distribution.js";
 import {
   type FanOutSchedule,
   fanOutCadence,
@@ -431,7 +432,20 @@ export async function materializeOne(
     await write(db, events, [item], null, total, executor);
     return total;
   }
-  await writeFanOut(db, events, item, null, total, executor);
+  try {
+    await writeFanOut(db, events, item, null, total, executor);
+  } catch (error) {
+    // A strategy registered only where the orchestrators run: the API call
+    // goes through, and an orchestrator that has it plans the schedule (one
+    // that lacks it says so on the schedule).
+    if (!isRotaError(error) || error.code !== "DISTRIBUTION_NOT_REGISTERED") throw error;
+    await db.run(
+      scheduleQueries(db.schema).AwaitPlanner,
+      { id: row.id, reason: error.message },
+      executor,
+    );
+    return total;
+  }
   const open = options.openCadence
     ? openCadence(item.fanOut.grid, item.fanOut.schedule, item.fanOut.now)
     : null;
@@ -465,6 +479,8 @@ async function writeFanOut(
   executor?: Executor,
 ): Promise<number> {
   const fan = item.fanOut as NonNullable<Planned["fanOut"]>;
+  // Refused before anything is written: a strategy this process lacks.
+  requireDistribution(fan.schedule.distribution);
   const work = async (client: Executor): Promise<number> => {
     const missed = item.plan.executions.filter((e) => e.state === "missed");
     const advanced = await write(

@@ -17,7 +17,7 @@ import {
   type ScheduleInput,
   validateScheduleName,
 } from "./schedule-options.js";
-import { type Schedule, toSchedule } from "./schedule-record.js";
+import { effectiveWindow, type Schedule, toSchedule } from "./schedule-record.js";
 import {
   DEFAULT_TARGET,
   executionHistory,
@@ -198,6 +198,12 @@ export class Schedules {
       | "lastRunAt"
       | "cursorAt"
       | "lastPlannedAt"
+      | "fanOut"
+      | "windowMs"
+      | "effectiveWindowMs"
+      | "distribution"
+      | "batchSize"
+      | "batchEveryMs"
     >[]
   > {
     const like =
@@ -225,6 +231,12 @@ export class Schedules {
       lastRunAt: r.last_run_at,
       cursorAt: r.cursor_at,
       lastPlannedAt: r.last_planned_at,
+      fanOut: r.fan_out,
+      windowMs: r.window_ms,
+      effectiveWindowMs: effectiveWindow(r),
+      distribution: r.distribution,
+      batchSize: r.batch_size,
+      batchEveryMs: r.batch_every_ms,
     }));
   }
 

@@ -158,7 +158,9 @@ advanced as (
   update {{schema}}.schedules as s
   set cursor_at = i.cursor, fill_at = i.fill_at,
       last_planned_at = coalesce(i.last_planned_at, s.last_planned_at),
-      materialized_version = s.version
+      materialized_version = s.version,
+      -- Planned: a reason it could not be planned before no longer holds.
+      last_error = null
   from jsonb_to_recordset(:schedules::jsonb) as i(id bigint, expected_cursor timestamptz, version text,
                                           cursor timestamptz, fill_at timestamptz,
                                           last_planned_at timestamptz),
@@ -296,6 +298,15 @@ update {{schema}}.schedules
 set enabled = false, last_error = :reason, quiesced_at = {{schema}}.clock_now()
 where id = :id and version = :version and enabled
 returning id::text, name;
+
+-- name: AwaitPlanner
+-- A change an API call could not plan (its distribution is registered only
+-- where the orchestrators run): the schedule is marked planned as of this
+-- version, so it is not taken for drift, and due now, so the next pass
+-- plans it; last_error says why until then.
+update {{schema}}.schedules
+set materialized_version = version, fill_at = '-infinity', last_error = :reason
+where id = :id;
 
 -- name: Delay
 -- A schedule whose write failed for a reason that may pass: the reason is kept

@@ -228,6 +228,7 @@ export const scheduleQueries = defineQueries("schedules", {
     { id: string; version: string; reason: string },
     { id: string; name: string }
   >(),
+  AwaitPlanner: statement<{ id: string; reason: string }>(),
   Delay: statement<{ id: string; reason: string; delayMs: number }, { id: string }>(),
   Drifted: statement<{ limit: number }, { id: string; name: string; version: string }>(),
   WatchdogSlice: statement<{ after: string; limit: number }, WatchdogRow>(),

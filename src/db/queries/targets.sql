@@ -168,7 +168,7 @@ valid as (
 ),
 added as (
   insert into {{schema}}.schedule_targets (schedule_id, target_key, from_source)
-  select :scheduleId, v.key from valid as v
+  select :scheduleId, v.key, true from valid as v
   on conflict (schedule_id, target_key) do nothing
   returning target_key
 ),
