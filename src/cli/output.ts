@@ -80,3 +80,36 @@ export function snake(value: unknown): unknown {
 export function snakeTable(rows: readonly object[], columns: string[]): string {
   return table(snake(rows) as Record<string, unknown>[], columns);
 }
+
+/**
+ * Progress of a long operation on stderr: on a terminal, one line redrawn in
+ * place (with a bar when the total is known); elsewhere, a line at most
+ * every `everyMs` and one at the end, so logs stay short.
+ */
+export function progress(label: string, options: { everyMs?: number } = {}) {
+  const tty = process.stderr.isTTY === true;
+  const everyMs = options.everyMs ?? (tty ? 100 : 5_000);
+  let last = 0;
+  const render = (done: number, fraction: number | null) => {
+    const count = done.toLocaleString("en-US");
+    if (fraction === null) return `${label}: ${count}`;
+    const width = 30;
+    const filled = Math.round(Math.min(1, fraction) * width);
+    return `${label}: [${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.floor(
+      Math.min(1, fraction) * 100,
+    )}% ${count}`;
+  };
+  return {
+    update(done: number, fraction: number | null = null): void {
+      const now = Date.now();
+      if (now - last < everyMs) return;
+      last = now;
+      if (tty) process.stderr.write(`\r${render(done, fraction)}`);
+      else logLine(render(done, fraction));
+    },
+    end(done: number, fraction: number | null = null): void {
+      if (tty) process.stderr.write(`\r${render(done, fraction)}\n`);
+      else logLine(render(done, fraction));
+    },
+  };
+}

@@ -9,6 +9,7 @@ import {
 } from "../schedule/schedule-options.js";
 import { withRota } from "./context.js";
 import { integerOption, isoDate, logLine, printJson, snake, snakeTable } from "./output.js";
+import { registerScheduleTargets } from "./schedule-targets.js";
 
 function print(json: boolean, value: unknown, text: () => string): void {
   if (json) printJson(snake(value));
@@ -31,6 +32,10 @@ interface AddOptions {
   horizon?: string;
   horizonMs?: string;
   external?: boolean;
+  window?: string;
+  distribution?: string;
+  seed?: string;
+  targetSource?: string;
   json?: boolean;
 }
 
@@ -45,6 +50,11 @@ function parsePayload(text: string | undefined): unknown {
       { cause, details: { flag: "--payload" } },
     );
   }
+}
+
+/** A duration flag: whole ms as digits, else text such as "1h" (checked by the library). */
+function durationFlag(value: string): string | number {
+  return /^\d+$/.test(value.trim()) ? Number(value) : value;
 }
 
 function optionalInteger(flag: string, value: string | undefined): number | undefined {
@@ -126,7 +136,7 @@ export function registerSchedules(program: Command): void {
         Object.entries(snake(schedule) as Record<string, unknown>)
           .map(
             ([key, value]) =>
-              `${key.padEnd(16)} ${value instanceof Date ? value.toISOString() : JSON.stringify(value)}`,
+              `${key.padEnd(20)} ${value instanceof Date ? value.toISOString() : JSON.stringify(value)}`,
           )
           .join("\n"),
       );
@@ -161,6 +171,19 @@ export function registerSchedules(program: Command): void {
       String(DEFAULT_HORIZON_MS),
     )
     .option("--external", "owned by another scheduler until handed over")
+    .option(
+      "--window <duration>",
+      'fan-out: spread each cadence\'s targets over this window ("1h"; capped at the period)',
+    )
+    .option(
+      "--distribution <strategy>",
+      "fan-out placement: random, spread, batches:K/DURATION, or a strategy registered in code",
+    )
+    .option("--seed <n>", "what random draws from (default: the schedule's name)")
+    .option(
+      "--target-source <sql>",
+      'fan-out to the keys a query returns, read each cadence ("select id::text as key from projects")',
+    )
     .option("--json", "print JSON")
     .action(async (name: string, options: AddOptions, command: Command) => {
       const input: ScheduleInput = {
@@ -180,6 +203,10 @@ export function registerSchedules(program: Command): void {
         catchUpWindowMs: optionalInteger("--catch-up-window-ms", options.catchUpWindowMs),
         horizon: optionalInteger("--horizon", options.horizon),
         horizonMs: optionalInteger("--horizon-ms", options.horizonMs),
+        ...(options.window !== undefined ? { window: durationFlag(options.window) } : {}),
+        ...(options.distribution !== undefined ? { distribution: options.distribution } : {}),
+        seed: optionalInteger("--seed", options.seed),
+        ...(options.targetSource !== undefined ? { targetSource: options.targetSource } : {}),
       };
       const result = await withRota(command, (rota) => rota.schedules.upsert(input));
       print(
@@ -256,7 +283,7 @@ export function registerSchedules(program: Command): void {
   schedules
     .command("upcoming <name>")
     .description("when the next runs will happen (materialized, then computed)")
-    .option("--target <key>", 'target key (schedules without targets have only "")', "")
+    .option("--target <key>", "a target's key (a schedule with targets; else its own grid)")
     .option("--limit <n>", "how many", "10")
     .option("--from <iso>", "from this time (default now)")
     .option("--json", "print a JSON array")
@@ -268,8 +295,12 @@ export function registerSchedules(program: Command): void {
           from: isoDate("--from", options.from),
         }),
       );
-      print(options.json, runs, () => snakeTable(runs, ["run_at", "state", "execution_id"]));
+      print(options.json, runs, () =>
+        snakeTable(runs, ["run_at", "target_key", "offset_ms", "state", "execution_id"]),
+      );
     });
+
+  registerScheduleTargets(schedules, print);
 
   schedules
     .command("history <name>")

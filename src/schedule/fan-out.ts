@@ -60,6 +60,54 @@ export function fanOutLive(grid: Grid, cursor: Date | null, now: Date): LiveFutu
 }
 
 /**
+ * Places one cadence of the schedule's enabled targets, a page at a time:
+ * reads them through a cursor in the strategy's order (inside the caller's
+ * transaction) and hands `onPage` each page's keys with their offsets.
+ * Returns the capped window. A target added after the count joins at the
+ * next cadence: ranks stop at the count, so a strategy that ranks never
+ * overflows its window.
+ */
+export async function placeTargets(
+  db: Database,
+  executor: Executor,
+  schedule: FanOutSchedule,
+  grid: Grid,
+  occurrence: Date,
+  onPage: (keys: string[], offsets: number[]) => Promise<void>,
+): Promise<{ windowMs: number; total: number }> {
+  const q = targetQueries(db.schema);
+  const scheduleId = schedule.id;
+  const counted = await db.run(q.Count, { scheduleId }, executor);
+  const total = counted.rows[0]?.enabled ?? 0;
+  const seed = seedOf(schedule);
+  const placement = placeCadence(choiceOf(schedule), {
+    occurrence,
+    next: grid.next(occurrence),
+    windowMs: schedule.window_ms,
+    seed,
+    total,
+  });
+  if (total === 0) return { windowMs: placement.windowMs, total };
+  if (placement.order === "hash") {
+    await db.run(q.DeclareByHash, { scheduleId, salt: hashSalt(seed) }, executor);
+  } else {
+    await db.run(q.DeclareByKey, { scheduleId }, executor);
+  }
+  let rank = 0;
+  while (rank < total) {
+    const page = (await db.run(q.FetchTargets, {}, executor)).rows;
+    const keys = page.slice(0, total - rank).map((r) => r.target_key);
+    if (keys.length === 0) break;
+    const offsets = keys.map((key, i) => placement.offset(key, rank + i));
+    rank += keys.length;
+    await onPage(keys, offsets);
+    if (page.length < FAN_OUT_PAGE) break;
+  }
+  await db.run(q.CloseTargets, {}, executor);
+  return { windowMs: placement.windowMs, total };
+}
+
+/**
  * Writes one cadence: an execution per enabled target of `schedule` for
  * `execution.occurrenceAt`. With `aheadOnly`, only runs still ahead of now
  * (a cadence in progress, re-planned after a change). Returns how many were
@@ -76,38 +124,19 @@ export async function fanOutCadence(
   aheadOnly = false,
 ): Promise<number> {
   const q = targetQueries(db.schema);
-  const scheduleId = schedule.id;
-  const counted = await db.run(q.Count, { scheduleId }, executor);
-  const total = counted.rows[0]?.enabled ?? 0;
   const occurrence = execution.occurrenceAt;
-  const seed = seedOf(schedule);
-  const placement = placeCadence(choiceOf(schedule), {
-    occurrence,
-    next: grid.next(occurrence),
-    windowMs: schedule.window_ms,
-    seed,
-    total,
-  });
   let written = 0;
-  if (total > 0) {
-    if (placement.order === "hash") {
-      await db.run(q.DeclareByHash, { scheduleId, salt: hashSalt(seed) }, executor);
-    } else {
-      await db.run(q.DeclareByKey, { scheduleId }, executor);
-    }
-    // A target added after the count joins at the next cadence: the ranks
-    // stop at `total`, so a strategy that ranks never overflows its window.
-    let rank = 0;
-    while (rank < total) {
-      const page = (await db.run(q.FetchTargets, {}, executor)).rows;
-      const keys = page.slice(0, total - rank).map((r) => r.target_key);
-      if (keys.length === 0) break;
-      const offsets = keys.map((key, i) => placement.offset(key, rank + i));
-      rank += keys.length;
+  const { windowMs } = await placeTargets(
+    db,
+    executor,
+    schedule,
+    grid,
+    occurrence,
+    async (keys, offsets) => {
       const result = await db.run(
         q.FanOut,
         {
-          scheduleId,
+          scheduleId: schedule.id,
           occurrence,
           deadline: execution.deadlineAt,
           keys,
@@ -118,16 +147,14 @@ export async function fanOutCadence(
         executor,
       );
       written += result.rows[0]?.inserted ?? 0;
-      if (page.length < FAN_OUT_PAGE) break;
-    }
-    await db.run(q.CloseTargets, {}, executor);
-  }
+    },
+  );
   events.emit("schedule:cadence:materialized", {
-    scheduleId,
+    scheduleId: schedule.id,
     name: schedule.name,
     occurrenceAt: occurrence,
     executions: written,
-    windowMs: placement.windowMs,
+    windowMs,
     distribution: schedule.distribution,
   });
   return written;

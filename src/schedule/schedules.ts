@@ -10,6 +10,7 @@ import type { RowOf } from "../db/sql.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
+import { type CadencePlan, cadencePlan } from "./cadence-plan.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
 import {
   type NormalizedSchedule,
@@ -29,6 +30,7 @@ import {
 } from "./schedule-timeline.js";
 import { ScheduleTargets } from "./targets.js";
 
+export type { CadencePlan } from "./cadence-plan.js";
 export type { Schedule } from "./schedule-record.js";
 export type { ScheduleExecution, UpcomingRun } from "./schedule-timeline.js";
 
@@ -349,6 +351,15 @@ export class Schedules {
     options: { limit?: number; from?: Date; target?: string } = {},
   ): Promise<UpcomingRun[]> {
     return upcomingRuns(this.db, name, options);
+  }
+
+  /**
+   * How one cadence (the next occurrence, or `occurrence`) falls across its
+   * window, per minute: from its executions once written, else computed by
+   * the orchestrator's placement over the current targets.
+   */
+  plan(name: string, options: { occurrence?: Date } = {}): Promise<CadencePlan> {
+    return cadencePlan(this.db, name, options);
   }
 
   /** A schedule's executions, newest first, including those that did not run. */

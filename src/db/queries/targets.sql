@@ -210,3 +210,14 @@ update {{schema}}.schedules
 set fan_out = true, fill_at = '-infinity', updated_at = {{schema}}.clock_now()
 where id = :scheduleId and not fan_out
 returning version;
+
+-- name: CadenceMinutes
+-- How the written executions of one cadence (schedule :scheduleId,
+-- occurrence :occurrence, runs before :until) fall per minute, through
+-- jobs_schedule (schedule, run time).
+select date_trunc('minute', run_at) as minute, count(*)::int as count
+from {{schema}}.jobs
+where schedule_id = :scheduleId and run_at >= :occurrence::timestamptz and run_at < :until
+  and occurrence_at = :occurrence::timestamptz and target_key <> '' and state <> 'superseded'
+group by 1
+order by 1;

@@ -52,4 +52,8 @@ export const targetQueries = defineQueries("targets", {
   CheckSource: statement<Record<never, never>, { key: string }>(),
   NoteSource: statement<OfSchedule & { note: string | null }>(),
   SetFanOut: statement<OfSchedule, { version: string }>(),
+  CadenceMinutes: statement<
+    OfSchedule & { occurrence: Date; until: Date },
+    { minute: Date; count: number }
+  >(),
 });
