@@ -30,10 +30,22 @@ export type {
 export type { EnqueueOptions } from "./queue/job-options.js";
 export type { RescueResult } from "./queue/rescue.js";
 export type { RetentionOptions } from "./queue/retention.js";
+export type { CadencePlan } from "./schedule/cadence-plan.js";
+export {
+  type DistributionFn,
+  type DistributionTarget,
+  defineDistribution,
+} from "./schedule/distribution.js";
 export type { MaterializeResult } from "./schedule/materializer.js";
 export type { CatchUp } from "./schedule/plan.js";
 export type { ReconcileResult } from "./schedule/reconciler.js";
 export type { ScheduleInput } from "./schedule/schedule-options.js";
+export type {
+  AddTargetsResult,
+  ScheduleTargets,
+  Target,
+  TargetInput,
+} from "./schedule/targets.js";
 export type {
   HandoverChange,
   Schedule,

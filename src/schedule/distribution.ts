@@ -29,7 +29,7 @@ export interface DistributionChoice {
 }
 
 /** What a custom strategy is given for one target. */
-export interface DistributionInput {
+export interface DistributionTarget {
   key: string;
   occurrence: Date;
   /** The capped window, in ms: return an offset in [0, windowMs). */
@@ -39,7 +39,7 @@ export interface DistributionInput {
 }
 
 /** A custom strategy: the offset in ms of one target. Must be pure. */
-export type DistributionFn = (target: DistributionInput) => number;
+export type DistributionFn = (target: DistributionTarget) => number;
 
 export const BUILT_IN_DISTRIBUTIONS = ["random", "spread", "batches"] as const;
 const NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
