@@ -99,9 +99,11 @@ export async function materializeDue(
       lease,
       total,
     );
-    // A fanned-out schedule writes a cadence per transaction of its own.
+    // A fanned-out schedule writes a cadence per transaction of its own;
+    // a large one takes a while, so the lease is renewed before each.
     for (const item of planned) {
       if (item.fanOut === null) continue;
+      if (options.keepLease && !(await options.keepLease())) return total;
       try {
         result += await writeFanOut(db, events, item, lease, total);
       } catch (error) {
