@@ -32,6 +32,7 @@ export const errorCodes = {
     "the schedule's distribution strategy is not registered in this process",
   DISTRIBUTION_OVERFLOW: "the distribution cannot fit the schedule's targets in its window",
   DISTRIBUTION_INVALID: "a custom distribution returned an offset outside the window",
+  SIMULATION_TOO_LARGE: "a simulation's range or number of executions is past its limit",
   // database and schema
   DATABASE_UNREACHABLE: "rota cannot connect to PostgreSQL",
   SCHEMA_NOT_MIGRATED: "the rota schema is missing or behind the code",
@@ -79,6 +80,21 @@ export class RotaError extends Error {
 
 export function isRotaError(error: unknown, code?: RotaErrorCode): error is RotaError {
   return error instanceof RotaError && (code === undefined || error.code === code);
+}
+
+/**
+ * The same failure, its message prefixed with where it happened (a file's
+ * entry, a schedule), its code kept so callers still branch on it.
+ */
+export function rotaErrorIn(
+  where: string,
+  error: RotaError,
+  details: Record<string, unknown>,
+): RotaError {
+  return new RotaError(error.code, `${where}: ${error.message}`, {
+    cause: error,
+    details: { ...error.details, ...details },
+  });
 }
 
 /** A readable one-line description of anything thrown, for logs and stored errors. */

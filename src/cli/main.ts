@@ -8,6 +8,7 @@ import { registerOrchestrator } from "./orchestrator.js";
 import { reportFailure } from "./output.js";
 import { registerQueues } from "./queues.js";
 import { registerSchedules } from "./schedules.js";
+import { registerSimulate } from "./simulate.js";
 import { registerSweeps } from "./sweeps.js";
 import { registerWorker } from "./worker.js";
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerQueues(program);
   registerSchedules(program);
+  registerSimulate(program);
   registerSweeps(program);
   registerOrchestrator(program);
   registerBench(program);

@@ -14,6 +14,7 @@ import type { RotaEvents } from "../events.js";
 import { serializePayload } from "../queue/job-options.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
 import { validateLimit } from "./schedule-timeline.js";
+import { isTargetKey, TARGET_KEY_RULE } from "./target-key.js";
 
 /** A target as given to `targets.add`: a key, or a key with a payload override and flag. */
 export type TargetInput = string | { key: string; payload?: unknown; enabled?: boolean };
@@ -43,7 +44,6 @@ export interface AddTargetsResult {
 
 /** Keys per statement. */
 export const TARGET_BATCH = 5_000;
-const MAX_KEY_BYTES = 200;
 
 /** The hooks the schedules API lends (locking a schedule by name, and its state changes). */
 export interface ScheduleAccess {
@@ -199,16 +199,9 @@ export class ScheduleTargets {
   }
 }
 
-/** A target key: 1-200 bytes of text without NUL. */
+/** A target key, or INVALID_TARGET. */
 export function validateKey(name: string, key: unknown): string {
-  if (
-    typeof key !== "string" ||
-    key === "" ||
-    Buffer.byteLength(key) > MAX_KEY_BYTES ||
-    key.includes("\u0000")
-  ) {
-    throw invalidTarget(name, key, `a key is 1-${MAX_KEY_BYTES} bytes of text without NUL`);
-  }
+  if (!isTargetKey(key)) throw invalidTarget(name, key, TARGET_KEY_RULE);
   return key;
 }
 
