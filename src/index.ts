@@ -41,12 +41,6 @@ export type { CatchUp } from "./schedule/plan.js";
 export type { ReconcileResult } from "./schedule/reconciler.js";
 export type { ScheduleInput } from "./schedule/schedule-options.js";
 export type {
-  AddTargetsResult,
-  ScheduleTargets,
-  Target,
-  TargetInput,
-} from "./schedule/targets.js";
-export type {
   HandoverChange,
   Schedule,
   ScheduleExecution,
@@ -55,6 +49,12 @@ export type {
   UpsertResult,
 } from "./schedule/schedules.js";
 export { nextOccurrences, parseInterval, type ScheduleSpec } from "./schedule/spec.js";
+export type {
+  AddTargetsResult,
+  ScheduleTargets,
+  Target,
+  TargetInput,
+} from "./schedule/targets.js";
 export { defineTask, type TaskDefinition, type TaskHandler, type TaskList } from "./task.js";
 export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";
