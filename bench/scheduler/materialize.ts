@@ -1,9 +1,14 @@
 import { databaseOf, Rota } from "../../src/client.js";
-import type { TickReport } from "../../src/orchestrator/orchestrator.js";
+import type { Orchestrator, TickReport } from "../../src/orchestrator/orchestrator.js";
 import { median, round } from "../stats.js";
 import { dropSchema, quoteIdent } from "../systems/schema.js";
 import { nowMs } from "../time.js";
-import { materializeStep, recordStatements, type StepTiming } from "./statements.js";
+import {
+  materializeStep,
+  recordStatements,
+  type StatementTiming,
+  type StepTiming,
+} from "./statements.js";
 
 /** Cron of the schedules that come due: every minute. */
 export const DUE_CRON = "* * * * *";
@@ -80,13 +85,8 @@ export async function materializeWorkload(
     );
     log(`${workload}: inserted in ${((nowMs() - began) / 1000).toFixed(1)} s`);
 
-    const orchestrator = rota.orchestrator({
-      holder: "bench-scheduler",
-      // Only the per-tick steps in the measured ticks: the watchdog and
-      // pruning run in the first (baseline) tick and not again.
-      watchdogIntervalMs: 3_600_000,
-      pruneIntervalMs: 3_600_000,
-    });
+    // The first (baseline) tick runs the watchdog and pruning.
+    const orchestrator = measuredOrchestrator(rota, "bench-scheduler");
     const statements = recordStatements(databaseOf(rota));
     try {
       log(`${workload}: baseline (every schedule materialized once, horizon 1)`);
@@ -114,14 +114,8 @@ export async function materializeWorkload(
       await databaseOf(rota).pool.query(`vacuum analyze ${s}`);
       await databaseOf(rota).pool.query(`vacuum analyze ${quoteIdent(schema)}.jobs`);
 
-      statements.take();
-      began = nowMs();
-      checked(await orchestrator.tick(), "idle tick");
-      const idleTickMs = nowMs() - began;
-      const idle = statements
-        .take()
-        .map((t) => `${t.name} ${(t.end - t.start).toFixed(1)}`)
-        .join(", ");
+      const { ms: idleTickMs, timings } = await timedTick(orchestrator, statements, "idle tick");
+      const idle = timings.map((t) => `${t.name} ${(t.end - t.start).toFixed(1)}`).join(", ");
       log(`${workload}: idle tick ${idleTickMs.toFixed(1)} ms (${idle} ms)`);
 
       const rows: { step: StepTiming; tickMs: number }[] = [];
@@ -137,14 +131,10 @@ export async function materializeWorkload(
             `the every-minute schedules wait for ${distinct} different times, not one`,
           );
         }
-        // 1 s after the planned execution came due, as a 1 s tick would see it.
-        const now = (await rota.clock.now()).getTime();
-        await rota.clock.shift(first.getTime() + 1_000 - now);
-        statements.take();
-        const tickBegan = nowMs();
-        const report = checked(await orchestrator.tick(), `round ${round}`);
-        const tickMs = nowMs() - tickBegan;
-        const step = materializeStep(statements.take());
+        await shiftPast(rota, first);
+        const tick = await timedTick(orchestrator, statements, `round ${round}`);
+        const { report, ms: tickMs } = tick;
+        const step = materializeStep(tick.timings);
         const m = report.materialized;
         if (!m || !step || m.schedules !== due || m.executions !== due) {
           throw new Error(
@@ -189,7 +179,35 @@ export async function materializeWorkload(
   }
 }
 
-function checked(report: TickReport, what: string): TickReport {
+/**
+ * An orchestrator whose watchdog and pruning run in its first tick and not
+ * again, so the measured ticks after it hold only the per-tick steps.
+ */
+export function measuredOrchestrator(rota: Rota, holder: string): Orchestrator {
+  return rota.orchestrator({ holder, watchdogIntervalMs: 3_600_000, pruneIntervalMs: 3_600_000 });
+}
+
+/** Moves the schema's clock to 1 s after `at`: what a 1 s tick sees first once `at` came due. */
+export async function shiftPast(rota: Rota, at: Date): Promise<void> {
+  const now = (await rota.clock.now()).getTime();
+  await rota.clock.shift(at.getTime() + 1_000 - now);
+}
+
+/** One tick, checked: its report, wall time, and the statements it ran. */
+export async function timedTick(
+  orchestrator: Orchestrator,
+  statements: { take(): StatementTiming[] },
+  what: string,
+): Promise<{ report: TickReport; ms: number; timings: StatementTiming[] }> {
+  statements.take();
+  const began = nowMs();
+  const report = checked(await orchestrator.tick(), what);
+  const ms = nowMs() - began;
+  return { report, ms, timings: statements.take() };
+}
+
+/** The report of a tick that led and in which no step failed; throws otherwise. */
+export function checked(report: TickReport, what: string): TickReport {
   if (!report.leader) throw new Error(`${what}: the orchestrator is not the leader`);
   const failure = report.errors[0];
   if (failure) {
@@ -202,6 +220,6 @@ function checked(report: TickReport, what: string): TickReport {
 }
 
 /** 10000 → "10k", 100000 → "100k", 2500 → "2500". */
-function label(n: number): string {
+export function label(n: number): string {
   return n % 1000 === 0 ? `${n / 1000}k` : String(n);
 }

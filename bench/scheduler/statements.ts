@@ -8,9 +8,13 @@ export interface StatementTiming {
   end: number;
 }
 
+/** What `recordStatements` names a whole `db.transaction` (begin to commit). */
+export const TRANSACTION = "(transaction)";
+
 /**
  * Records every named statement a Database runs, with its wall time, by
- * wrapping this one instance's `run` (the library itself is untouched). The
+ * wrapping this one instance's `run` (the library itself is untouched), and
+ * each transaction it runs, begin to commit, as TRANSACTION. The
  * orchestrator runs its steps through the Rota's Database, so a tick's
  * statements show which step took what: DueForFill and Materialize are the
  * materialization step, and the time between them is planning in the process.
@@ -20,6 +24,7 @@ export function recordStatements(db: Database): {
   restore(): void;
 } {
   const original = db.run;
+  const originalTransaction = db.transaction;
   let timings: StatementTiming[] = [];
   const wrapped = function (this: Database, ...args: Parameters<Database["run"]>) {
     const [query] = args;
@@ -33,6 +38,13 @@ export function recordStatements(db: Database): {
     return pending;
   };
   db.run = wrapped as Database["run"];
+  db.transaction = function <T>(this: Database, fn: Parameters<Database["transaction"]>[0]) {
+    const start = nowMs();
+    const pending = originalTransaction.call(this, fn) as Promise<T>;
+    const record = () => timings.push({ name: TRANSACTION, start, end: nowMs() });
+    pending.then(record, record);
+    return pending;
+  } as Database["transaction"];
   return {
     take() {
       const taken = timings;
@@ -41,6 +53,7 @@ export function recordStatements(db: Database): {
     },
     restore() {
       db.run = original;
+      db.transaction = originalTransaction;
     },
   };
 }
@@ -71,5 +84,76 @@ export function materializeStep(timings: StatementTiming[]): StepTiming | null {
     materializeSqlMs,
     planMs: Math.max(0, end - start - dueForFillMs - materializeSqlMs),
     statements: step.length,
+  };
+}
+
+/** The materialization step of a tick that wrote one fan-out cadence (src/schedule/fan-out.ts). */
+export interface FanOutStepTiming {
+  /** First DueForFill start to the end of the last statement or transaction before reconcile's. */
+  stepMs: number;
+  dueForFillMs: number;
+  /** Materialize: the cursor advanced (compare-and-set, lease fence). */
+  materializeSqlMs: number;
+  /** Count of the enabled targets, then DeclareBy* and CloseTargets (the cursor). */
+  countMs: number;
+  cursorMs: number;
+  /** FetchTargets: each page of target keys, in placement order. */
+  fetchMs: number;
+  fetches: number;
+  /** FanOut: each page's executions inserted. */
+  fanOutMs: number;
+  fanOuts: number;
+  /** The transaction's start (a pooled connection, BEGIN) to its first statement. */
+  beginMs: number;
+  /** Its last statement's end to the transaction's end (COMMIT). */
+  commitMs: number;
+  /** The rest of the step: planning, each page's offsets (distribution.ts), the driver. */
+  processMs: number;
+}
+
+/**
+ * The parts of a tick's materialization step when it wrote a fan-out
+ * cadence: everything from the first DueForFill to the start of the
+ * reconcile step (Drifted), which follows it in the tick.
+ */
+export function fanOutStep(timings: StatementTiming[]): FanOutStepTiming | null {
+  const first = timings.find((t) => t.name === "DueForFill");
+  if (!first) return null;
+  const reconcile = Math.min(
+    ...timings.filter((t) => t.name === "Drifted").map((t) => t.start),
+    Number.POSITIVE_INFINITY,
+  );
+  const step = timings.filter((t) => t.start >= first.start && t.start < reconcile);
+  const statements = step.filter((t) => t.name !== TRANSACTION);
+  const sum = (...names: string[]) =>
+    statements
+      .filter((t) => names.includes(t.name))
+      .reduce((total, t) => total + (t.end - t.start), 0);
+  const count = (name: string) => statements.filter((t) => t.name === name).length;
+  const stepMs = Math.max(...step.map((t) => t.end)) - first.start;
+  let beginMs = 0;
+  let commitMs = 0;
+  for (const transaction of step.filter((t) => t.name === TRANSACTION)) {
+    const inside = statements.filter(
+      (t) => t.start >= transaction.start && t.end <= transaction.end,
+    );
+    if (inside.length === 0) continue;
+    beginMs += Math.min(...inside.map((t) => t.start)) - transaction.start;
+    commitMs += transaction.end - Math.max(...inside.map((t) => t.end));
+  }
+  const statementsMs = statements.reduce((total, t) => total + (t.end - t.start), 0);
+  return {
+    stepMs,
+    dueForFillMs: sum("DueForFill"),
+    materializeSqlMs: sum("Materialize"),
+    countMs: sum("Count"),
+    cursorMs: sum("DeclareByKey", "DeclareByHash", "CloseTargets"),
+    fetchMs: sum("FetchTargets"),
+    fetches: count("FetchTargets"),
+    fanOutMs: sum("FanOut"),
+    fanOuts: count("FanOut"),
+    beginMs,
+    commitMs,
+    processMs: Math.max(0, stepMs - statementsMs - beginMs - commitMs),
   };
 }

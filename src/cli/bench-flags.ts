@@ -32,6 +32,21 @@ export const BENCH_WORKLOADS = [
 ] as const;
 export type BenchWorkloadName = (typeof BENCH_WORKLOADS)[number];
 
+/**
+ * The scheduler benchmark's workloads: materialize (materialize_<due>_of_<schedules>
+ * and materialize_<due>_of_<due>), materialize_targets (one fan-out cadence of
+ * --targets targets), lateness, failover.
+ */
+export const SCHEDULER_BENCH_WORKLOADS = [
+  "materialize",
+  "materialize_targets",
+  "lateness",
+  "failover",
+] as const;
+
+/** The distribution strategies materialize_targets measures (distribution.ts). */
+export const SCHEDULER_BENCH_DISTRIBUTIONS = ["random", "spread"] as const;
+
 /** "default": the library's defaults; "tuned": its fastest documented configuration. */
 export const BENCH_CONFIGS = ["default", "tuned"] as const;
 export type BenchConfigName = (typeof BENCH_CONFIGS)[number];
@@ -175,9 +190,15 @@ export const QUEUE_BENCH_FLAGS = {
   },
 } as const satisfies Record<string, BenchFlag>;
 
-/** `rota bench scheduler`: materialization and firing lateness. */
+/** `rota bench scheduler`: materialization (of schedules, of a fan-out cadence) and firing lateness. */
 export const SCHEDULER_BENCH_FLAGS = {
   ...COMMON,
+  workloads: {
+    flags: "--workloads <list>",
+    kind: "list",
+    choices: SCHEDULER_BENCH_WORKLOADS,
+    help: "the workloads to run, comma-separated (materialize: both materialize_<due>_of_<schedules>)",
+  },
   schedules: {
     flags: "--schedules <n>",
     kind: "count",
@@ -197,7 +218,20 @@ export const SCHEDULER_BENCH_FLAGS = {
     kind: "count",
     full: 3,
     quick: 1,
-    help: "measured ticks per materialization workload",
+    help: "measured ticks per materialization workload (and cadences per distribution)",
+  },
+  targets: {
+    flags: "--targets <n>",
+    kind: "count",
+    full: 100_000,
+    quick: 10_000,
+    help: "targets of the fan-out schedule in materialize_targets",
+  },
+  distributions: {
+    flags: "--distributions <list>",
+    kind: "list",
+    choices: SCHEDULER_BENCH_DISTRIBUTIONS,
+    help: "the strategies materialize_targets measures, each in a fresh schema",
   },
   latenessSchedules: {
     flags: "--lateness-schedules <n>",
@@ -244,12 +278,28 @@ export type BenchOptionsOf<T extends BenchFlags> = { -readonly [K in keyof T]: F
 export type QueueBenchOptions = BenchOptionsOf<typeof QUEUE_BENCH_FLAGS>;
 export type SchedulerBenchOptions = BenchOptionsOf<typeof SCHEDULER_BENCH_FLAGS>;
 
-/** Declares the flags on a command (`global` ones only when `withGlobal`). */
-export function addBenchFlags(command: Command, flags: BenchFlags, withGlobal: boolean): Command {
-  for (const flag of Object.values(flags)) {
+/**
+ * Declares the flags on a command (`global` ones only when `withGlobal`).
+ * `subcommand`: the flags of a subcommand whose flags commander may hand to
+ * this command instead (`rota bench scheduler --workloads …` reaches
+ * `rota bench`'s --workloads): a list flag both have takes either's choices
+ * here, and the harness that runs checks its own.
+ */
+export function addBenchFlags(
+  command: Command,
+  flags: BenchFlags,
+  withGlobal: boolean,
+  subcommand: BenchFlags = {},
+): Command {
+  for (const [key, flag] of Object.entries(flags)) {
     if (flag.global && !withGlobal) continue;
     const option = new Option(flag.flags, describe(flag));
-    if (flag.kind !== "boolean") option.argParser((value: string) => parse(flag, value));
+    const other = subcommand[key];
+    const accepted =
+      flag.kind === "list" && other?.kind === "list"
+        ? { ...flag, choices: [...(flag.choices ?? []), ...(other.choices ?? [])] }
+        : flag;
+    if (flag.kind !== "boolean") option.argParser((value: string) => parse(accepted, value));
     if (flag.env) option.env(flag.env);
     command.addOption(option);
   }

@@ -28,13 +28,14 @@ export function registerBench(program: Command): void {
       ),
     QUEUE_BENCH_FLAGS,
     false,
+    SCHEDULER_BENCH_FLAGS,
   ).action(async (_options: unknown, command: Command) => {
     process.exitCode = await run("bench/run.ts", "rota bench", QUEUE_BENCH_FLAGS, [command]);
   });
   const scheduler = bench
     .command("scheduler")
     .description(
-      "benchmark the scheduler: one tick materializing 10,000 due of 100,000 schedules, and firing lateness (from a checkout)",
+      "benchmark the scheduler: one tick materializing 10,000 due of 100,000 schedules, one planning a fan-out cadence of 100,000 targets, and firing lateness (from a checkout)",
     );
   addBenchFlags(scheduler, SCHEDULER_BENCH_FLAGS, false).action(
     async (_options: unknown, command: Command) => {

@@ -129,6 +129,10 @@ describe("rota bench", () => {
     const misplaced = await runCli(["bench", "scheduler", "--jobs", "5"]);
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toContain("--jobs is not an option of this benchmark");
+    // Both have --workloads: the scheduler's names pass `rota bench` and its harness refuses them.
+    const scheduler = await runCli(["bench", "--workloads", "materialize_targets"]);
+    expect(scheduler.code).toBe(2);
+    expect(scheduler.stderr).toContain('Unknown "materialize_targets"');
   });
 
   it("passes its flags to the harness: --json, --systems, --workloads, --single-seconds", async () => {
@@ -205,16 +209,55 @@ describe("rota bench", () => {
       "2",
       "--lateness-seconds",
       "2",
+      "--targets",
+      "200",
       "--failover-seconds",
       "0",
     ]);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.settings).toMatchObject({ schedules: 200, due: 20, rounds: 1 });
+    expect(report.settings).toMatchObject({ schedules: 200, due: 20, rounds: 1, targets: 200 });
     expect(report.results.map((r: { workload: string }) => r.workload)).toEqual([
       "materialize_20_of_200",
       "materialize_20_of_20",
+      "materialize_targets_200",
+      "materialize_targets_200",
       "lateness",
     ]);
   }, 120_000);
+
+  it("scheduler: --workloads materialize_targets plans one fan-out cadence per round and strategy", async () => {
+    const result = await runCli([
+      "--database-url",
+      databaseUrl(),
+      "bench",
+      "scheduler",
+      "--json",
+      "--workloads",
+      "materialize_targets",
+      "--targets",
+      "150",
+      "--distributions",
+      "spread",
+      "--rounds",
+      "2",
+    ]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.settings).toMatchObject({
+      workloads: ["materialize_targets"],
+      distributions: ["spread"],
+    });
+    expect(report.results).toEqual([
+      expect.objectContaining({
+        workload: "materialize_targets_150",
+        distribution: "spread",
+        targets: 150,
+        executions: 150,
+        parts: expect.objectContaining({ pages: 1 }),
+      }),
+    ]);
+    expect(report.results[0].materialize_ms_rounds).toHaveLength(2);
+    expect(report.results[0].second_pass_ms_rounds).toHaveLength(2);
+  }, 60_000);
 });
