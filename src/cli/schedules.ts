@@ -254,10 +254,14 @@ export function registerSchedules(program: Command): void {
     .command("skip <name>")
     .description("skip the next planned execution (or one by id); the schedule goes on")
     .option("--execution <id>", "the execution (job id) to skip")
+    .option("--target <key>", "the next run of this target (a schedule with targets)")
     .option("--json", "print JSON")
     .action(async (name: string, options, command: Command) => {
       const skipped = await withRota(command, (rota) =>
-        rota.schedules.skip(name, options.execution ? { executionId: options.execution } : {}),
+        rota.schedules.skip(name, {
+          ...(options.execution ? { executionId: options.execution } : {}),
+          ...(options.target !== undefined ? { target: options.target } : {}),
+        }),
       );
       print(
         options.json,
@@ -270,9 +274,15 @@ export function registerSchedules(program: Command): void {
   schedules
     .command("trigger <name>")
     .description("run one extra execution now; the planned ones are left alone")
+    .option("--target <key>", "for this target (a schedule with targets)")
     .option("--json", "print JSON")
     .action(async (name: string, options, command: Command) => {
-      const result = await withRota(command, (rota) => rota.schedules.trigger(name));
+      const result = await withRota(command, (rota) =>
+        rota.schedules.trigger(
+          name,
+          options.target !== undefined ? { target: options.target } : {},
+        ),
+      );
       print(
         options.json,
         result,

@@ -132,9 +132,12 @@ export class Database {
     }
     let text = query.text;
     for (const [name, fragment] of Object.entries(fragments)) {
-      text = text.replaceAll(`{{${name}}}`, fragment);
+      // A function, so "$&", "$$" and the like in the fragment stay as written.
+      text = text.replaceAll(`{{${name}}}`, () => fragment);
     }
-    return executor.query<R>({ text, values });
+    // The extended protocol, parameters or not: it runs exactly one
+    // statement, so a fragment cannot end this one and start another.
+    return executor.query<R>({ text, values, queryMode: "extended" } as pg.QueryConfig);
   }
 
   /** Runs `fn` in a transaction on one pooled client: commit on success, roll back on throw. */

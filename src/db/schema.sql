@@ -299,6 +299,7 @@ CREATE TABLE rota.schedule_targets (
     payload jsonb,
     enabled boolean DEFAULT true NOT NULL,
     from_source boolean DEFAULT false NOT NULL,
+    source_seen bigint,
     created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
     updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
     CONSTRAINT schedule_targets_key_valid CHECK (((octet_length(target_key) >= 1) AND (octet_length(target_key) <= 200)))

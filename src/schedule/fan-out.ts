@@ -20,6 +20,7 @@ import {
   cappedWindowMs,
   type DistributionChoice,
   hashSalt,
+  isDistributionRegistered,
   placeCadence,
   seedOf,
 } from "./distribution.js";
@@ -191,46 +192,137 @@ export function openCadence(
   };
 }
 
+/** How long one statement reading a target source may take. */
+export const TARGET_SOURCE_TIMEOUT_MS = 10_000;
+
 /**
- * Reads the schedule's target source for this cadence, inside a savepoint:
- * a query that fails leaves the targets as they were and says why on the
- * schedule (last_error), and the cadence goes ahead with them.
+ * Reads the schedule's target source for this cadence, inside a savepoint
+ * and under a statement and lock timeout: the operator's query runs alone,
+ * as a cursor (DeclareSource), its keys are paged in (MarkSeen) and the
+ * targets it no longer returns leave (RemoveSourceTargets). A query that fails or
+ * takes too long leaves the targets as they were and says why on the
+ * schedule (last_error), and the cadence goes ahead with them. Returns the
+ * keys that were new.
  */
 export async function refreshFromSource(
   db: Database,
   events: RotaEvents,
   client: Executor,
   schedule: FanOutSchedule,
-): Promise<void> {
-  if (schedule.target_source === null) return;
+): Promise<string[]> {
+  if (schedule.target_source === null) return [];
   const q = targetQueries(db.schema);
+  const scheduleId = schedule.id;
   let error: string | null = null;
-  let counts = { added: 0, removed: 0, invalid: 0 };
+  const counts = { added: 0, removed: 0, invalid: 0 };
+  const added: string[] = [];
   await client.query({ text: "savepoint rota_target_source" });
   try {
-    const result = await db.runSpliced(
-      q.RefreshFromSource,
-      { scheduleId: schedule.id },
-      { target_source: schedule.target_source },
-      client,
-    );
-    const row = result.rows[0];
-    if (row) counts = { added: row.added, removed: row.removed, invalid: row.invalid };
+    // SET LOCAL inside the savepoint: released, it stays for the rest of
+    // the transaction, so the previous values are put back below.
+    const previous = await client.query<{ statement: string; lock: string }>({
+      text: `select current_setting('statement_timeout') as statement, current_setting('lock_timeout') as lock,
+                    set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)`,
+      values: [`${TARGET_SOURCE_TIMEOUT_MS}ms`],
+    });
+    await db.runSpliced(q.DeclareSource, {}, { target_source: schedule.target_source }, client);
+    for (;;) {
+      const page = (await db.run(q.FetchSource, {}, client)).rows.map((r) => r.key);
+      if (page.length === 0) break;
+      const seen = (await db.run(q.MarkSeen, { scheduleId, keys: page }, client)).rows[0];
+      counts.invalid += seen?.invalid ?? 0;
+      for (const key of seen?.added ?? []) added.push(key);
+      if (page.length < FAN_OUT_PAGE) break;
+    }
+    await db.run(q.CloseSource, {}, client);
+    const swept = (await db.run(q.RemoveSourceTargets, { scheduleId, unseenOnly: true }, client))
+      .rows[0];
+    counts.removed = swept?.removed ?? 0;
+    counts.added = added.length;
+    const before = previous.rows[0];
+    await client.query({
+      text: "select set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
+      values: [before?.statement ?? "0", before?.lock ?? "0"],
+    });
     await client.query({ text: "release savepoint rota_target_source" });
   } catch (cause) {
     await client.query({ text: "rollback to savepoint rota_target_source" });
     error = `target source failed: ${(cause as Error).message}`;
+    added.length = 0;
+    counts.added = 0;
+    counts.removed = 0;
   }
   const note =
     error ??
     (counts.invalid > 0
       ? `target source: ${counts.invalid} key(s) were empty or longer than 200 bytes and were left out`
       : null);
-  await db.run(q.NoteSource, { scheduleId: schedule.id, note }, client);
+  await db.run(q.NoteSource, { scheduleId, note }, client);
   events.emit("schedule:targets:refreshed", {
-    scheduleId: schedule.id,
+    scheduleId,
     name: schedule.name,
     ...counts,
     error,
   });
+  return added;
+}
+
+/**
+ * Targets that just joined (`keys`) get their run in the cadences already
+ * planned, where their slot is still ahead: the cadence in progress and
+ * those before the cursor. Only for strategies that place a target by its
+ * key alone (random, custom): a ranked one (spread, batches) would have to
+ * move the others to keep its promise, so there they join at the next
+ * cadence planned. Returns the executions written.
+ */
+export async function joinPlannedCadences(
+  db: Database,
+  executor: Executor,
+  schedule: FanOutSchedule,
+  grid: Grid,
+  keys: readonly string[],
+  now: Date,
+  cursor: Date | null,
+): Promise<number> {
+  if (keys.length === 0 || cursor === null) return 0;
+  if (schedule.distribution === "spread" || schedule.distribution === "batches") return 0;
+  if (!isDistributionRegistered(schedule.distribution)) return 0;
+  const q = targetQueries(db.schema);
+  const seed = seedOf(schedule);
+  let written = 0;
+  let occurrence = openCadence(grid, schedule, now)?.occurrenceAt ?? grid.next(now);
+  for (let n = 0; occurrence !== null && occurrence < cursor && n < 1_000; n++) {
+    const next = grid.next(occurrence);
+    const placement = placeCadence(choiceOf(schedule), {
+      occurrence,
+      next,
+      windowMs: schedule.window_ms,
+      seed,
+      total: keys.length,
+    });
+    const deadlineAt = deadline(
+      { catchUp: schedule.catch_up, catchUpWindowMs: schedule.catch_up_window_ms },
+      occurrence,
+      next,
+    );
+    for (let from = 0; from < keys.length; from += FAN_OUT_PAGE) {
+      const page = keys.slice(from, from + FAN_OUT_PAGE);
+      const result = await db.run(
+        q.FanOut,
+        {
+          scheduleId: schedule.id,
+          occurrence,
+          deadline: deadlineAt,
+          keys: [...page],
+          offsets: page.map((key, i) => placement.offset(key, from + i)),
+          distribution: schedule.distribution,
+          aheadOnly: true,
+        },
+        executor,
+      );
+      written += result.rows[0]?.inserted ?? 0;
+    }
+    occurrence = next;
+  }
+  return written;
 }

@@ -21,6 +21,7 @@ import {
   scheduleQueries,
   type WrittenExecution,
 } from "../db/queries/schedules.js";
+import { targetQueries } from "../db/queries/targets.js";
 import { isDataException, isStatementError } from "../db/sqlstate.js";
 import { isRotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
@@ -29,6 +30,7 @@ import {
   type FanOutSchedule,
   fanOutCadence,
   fanOutLive,
+  joinPlannedCadences,
   openCadence,
   refreshFromSource,
 } from "./fan-out.js";
@@ -59,6 +61,8 @@ interface Planned {
   expectedCursor: Date | null;
   plan: Plan;
   fillAt: Date;
+  /** The last occurrence planned, when not the plan's last execution (a fan-out's). */
+  lastPlannedAt?: Date | null;
   /** A schedule that fans out to targets: its row and grid (null: its own grid). */
   fanOut: { schedule: FanOutSchedule; grid: Grid; now: Date } | null;
 }
@@ -179,6 +183,10 @@ function planSchedule(
     lastLiveOccurrence: live.last_occurrence,
     catchUp: row.catch_up,
     catchUpWindowMs: row.catch_up_window_ms,
+    // A fanned-out run's deadline moves with its offset: an occurrence is
+    // missed whole only once the last offset's deadline has passed (each
+    // run past its own is marked missed when claimed).
+    missedSlackMs: row.fan_out ? (row.window_ms ?? 0) : 0,
   });
   return {
     id: row.id,
@@ -304,7 +312,7 @@ async function write(
     version: p.version,
     cursor: p.plan.cursor,
     fill_at: isoOrInfinity(p.fillAt),
-    last_planned_at: lastOccurrence(p.plan),
+    last_planned_at: p.lastPlannedAt !== undefined ? p.lastPlannedAt : lastOccurrence(p.plan),
   }));
   const executions = planned.flatMap((p) =>
     p.plan.executions.map((e) => ({
@@ -391,15 +399,17 @@ export async function supersedeExecutions(
   keepVersion: string | null,
   reason: string,
 ): Promise<number> {
+  const returnRows = events.wants("schedule:execution:superseded");
   const result = await db.run(
     scheduleQueries(db.schema).Supersede,
-    { scheduleId, keepVersion, reason },
+    { scheduleId, keepVersion, reason, returnRows },
     executor,
   );
+  if (!returnRows) return result.rows[0]?.count ?? 0;
   for (const r of result.rows) {
     events.emit("schedule:execution:superseded", {
       scheduleId,
-      executionId: r.id,
+      executionId: r.id as string,
       occurrenceAt: r.occurrence_at,
       reason,
     });
@@ -461,6 +471,12 @@ export async function materializeOne(
       open,
       true,
     );
+    const restored = await db.run(
+      targetQueries(db.schema).RestoreUnplaced,
+      { scheduleId: row.id, occurrence: open.occurrenceAt },
+      executor,
+    );
+    total.executions += restored.rowCount ?? 0;
   }
   return total;
 }
@@ -488,13 +504,30 @@ async function writeFanOut(
     const advanced = await write(
       db,
       events,
-      [{ ...item, plan: { ...item.plan, executions: missed } }],
+      [
+        {
+          ...item,
+          plan: { ...item.plan, executions: missed },
+          lastPlannedAt: lastOccurrence(item.plan),
+        },
+      ],
       lease,
       total,
       client,
     );
     if (advanced === 0) return 0;
-    await refreshFromSource(db, events, client, fan.schedule);
+    // Keys the source returns for the first time also take their slot in
+    // the cadences planned before this one, where it is still ahead.
+    const joined = await refreshFromSource(db, events, client, fan.schedule);
+    total.executions += await joinPlannedCadences(
+      db,
+      client,
+      fan.schedule,
+      fan.grid,
+      joined,
+      fan.now,
+      item.expectedCursor,
+    );
     for (const execution of item.plan.executions) {
       if (execution.state !== "scheduled") continue;
       total.executions += await fanOutCadence(

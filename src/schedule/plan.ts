@@ -31,6 +31,12 @@ export interface PlanInput {
   lastLiveOccurrence?: Date | null;
   catchUp: CatchUp;
   catchUpWindowMs: number | null;
+  /**
+   * An occurrence is written 'missed' only once its deadline is this far
+   * past (a fanned-out schedule's window: its runs' deadlines move with
+   * their offsets). Default 0.
+   */
+  missedSlackMs?: number;
 }
 
 export interface PlannedExecution {
@@ -100,8 +106,10 @@ export function planExecutions(input: PlanInput): Plan {
       future++;
     } else {
       const due = deadline(input, occurrence, next);
-      if (due !== null && due.getTime() <= nowMs) missed.push(occurrence);
-      else run.push({ occurrenceAt: occurrence, deadlineAt: due, state: "scheduled", note: null });
+      if (due !== null && due.getTime() + (input.missedSlackMs ?? 0) <= nowMs) {
+        missed.push(occurrence);
+      } else
+        run.push({ occurrenceAt: occurrence, deadlineAt: due, state: "scheduled", note: null });
       if (++scanned >= SCAN_LIMIT && next !== null && next.getTime() <= nowMs) {
         occurrence = next;
         more = true;

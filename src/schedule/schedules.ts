@@ -11,6 +11,7 @@ import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { type CadencePlan, cadencePlan } from "./cadence-plan.js";
+import { TARGET_SOURCE_TIMEOUT_MS } from "./fan-out.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
 import {
   type NormalizedSchedule,
@@ -28,7 +29,7 @@ import {
   upcomingRuns,
   validateLimit,
 } from "./schedule-timeline.js";
-import { ScheduleTargets } from "./targets.js";
+import { ScheduleTargets, validateKey } from "./targets.js";
 
 export type { CadencePlan } from "./cadence-plan.js";
 export type { Schedule } from "./schedule-record.js";
@@ -73,6 +74,13 @@ export class Schedules {
       events,
       {
         require: (client, name) => this.require(client, name),
+        read: async (client, name) => {
+          const row = (
+            await this.db.run(this.q.Get, { name: validateScheduleName(name), id: null }, client)
+          ).rows[0];
+          if (!row) throw notFound(name);
+          return row;
+        },
         resetCursor: (client, id) => this.setState(client, id, { resetCursor: true }),
         lockById: async (client, id) => (await this.lock(client, null, id)) as LockedScheduleRow,
         idOf: async (name) => {
@@ -138,6 +146,14 @@ export class Schedules {
     const written = await this.db.run(this.q.Upsert, schedule, client);
     const { id, version, owner, inserted } = written.rows[0] as RowOf<typeof this.q.Upsert>;
     const changed = inserted || before?.version !== version || before?.owner !== owner;
+    // A source taken away takes the targets it added with it.
+    if (before?.target_source && schedule.targetSource === null) {
+      await this.db.run(
+        targetQueries(this.db.schema).RemoveSourceTargets,
+        { scheduleId: id, unseenOnly: false },
+        client,
+      );
+    }
     let superseded = 0;
     if (changed) {
       if (!inserted) {
@@ -271,11 +287,18 @@ export class Schedules {
     return this.changeState(name, { enabled: true });
   }
 
-  /** One extra execution now; the grid and its planned executions are left alone. */
-  async trigger(name: string): Promise<{ executionId: string; runAt: Date }> {
+  /**
+   * One extra execution now; the grid and its planned executions are left
+   * alone. A schedule with targets runs it for one of them (`target`).
+   */
+  async trigger(
+    name: string,
+    options: { target?: string } = {},
+  ): Promise<{ executionId: string; runAt: Date; targetKey: string }> {
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
-      const result = await this.db.run(this.q.Trigger, { scheduleId: row.id }, client);
+      const target = await this.targetOf(client, row, options.target, "trigger");
+      const result = await this.db.run(this.q.Trigger, { scheduleId: row.id, target }, client);
       const inserted = result.rows[0] as RowOf<typeof this.q.Trigger>;
       this.events.emit("schedule:execution:materialized", {
         scheduleId: row.id,
@@ -284,8 +307,53 @@ export class Schedules {
         runAt: inserted.run_at,
         state: "available",
       });
-      return { executionId: inserted.id, runAt: inserted.run_at };
+      return { executionId: inserted.id, runAt: inserted.run_at, targetKey: target };
     });
+  }
+
+  /**
+   * The target an operator's skip or trigger names: a schedule of its own
+   * grid has only "", a fanned-out one needs one of its enabled targets
+   * (optional for skip, which then takes the next run of any).
+   */
+  private async targetOf(
+    client: Executor,
+    row: LockedScheduleRow,
+    given: string | undefined,
+    verb: "trigger" | "skip",
+  ): Promise<string> {
+    if (!row.fan_out) {
+      if (given !== undefined && given !== DEFAULT_TARGET) {
+        throw new RotaError(
+          "INVALID_OPTION",
+          `Schedule "${row.name}" has no targets, only its own grid: ${verb} it without a target.`,
+          { details: { field: "target", value: given } },
+        );
+      }
+      return DEFAULT_TARGET;
+    }
+    if (given === undefined) {
+      if (verb === "skip") return "";
+      throw new RotaError(
+        "INVALID_OPTION",
+        `Schedule "${row.name}" runs for its targets: name the one to ${verb} ({ target: KEY }, --target KEY).`,
+        { details: { field: "target" } },
+      );
+    }
+    const key = validateKey(row.name, given);
+    const found = await this.db.run(
+      targetQueries(this.db.schema).Rank,
+      { scheduleId: row.id, key, byHash: false, salt: "" },
+      client,
+    );
+    if (!found.rows[0]?.present) {
+      throw new RotaError(
+        "TARGET_NOT_FOUND",
+        `Schedule "${row.name}" has no enabled target ${JSON.stringify(key)}.`,
+        { details: { name: row.name, target: key } },
+      );
+    }
+    return key;
   }
 
   /**
@@ -293,7 +361,10 @@ export class Schedules {
    * recorded as 'skipped' and never runs; the schedule goes on at the
    * following occurrence, and the horizon is refilled in the same transaction.
    */
-  async skip(name: string, options: { executionId?: string } = {}): Promise<ScheduleExecution> {
+  async skip(
+    name: string,
+    options: { executionId?: string; target?: string } = {},
+  ): Promise<ScheduleExecution> {
     const executionId = options.executionId;
     if (executionId !== undefined && !/^[1-9]\d{0,18}$/.test(String(executionId))) {
       throw new RotaError(
@@ -304,9 +375,14 @@ export class Schedules {
     }
     return this.db.transaction(async (client) => {
       const row = await this.require(client, name);
+      const target = await this.targetOf(client, row, options.target, "skip");
       const skipped = await this.db.run(
         this.q.Skip,
-        { scheduleId: row.id, executionId: options.executionId ?? null },
+        {
+          scheduleId: row.id,
+          executionId: options.executionId ?? null,
+          target: row.fan_out && target === "" ? null : target,
+        },
         client,
       );
       const hit = skipped.rows[0];
@@ -331,7 +407,7 @@ export class Schedules {
         state: "skipped",
         runAt: hit.run_at,
         occurrenceAt: hit.occurrence_at,
-        targetKey: DEFAULT_TARGET,
+        targetKey: hit.target_key,
         version: row.version,
         attempts: 0,
         startedAt: null,
@@ -456,20 +532,30 @@ export class Schedules {
   // ── helpers ─────────────────────────────────────────────────────────────
 
   /**
-   * Runs a target source once, reading no rows, in a savepoint: a query the
-   * database refuses (a syntax error, a missing table or key column) is a
-   * typed error, and the caller's transaction writes nothing.
+   * Runs a target source as the orchestrator will (a cursor, one row read,
+   * the same timeouts), in a savepoint: a query the database refuses (a
+   * syntax error, a missing table or key column, one that writes, one that
+   * takes too long) is a typed error, and the caller's transaction writes
+   * nothing.
    */
   private async checkSource(client: Executor, schedule: NormalizedSchedule): Promise<void> {
+    const q = targetQueries(this.db.schema);
     await client.query({ text: "savepoint rota_check_source" });
     try {
+      await client.query({
+        text: "select set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)",
+        values: [`${TARGET_SOURCE_TIMEOUT_MS}ms`],
+      });
       await this.db.runSpliced(
-        targetQueries(this.db.schema).CheckSource,
+        q.CheckSource,
         {},
         { target_source: schedule.targetSource as string },
         client,
       );
-      await client.query({ text: "release savepoint rota_check_source" });
+      await this.db.run(q.FetchCheck, {}, client);
+      await this.db.run(q.CloseCheck, {}, client);
+      // Rolled back to the savepoint either way: that also undoes the timeouts.
+      await client.query({ text: "rollback to savepoint rota_check_source" });
     } catch (cause) {
       await client.query({ text: "rollback to savepoint rota_check_source" });
       throw new RotaError(

@@ -7,13 +7,16 @@
  */
 
 import type { Database, Executor } from "../db/database.js";
+import { clockQueries } from "../db/queries/clock.js";
 import type { LockedScheduleRow } from "../db/queries/schedules.js";
 import { targetQueries } from "../db/queries/targets.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { serializePayload } from "../queue/job-options.js";
+import { joinPlannedCadences } from "./fan-out.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
 import { validateLimit } from "./schedule-timeline.js";
+import { compileSpec, specOf } from "./spec.js";
 import { isTargetKey, TARGET_KEY_RULE } from "./target-key.js";
 
 /** A target as given to `targets.add`: a key, or a key with a payload override and flag. */
@@ -47,7 +50,10 @@ export const TARGET_BATCH = 5_000;
 
 /** The hooks the schedules API lends (locking a schedule by name, and its state changes). */
 export interface ScheduleAccess {
+  /** The schedule's row, locked for the caller's transaction. */
   require(client: Executor, name: string): Promise<LockedScheduleRow>;
+  /** The schedule's row, not locked. */
+  read(client: Executor, name: string): Promise<LockedScheduleRow>;
   resetCursor(client: Executor, id: string): Promise<void>;
   lockById(client: Executor, id: string): Promise<LockedScheduleRow>;
   /** The schedule's id, read without a lock (for reads). */
@@ -68,9 +74,13 @@ export class ScheduleTargets {
 
   /**
    * Adds targets to schedule `name` (idempotent: a key given again as it is
-   * changes nothing). The schedule fans out from then on: its first targets
-   * replace its own grid, whose planned executions are superseded in the
-   * same transaction. A new target joins at the next cadence planned.
+   * changes nothing, and a plain key leaves a stored payload or flag alone).
+   * The schedule fans out from then on: its first targets replace its own
+   * grid, whose planned executions are superseded in the same transaction.
+   * A new target takes its slot in the cadences already planned where it is
+   * still ahead (random and custom strategies), else joins the next one.
+   * The schedule's row is locked only at the end: a long stream of keys
+   * does not hold up the orchestrator.
    */
   async add(
     name: string,
@@ -78,11 +88,14 @@ export class ScheduleTargets {
     options: { onProgress?: (done: number) => void } = {},
   ): Promise<AddTargetsResult> {
     return this.db.transaction(async (client) => {
-      const row = await this.schedules.require(client, name);
+      const row = await this.schedules.read(client, name);
+      const now = (await this.db.run(clockQueries(this.db.schema).Now, {}, client)).rows[0]
+        ?.now as Date;
+      const grid = row.fan_out ? compileSpec(specOf(row)) : null;
       const result: AddTargetsResult = { added: 0, updated: 0, existing: 0 };
       let seen = 0;
       for await (const batch of batches(targets, TARGET_BATCH)) {
-        const byKey = new Map<string, { payload: string | null; enabled: boolean }>();
+        const byKey = new Map<string, { payload: string | null; enabled: boolean | null }>();
         for (const target of batch) {
           const { key, payload, enabled } = this.validate(name, target);
           byKey.set(key, { payload, enabled });
@@ -101,10 +114,23 @@ export class ScheduleTargets {
         result.added += counts?.added ?? 0;
         result.updated += counts?.updated ?? 0;
         seen += byKey.size;
+        if (grid !== null && counts !== undefined) {
+          await joinPlannedCadences(
+            this.db,
+            client,
+            row,
+            grid,
+            counts.added_keys,
+            now,
+            row.cursor_at,
+          );
+        }
         options.onProgress?.(seen);
       }
       result.existing = seen - result.added - result.updated;
-      if (!row.fan_out && seen > 0) await this.startFanOut(client, row);
+      if (!row.fan_out && seen > 0) {
+        await this.startFanOut(client, await this.schedules.require(client, name));
+      }
       return result;
     });
   }
@@ -178,12 +204,14 @@ export class ScheduleTargets {
     );
   }
 
+  /** A target as the Add statement takes it: null where a field was not given. */
   private validate(
     name: string,
     target: TargetInput,
-  ): { key: string; payload: string | null; enabled: boolean } {
-    if (typeof target === "string")
-      return { key: validateKey(name, target), payload: null, enabled: true };
+  ): { key: string; payload: string | null; enabled: boolean | null } {
+    if (typeof target === "string") {
+      return { key: validateKey(name, target), payload: null, enabled: null };
+    }
     if (typeof target !== "object" || target === null || Array.isArray(target)) {
       throw invalidTarget(name, target, "give a key (a string) or { key, payload?, enabled? }");
     }
@@ -195,7 +223,7 @@ export class ScheduleTargets {
       target.payload === undefined
         ? null
         : serializePayload(`target ${key}`, target.payload, this.payloadLimitBytes);
-    return { key, payload, enabled: target.enabled ?? true };
+    return { key, payload, enabled: target.enabled ?? null };
   }
 }
 

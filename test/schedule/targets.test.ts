@@ -420,7 +420,29 @@ describe("targets", () => {
     await t.rota.schedules.targets.add("raced", keys(3_000));
     const first = await executions("raced");
     await clockTo(first[0]?.occurrence_at as Date);
-    await Promise.all([pass(), pass(), pass()]);
+    // A leader whose lease another holder has since taken writes nothing.
+    await t.db.pool.query(
+      `insert into "${t.schema}".leases (name, holder, epoch, acquired_at, expires_at)
+       values ('fan-out-race', 'new-leader', 2, now(), now() + interval '1 hour')`,
+    );
+    const cadences: string[] = [];
+    const off = t.rota.events.on("schedule:cadence:materialized", (e) => {
+      if (e.name === "raced") cadences.push(`${e.occurrenceAt.toISOString()}:${e.executions}`);
+    });
+    try {
+      const stale = await materializeDue(t.db, t.rota.events, {
+        lease: { name: "fan-out-race", holder: "old-leader", epoch: 1 },
+      });
+      expect(stale.executions).toBe(0);
+      expect(cadences).toEqual([]);
+      // Three passes at once: one plans the next cadence, the others lose the
+      // compare-and-set on the cursor and write nothing.
+      await Promise.all([pass(), pass(), pass()]);
+    } finally {
+      off();
+    }
+    const next = new Date((first[0]?.occurrence_at.getTime() as number) + 3_600_000);
+    expect(cadences).toEqual([`${next.toISOString()}:3000`]);
     // A stale leader that missed the cursor's move writes the same cadence again.
     const row = (
       await t.db.pool.query(`select * from "${t.schema}".schedules where name = 'raced'`)
@@ -475,11 +497,19 @@ describe("targets", () => {
     const now = await t.rota.clock.now();
     const live = await executions("swap");
     const current = live.filter((r) => r.occurrence_at.getTime() === occurrence.getTime());
-    // Each re-planned run is ahead of now, placed by spread.
-    for (const r of current) {
-      expect(r.distribution).toBe("spread");
-      expect(r.run_at.getTime()).toBeGreaterThan(now.getTime());
-    }
+    // Every target that has not run keeps a run in this cadence, ahead of
+    // now: at its new slot (spread) where that is still ahead, else at its
+    // old one (random), none at once.
+    const ran = new Set(planned.filter((r) => r.offset_ms < 1_860_000).map((r) => r.target_key));
+    expect(current.map((r) => r.target_key).sort()).toEqual(
+      keys(600)
+        .filter((k) => !ran.has(k))
+        .sort(),
+    );
+    for (const r of current) expect(r.run_at.getTime()).toBeGreaterThan(now.getTime());
+    const bySpread = current.filter((r) => r.distribution === "spread");
+    expect(bySpread.length).toBeGreaterThan(100);
+    expect(current.length - bySpread.length).toBeGreaterThan(0);
     // The next cadence: every target once, by spread.
     const next = live.filter((r) => r.occurrence_at.getTime() === occurrence.getTime() + 3_600_000);
     expect(next).toHaveLength(600);
@@ -512,5 +542,168 @@ describe("targets", () => {
     expect(rows.map((r) => [r.target_key, r.offset_ms, r.distribution])).toEqual(
       keys(5).map((k, i) => [k, i * 10_000, name]),
     );
+  });
+});
+
+describe("targets, after review", () => {
+  it("a target source is one query that only reads: a second statement or a write is refused, a '$' in it is kept, a collated key column works", async () => {
+    const table = `"${t.schema}".projects`;
+    const bad = [
+      `select '1' as key; create table "${t.schema}".pwned (x int)`,
+      `select '1' as key) as src, lateral (select 1) as x where (true`,
+      `select '1' as key) as src; delete from ${table}; select * from (select '1' as key`,
+      `with gone as (delete from ${table} returning id) select id::text as key from gone`,
+    ];
+    for (const targetSource of bad) {
+      await expect(
+        t.rota.schedules.upsert({ name: "evil", task: "s", cron: "0 * * * *", targetSource }),
+      ).rejects.toMatchObject({ code: "INVALID_TARGET_SOURCE" });
+    }
+    const left = await t.db.pool.query(
+      `select to_regclass('"${t.schema}".pwned') as pwned, (select count(*)::int from ${table}) as projects`,
+    );
+    expect(left.rows[0]?.pwned).toBeNull();
+    expect(left.rows[0]?.projects).toBeGreaterThan(0);
+    expect(await t.rota.schedules.get("evil")).toBeNull();
+    await t.db.pool.query(
+      `create table "${t.schema}".tenants (slug text collate "POSIX" primary key, note text)`,
+    );
+    await t.db.pool.query(
+      `insert into "${t.schema}".tenants values ('a$', 'x$$y'), ('b', '$1'), ('c', null)`,
+    );
+    const source = `select slug as key from "${t.schema}".tenants where note like '%$%' or note is null`;
+    await t.rota.schedules.upsert({
+      name: "collated",
+      task: "s",
+      cron: "0 * * * *",
+      targetSource: source,
+    });
+    expect((await t.rota.schedules.get("collated"))?.targetSource).toBe(source);
+    const listed = await t.rota.schedules.targets.list("collated");
+    expect(listed.map((r) => r.key)).toEqual(["a$", "b", "c"]);
+    // Read again by the orchestrator: the same three, no error noted.
+    await t.db.pool.query(`delete from "${t.schema}".tenants where slug = 'b'`);
+    const first = (await executions("collated"))[0]?.occurrence_at as Date;
+    await clockTo(first);
+    await pass();
+    expect((await t.rota.schedules.get("collated"))?.lastError).toBeNull();
+    expect((await t.rota.schedules.targets.list("collated")).map((r) => r.key)).toEqual([
+      "a$",
+      "c",
+    ]);
+  });
+
+  it("a plain key given again leaves a payload and a disabled flag alone; taking the source away takes its targets", async () => {
+    await t.db.pool.query(`insert into "${t.schema}".projects values (900, true), (901, true)`);
+    await t.rota.schedules.upsert({
+      name: "kept",
+      task: "s",
+      cron: "0 * * * *",
+      targetSource: `select id::text as key from "${t.schema}".projects where id >= 900`,
+    });
+    await t.rota.schedules.targets.add("kept", [
+      { key: "own", payload: { depth: 2 }, enabled: false },
+      "900",
+    ]);
+    expect(await t.rota.schedules.targets.add("kept", ["own", "900"])).toEqual({
+      added: 0,
+      updated: 0,
+      existing: 2,
+    });
+    const byKey = Object.fromEntries(
+      (await t.rota.schedules.targets.list("kept")).map((r) => [r.key, r]),
+    );
+    expect(byKey.own).toMatchObject({ payload: { depth: 2 }, enabled: false });
+    // "900" was given by hand, so it is no longer the source's; "901" is.
+    expect([byKey["900"]?.fromSource, byKey["901"]?.fromSource]).toEqual([false, true]);
+    await t.rota.schedules.upsert({ name: "kept", task: "s", cron: "0 * * * *" });
+    expect((await t.rota.schedules.targets.list("kept")).map((r) => r.key)).toEqual(["900", "own"]);
+    expect((await executions("kept")).map((r) => r.target_key)).toEqual(["900"]);
+  });
+
+  it("a target added by the API takes its slot in the cadence already planned when it is still ahead (random)", async () => {
+    await t.rota.schedules.upsert({
+      name: "joins",
+      task: "s",
+      cron: "0 * * * *",
+      window: "1h",
+      seed: 1,
+    });
+    await t.rota.schedules.targets.add("joins", keys(50));
+    const planned = await executions("joins");
+    const occurrence = planned[0]?.occurrence_at as Date;
+    // The next cadence is planned once this one's occurrence has passed.
+    await clockTo(new Date(occurrence.getTime() + 60_000));
+    await pass();
+    expect(byOccurrence(await executions("joins"))).toHaveLength(2);
+    await t.rota.schedules.targets.add("joins", keys(40, "late"));
+    const now = await t.rota.clock.now();
+    const late = (await executions("joins")).filter((r) => r.target_key.startsWith("late"));
+    const [inCurrent, inNext] = [occurrence.getTime(), occurrence.getTime() + 3_600_000].map((o) =>
+      late.filter((r) => r.occurrence_at.getTime() === o),
+    );
+    // Every one in the next cadence; in the current one, those whose slot is ahead.
+    expect(inNext).toHaveLength(40);
+    expect(inCurrent?.length).toBeGreaterThan(20);
+    expect(inCurrent?.length).toBeLessThan(40);
+    for (const r of late) expect(r.run_at.getTime()).toBeGreaterThan(now.getTime());
+  });
+
+  it("trigger and skip name a target of a schedule with targets", async () => {
+    await t.rota.schedules.upsert({
+      name: "ops",
+      task: "s",
+      cron: "0 * * * *",
+      window: "1h",
+      payload: { a: 1 },
+    });
+    await t.rota.schedules.targets.add("ops", [{ key: "x", payload: { b: 2 } }, "y"]);
+    await expect(t.rota.schedules.trigger("ops")).rejects.toMatchObject({ code: "INVALID_OPTION" });
+    await expect(t.rota.schedules.trigger("ops", { target: "nope" })).rejects.toMatchObject({
+      code: "TARGET_NOT_FOUND",
+    });
+    const triggered = await t.rota.schedules.trigger("ops", { target: "x" });
+    expect(triggered.targetKey).toBe("x");
+    const job = await t.rota.getJob(triggered.executionId);
+    expect(job?.payload).toEqual({ a: 1, b: 2 });
+    const skipped = await t.rota.schedules.skip("ops", { target: "y" });
+    expect(skipped.targetKey).toBe("y");
+    expect((await executions("ops", ["skipped"])).map((r) => r.target_key)).toEqual(["y"]);
+  });
+});
+
+describe("migration 0014", () => {
+  it("keeps the version of every schedule written before it: nothing drifts", async () => {
+    const { loadMigrations } = await import("../../src/db/migrate.js");
+    const { bindSchema } = await import("../../src/db/sql.js");
+    const schema = `${t.schema}_v13`;
+    const client = await t.db.pool.connect();
+    try {
+      await client.query(`create schema "${schema}"`);
+      for (const m of loadMigrations().filter((m) => m.version <= 13)) {
+        await client.query(bindSchema(m.sql, schema));
+      }
+      await client.query(
+        `insert into "${schema}".schedules (name, task, cron, payload, timezone, max_attempts, catch_up_window_ms)
+         values ('a', 't', '0 * * * *', '{"x":1}', 'Europe/Berlin', 3, 60000)`,
+      );
+      await client.query(
+        `insert into "${schema}".schedules (name, task, every, anchor, overlap, catch_up)
+         values ('b', 't', '90m', '2026-01-05T09:00:00Z', 'skip', 'all')`,
+      );
+      const before = await client.query(
+        `select name, version from "${schema}".schedules order by name`,
+      );
+      const m14 = loadMigrations().find((m) => m.version === 14);
+      await client.query(bindSchema(m14?.sql as string, schema));
+      const after = await client.query(
+        `select name, version from "${schema}".schedules order by name`,
+      );
+      expect(before.rows).toHaveLength(2);
+      expect(after.rows).toEqual(before.rows);
+    } finally {
+      await client.query(`drop schema if exists "${schema}" cascade`);
+      client.release();
+    }
   });
 });

@@ -50,8 +50,10 @@ create index schedules_drifted on {{schema}}.schedules (id)
 -- the 'batches' strategy and `targets list` use, the same in SQL and in
 -- rota's planning code. payload is merged over the schedule's (objects:
 -- key by key; otherwise it replaces it). from_source: added by the target
--- source, which removes it again when its query no longer returns it.
--- Deleting the schedule deletes its targets.
+-- source, which removes it again when its query no longer returns it;
+-- source_seen: the transaction that last read the source and found it
+-- (those not found by the latest read are the ones that left). Deleting the
+-- schedule deletes its targets.
 create table {{schema}}.schedule_targets (
   schedule_id bigint not null references {{schema}}.schedules (id) on delete cascade,
   target_key text collate "C" not null
@@ -59,6 +61,7 @@ create table {{schema}}.schedule_targets (
   payload jsonb,
   enabled boolean not null default true,
   from_source boolean not null default false,
+  source_seen bigint,
   created_at timestamptz not null default {{schema}}.clock_now(),
   updated_at timestamptz not null default {{schema}}.clock_now(),
   primary key (schedule_id, target_key)

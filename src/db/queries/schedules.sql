@@ -219,15 +219,22 @@ select (select count(*)::int from advanced) as advanced,
 -- :keepVersion, only those planned by another version, and only those not due
 -- yet (a change: due ones belong to the past grid and run as planned); with
 -- :keepVersion null, all of them, due or not (pause, disable, hand-back:
--- nothing more may start).
-with clock as materialized (select {{schema}}.clock_now() as now)
-update {{schema}}.jobs as j
-set state = 'superseded', finished_at = clock.now,
-    last_error = jsonb_build_object('message', :reason::text, 'at', clock.now)
-from clock
-where j.schedule_id = :scheduleId and j.state in ('scheduled', 'available') and j.attempts = 0
-  and (:keepVersion::text is null or (j.schedule_version is distinct from :keepVersion and j.run_at > clock.now))
-returning j.id::text, j.occurrence_at, j.run_at;
+-- nothing more may start). The executions come back only when
+-- :returnRows (someone listens for their events): a fanned-out schedule has
+-- one per target; otherwise one row with their count.
+with clock as materialized (select {{schema}}.clock_now() as now),
+superseded as (
+  update {{schema}}.jobs as j
+  set state = 'superseded', finished_at = clock.now,
+      last_error = jsonb_build_object('message', :reason::text, 'at', clock.now)
+  from clock
+  where j.schedule_id = :scheduleId and j.state in ('scheduled', 'available') and j.attempts = 0
+    and (:keepVersion::text is null or (j.schedule_version is distinct from :keepVersion and j.run_at > clock.now))
+  returning j.id, j.occurrence_at, j.run_at
+)
+select id::text, occurrence_at, run_at, 1 as count from superseded where :returnRows::boolean
+union all
+select null, null, null, count(*)::int from superseded where not :returnRows::boolean;
 
 -- name: RemoveUnstarted
 -- Deleting a schedule: its executions that have not started go with it.
@@ -236,12 +243,13 @@ where schedule_id = :scheduleId and state in ('scheduled', 'available')
 returning id::text;
 
 -- name: Skip
--- Skips one execution that has not started: the next one, or execution
--- :executionId.
+-- Skips one execution that has not started: the next one (of target
+-- :target, when given), or execution :executionId.
 with target as (
   select id from {{schema}}.jobs
   where schedule_id = :scheduleId and state in ('scheduled', 'available')
     and (:executionId::bigint is null or id = :executionId)
+    and (:target::text is null or target_key = :target)
   order by run_at, id
   limit 1
   for update
@@ -251,21 +259,30 @@ set state = 'skipped', finished_at = {{schema}}.clock_now(),
     last_error = jsonb_build_object('message', 'skipped by an operator', 'at', {{schema}}.clock_now())
 from target
 where j.id = target.id
-returning j.id::text, j.occurrence_at, j.run_at;
+returning j.id::text, j.occurrence_at, j.run_at, j.target_key;
 
 -- name: Trigger
 -- One extra execution now, outside the grid (occurrence_at stays null, the
--- cursor is untouched).
+-- cursor is untouched), for target :target ('' for a schedule's own grid;
+-- a target's payload is merged over the schedule's as in FanOut).
 with inserted as (
   insert into {{schema}}.jobs (queue, task, payload, state, priority, run_at, max_attempts,
     schedule_id, target_key, schedule_version, concurrency_key, concurrency_limit, overlap,
     created_at)
-  select s.queue, s.task, s.payload, 'available', s.priority, {{schema}}.clock_now(),
-         coalesce(s.max_attempts, 25), s.id, '', s.version,
-         case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' end,
+  select s.queue, s.task,
+         case when t.payload is null then s.payload
+              when jsonb_typeof(s.payload) = 'object' and jsonb_typeof(t.payload) = 'object'
+                then s.payload || t.payload
+              else t.payload end,
+         'available', s.priority, {{schema}}.clock_now(),
+         coalesce(s.max_attempts, 25), s.id, :target, s.version,
+         case when s.overlap <> 'allow' then 'schedule:' || s.id || ':' || :target end,
          case when s.overlap = 'queue' then 1 end, nullif(s.overlap, 'allow'),
          {{schema}}.clock_now()
-  from {{schema}}.schedules as s where s.id = :scheduleId
+  from {{schema}}.schedules as s
+  left join {{schema}}.schedule_targets as t
+    on t.schedule_id = s.id and t.target_key = :target::text collate "C"
+  where s.id = :scheduleId
   returning id, queue, run_at
 )
 select inserted.id::text, inserted.run_at, {{schema}}.notify_jobs(array[inserted.queue]) as notified

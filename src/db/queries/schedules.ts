@@ -207,10 +207,19 @@ export const scheduleQueries = defineQueries("schedules", {
     },
     MaterializeRow
   >(),
-  Supersede: statement<OfSchedule & { keepVersion: string | null; reason: string }, Unstarted>(),
+  Supersede: statement<
+    OfSchedule & { keepVersion: string | null; reason: string; returnRows: boolean },
+    { id: string | null; occurrence_at: Date | null; run_at: Date | null; count: number }
+  >(),
   RemoveUnstarted: statement<OfSchedule, { id: string }>(),
-  Skip: statement<OfSchedule & { executionId: string | null }, Unstarted>(),
-  Trigger: statement<OfSchedule, { id: string; run_at: Date; notified: unknown }>(),
+  Skip: statement<
+    OfSchedule & { executionId: string | null; target: string | null },
+    Unstarted & { target_key: string }
+  >(),
+  Trigger: statement<
+    OfSchedule & { target: string },
+    { id: string; run_at: Date; notified: unknown }
+  >(),
   Planned: statement<
     OfSchedule & { from: Date; target: string | null; limit: number },
     ExecutionRow & { offset_ms: number | null }

@@ -3,41 +3,56 @@
 -- windows and strategies").
 
 -- name: Add
--- Adds or changes targets of schedule :scheduleId, :keys with :payloads
--- (JSON text or null) and :enabled, one batch of a targets.add call (keys
--- unique within it). A key already there with the same payload and flag is
--- left alone; one that becomes disabled loses its planned executions.
+-- Adds or changes targets of schedule :scheduleId: :keys (unique within the
+-- call) with :payloads (JSON text) and :enabled, each null where not given,
+-- which leaves what is stored alone (a plain key given again changes
+-- nothing). A key given here is the caller's from now on, not the source's.
+-- One that becomes disabled loses its planned executions. Returns the
+-- counts and the keys that were new.
 with given as (
-  select g.key, g.payload::jsonb as payload, g.enabled
+  select g.key collate "C" as key, g.payload::jsonb as payload, g.enabled
   from unnest(:keys::text[], :payloads::text[], :enabled::boolean[]) as g(key, payload, enabled)
 ),
-written as (
-  insert into {{schema}}.schedule_targets as t (schedule_id, target_key, payload, enabled)
-  select :scheduleId, g.key, g.payload, g.enabled from given as g
-  on conflict (schedule_id, target_key) do update
-  set payload = excluded.payload, enabled = excluded.enabled,
-      updated_at = {{schema}}.clock_now()
-  where t.payload is distinct from excluded.payload or t.enabled is distinct from excluded.enabled
-  returning (t.xmax = 0) as inserted, t.target_key, t.enabled
+changed as (
+  update {{schema}}.schedule_targets as t
+  set payload = coalesce(g.payload, t.payload), enabled = coalesce(g.enabled, t.enabled),
+      from_source = false, updated_at = {{schema}}.clock_now()
+  from given as g
+  where t.schedule_id = :scheduleId and t.target_key = g.key
+    and (t.payload is distinct from coalesce(g.payload, t.payload)
+         or t.enabled is distinct from coalesce(g.enabled, t.enabled) or t.from_source)
+  returning t.target_key, t.enabled,
+            -- (the row as it was: a changed payload or flag counts, taking
+            -- it from the source alone does not)
+            (select o.payload is distinct from coalesce(g.payload, o.payload)
+                    or o.enabled is distinct from coalesce(g.enabled, o.enabled)
+             from {{schema}}.schedule_targets as o
+             where o.schedule_id = t.schedule_id and o.target_key = t.target_key) as counted
+),
+added as (
+  insert into {{schema}}.schedule_targets (schedule_id, target_key, payload, enabled)
+  select :scheduleId, g.key, g.payload, coalesce(g.enabled, true) from given as g
+  on conflict (schedule_id, target_key) do nothing
+  returning target_key
 ),
 dropped as (
   delete from {{schema}}.jobs as j
-  using written as w
-  where not w.enabled and j.schedule_id = :scheduleId and j.target_key = w.target_key
-    and j.state in ('scheduled', 'available')
+  using changed as c
+  where not c.enabled and j.schedule_id = :scheduleId
+    and j.target_key = (c.target_key collate "default") and j.state in ('scheduled', 'available')
   returning j.id
 )
-select count(*) filter (where w.inserted)::int as added,
-       count(*) filter (where not w.inserted)::int as updated,
-       (select count(*)::int from dropped) as removed_executions
-from written as w;
+select (select count(*)::int from added) as added,
+       (select count(*)::int from changed where counted) as updated,
+       (select count(*)::int from dropped) as removed_executions,
+       array(select target_key from added) as added_keys;
 
 -- name: Remove
 -- Removes targets :keys of schedule :scheduleId and their executions that
 -- have not started (running ones finish).
 with gone as (
   delete from {{schema}}.schedule_targets
-  where schedule_id = :scheduleId and target_key = any(:keys::text[])
+  where schedule_id = :scheduleId and target_key = any(:keys::text[] collate "C")
   returning target_key
 ),
 dropped as (
@@ -60,12 +75,13 @@ from {{schema}}.schedule_targets as t
 left join lateral (
   select j.run_at, j.planned_offset_ms, j.occurrence_at
   from {{schema}}.jobs as j
-  where j.schedule_id = t.schedule_id and j.target_key = t.target_key
+  -- (In the jobs column's collation, so its index serves the lookup.)
+  where j.schedule_id = t.schedule_id and j.target_key = (t.target_key collate "default")
     and j.occurrence_at is not null and j.state = 'scheduled'
   order by j.run_at
   limit 1
 ) as next on true
-where t.schedule_id = :scheduleId and (:after::text is null or t.target_key > :after)
+where t.schedule_id = :scheduleId and (:after::text is null or t.target_key > :after::text collate "C")
 order by t.target_key
 limit :limit;
 
@@ -82,7 +98,7 @@ select count(*) filter (where case when :byHash::boolean
                                  then (md5(:salt || t.target_key), t.target_key) < (md5(:salt || :key), :key::text collate "C")
                                  else t.target_key < :key::text collate "C" end)::int as rank,
        count(*)::int as total,
-       bool_or(t.target_key = :key::text) as present
+       bool_or(t.target_key = :key::text collate "C") as present
 from {{schema}}.schedule_targets as t
 where t.schedule_id = :scheduleId and t.enabled;
 
@@ -141,7 +157,7 @@ inserted as (
            :deadline::timestamptz + g.offset_ms * interval '1 millisecond' as deadline_at
   ) as p
   join {{schema}}.schedule_targets as t
-    on t.schedule_id = :scheduleId and t.target_key = p.key and t.enabled
+    on t.schedule_id = :scheduleId and t.target_key = (p.key collate "C") and t.enabled
   join {{schema}}.schedules as s on s.id = :scheduleId
   cross join clock
   where not :aheadOnly::boolean or p.run_at > clock.now
@@ -154,46 +170,83 @@ select count(*)::int as inserted,
        case when count(*) > 0 then {{schema}}.notify_jobs(array[min(i.queue)]) end as notified
 from inserted as i;
 
--- name: RefreshFromSource
--- Reads schedule :scheduleId's target source (the schedule's own query,
--- spliced in by Database.runSpliced where the statement reads it): keys it returns for the
--- first time become targets; targets it added before and no longer returns
--- leave, with their executions that have not started. Keys that are empty
--- or longer than 200 bytes are counted, not added.
-with source as materialized (
-  select distinct src.key::text as key from ({{target_source}}) as src where src.key is not null
+-- name: DeclareSource
+-- A schedule's target source (the operator's query, spliced in by
+-- Database.runSpliced where the statement reads it, and sent alone: one
+-- statement) as a cursor. DECLARE refuses a query that writes (a
+-- data-modifying WITH); its keys are compared in collation "C", as the
+-- targets' are, whatever the source column's collation.
+declare rota_target_source no scroll cursor for
+select distinct src.key::text collate "C" as key
+from ({{target_source}}) as src
+where src.key is not null;
+
+-- name: FetchSource
+fetch forward 10000 from rota_target_source;
+
+-- name: CloseSource
+close rota_target_source;
+
+-- name: MarkSeen
+-- One page of keys the source returned (:keys): each is marked seen by this
+-- transaction, and those new to schedule :scheduleId become targets (from
+-- the source). Keys that are empty or over 200 bytes are counted, not added.
+-- Returns the new keys.
+with given as (
+  select distinct g.key collate "C" as key from unnest(:keys::text[]) as g(key)
+  where octet_length(g.key) between 1 and 200
 ),
-valid as (
-  select key from source where octet_length(key) between 1 and 200
+seen as (
+  update {{schema}}.schedule_targets as t
+  set source_seen = pg_current_xact_id()::text::bigint
+  from given as g
+  where t.schedule_id = :scheduleId and t.target_key = g.key
+  returning t.target_key
 ),
 added as (
-  insert into {{schema}}.schedule_targets (schedule_id, target_key, from_source)
-  select :scheduleId, v.key, true from valid as v
+  insert into {{schema}}.schedule_targets (schedule_id, target_key, from_source, source_seen)
+  select :scheduleId, g.key, true, pg_current_xact_id()::text::bigint from given as g
+  where not exists (select 1 from seen where seen.target_key = g.key)
   on conflict (schedule_id, target_key) do nothing
   returning target_key
-),
-gone as (
+)
+select array(select target_key from added) as added,
+       (select count(*)::int from unnest(:keys::text[]) as k(key)
+        where octet_length(k.key) not between 1 and 200) as invalid;
+
+-- name: RemoveSourceTargets
+-- Targets of schedule :scheduleId that its source added leave, with their
+-- executions that have not started: with :unseenOnly, those the full read
+-- of the source in this transaction did not return (MarkSeen); without, all
+-- of them (the source was taken away; targets added by hand stay).
+with gone as (
   delete from {{schema}}.schedule_targets as t
   where t.schedule_id = :scheduleId and t.from_source
-    and not exists (select 1 from valid as v where v.key = t.target_key)
+    and (not :unseenOnly::boolean
+         or t.source_seen is distinct from pg_current_xact_id()::text::bigint)
   returning t.target_key
 ),
 dropped as (
   delete from {{schema}}.jobs as j
   using gone as g
-  where j.schedule_id = :scheduleId and j.target_key = g.target_key
+  where j.schedule_id = :scheduleId and j.target_key = (g.target_key collate "default")
     and j.state in ('scheduled', 'available')
   returning j.id
 )
-select (select count(*)::int from added) as added,
-       (select count(*)::int from gone) as removed,
-       (select count(*)::int from dropped) as removed_executions,
-       (select count(*)::int from source) - (select count(*)::int from valid) as invalid;
+select (select count(*)::int from gone) as removed,
+       (select count(*)::int from dropped) as removed_executions;
 
 -- name: CheckSource
--- Whether a target source runs and returns a key column (spliced in as
--- above), reading no rows.
-select src.key::text as key from ({{target_source}}) as src limit 0;
+-- Whether a target source can be read as DeclareSource reads it (spliced in
+-- the same way): declared here, and the caller fetches one row and closes it.
+declare rota_check_source no scroll cursor for
+select src.key::text collate "C" as key from ({{target_source}}) as src;
+
+-- name: FetchCheck
+fetch forward 1 from rota_check_source;
+
+-- name: CloseCheck
+close rota_check_source;
 
 -- name: NoteSource
 -- What reading the target source found wrong (:note), on the schedule's
@@ -210,6 +263,25 @@ update {{schema}}.schedules
 set fan_out = true, fill_at = '-infinity', updated_at = {{schema}}.clock_now()
 where id = :scheduleId and not fan_out
 returning version;
+
+-- name: RestoreUnplaced
+-- After a change re-planned the cadence in progress (schedule :scheduleId,
+-- occurrence :occurrence) with only the runs still ahead: a target whose
+-- new slot had passed gets back the run the change superseded (its old
+-- slot, which was ahead), so no target loses this cadence and none runs in
+-- a burst. (Superseded by this transaction: finished_at is its clock.)
+with clock as materialized (select {{schema}}.clock_now() as now)
+update {{schema}}.jobs as j
+set state = 'scheduled', finished_at = null, last_error = null
+from clock
+where j.schedule_id = :scheduleId and j.occurrence_at = :occurrence::timestamptz
+  and j.state = 'superseded' and j.attempts = 0 and j.finished_at = clock.now
+  and j.target_key <> ''
+  and not exists (
+    select 1 from {{schema}}.jobs as k
+    where k.schedule_id = j.schedule_id and k.target_key = j.target_key
+      and k.occurrence_at = j.occurrence_at and k.state <> 'superseded')
+returning j.id::text;
 
 -- name: CadenceMinutes
 -- How the written executions of one cadence (schedule :scheduleId,

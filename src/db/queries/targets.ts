@@ -17,8 +17,8 @@ type OfSchedule = { scheduleId: string };
 /** Every statement on schedule_targets and fanned-out executions, from targets.sql. */
 export const targetQueries = defineQueries("targets", {
   Add: statement<
-    OfSchedule & { keys: string[]; payloads: (string | null)[]; enabled: boolean[] },
-    { added: number; updated: number; removed_executions: number }
+    OfSchedule & { keys: string[]; payloads: (string | null)[]; enabled: (boolean | null)[] },
+    { added: number; updated: number; removed_executions: number; added_keys: string[] }
   >(),
   Remove: statement<
     OfSchedule & { keys: string[] },
@@ -45,13 +45,20 @@ export const targetQueries = defineQueries("targets", {
     },
     { inserted: number; notified: unknown }
   >(),
-  RefreshFromSource: statement<
-    OfSchedule,
-    { added: number; removed: number; removed_executions: number; invalid: number }
+  DeclareSource: statement(),
+  FetchSource: statement<Record<never, never>, { key: string }>(),
+  CloseSource: statement(),
+  MarkSeen: statement<OfSchedule & { keys: string[] }, { added: string[]; invalid: number }>(),
+  RemoveSourceTargets: statement<
+    OfSchedule & { unseenOnly: boolean },
+    { removed: number; removed_executions: number }
   >(),
-  CheckSource: statement<Record<never, never>, { key: string }>(),
+  CheckSource: statement(),
+  FetchCheck: statement<Record<never, never>, { key: string }>(),
+  CloseCheck: statement(),
   NoteSource: statement<OfSchedule & { note: string | null }>(),
   SetFanOut: statement<OfSchedule, { version: string }>(),
+  RestoreUnplaced: statement<OfSchedule & { occurrence: Date }, { id: string }>(),
   CadenceMinutes: statement<
     OfSchedule & { occurrence: Date; until: Date },
     { minute: Date; count: number }
