@@ -156,10 +156,12 @@ describe("a queue's concurrency limit and a key's", () => {
       await Promise.all(children.map((child) => waitForOutput(child, "running")));
       const backoff = { kind: "fixed", delayMs: 20 } as const;
       await t.rota.enqueueMany([
-        // The limited queue: 40 jobs, every fifth failing its first attempt.
+        // The limited queue: 40 jobs, every fifth failing its first attempt,
+        // and the first two long enough (1.5 s) for the kill below to land
+        // mid-job on a loaded machine.
         ...Array.from({ length: 40 }, (_, n) => ({
           task: "interval",
-          payload: { ms: 60, failFirst: n % 5 === 0 },
+          payload: { ms: n < 2 ? 1_500 : 60, failFirst: n % 5 === 0 },
           options: { queue: "limited", backoff, maxAttempts: 3 },
         })),
         // An unlimited queue with two keys: "a" one at a time, "b" two.
@@ -184,7 +186,7 @@ describe("a queue's concurrency limit and a key's", () => {
               const r = await c.query(
                 `select i.pid from "${t.schema}".intervals as i
                  join "${t.schema}".jobs as j on j.id = i.job_id and j.queue = 'limited'
-                 where i.ended_at is null limit 1`,
+                 where i.ended_at is null and (j.payload->>'ms')::int >= 1000 limit 1`,
               );
               return r.rows[0]?.pid as number | undefined;
             });
