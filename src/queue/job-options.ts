@@ -42,6 +42,8 @@ export const DEFAULT_QUEUE = "default";
 export const DEFAULT_MAX_ATTEMPTS = 25;
 export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
 
+// The SQL function enqueue (migration 0015) checks its input by these same
+// rules, with the same codes: a change to a rule here is a new migration there.
 const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TASK_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/;
 export const INT32_MAX = 2_147_483_647;

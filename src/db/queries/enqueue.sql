@@ -121,7 +121,8 @@ from stdin with (format binary);
 -- The same for lists where some jobs have a unique key. Per job, conflict
 -- 'keep' leaves an existing queued job with the same key alone and returns it;
 -- 'replace' overwrites its payload, run time and options while it has not
--- started. :commitsAlone as in InsertPlain: on rota's own connection, queues
+-- started. The SQL function enqueue (migration 0015) writes the same
+-- row and overwrites the same columns: a change here is a migration there. :commitsAlone as in InsertPlain: on rota's own connection, queues
 -- whose written jobs are all delayed are woken with when they come due.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
