@@ -42,6 +42,13 @@ export function loadMigrations(): Migration[] {
     })
     .sort((a, b) => a.version - b.version);
   migrations.forEach((migration, index) => {
+    // Two branches that each took the next number meet here after a merge.
+    const previous = migrations[index - 1];
+    if (previous?.version === migration.version) {
+      throw new Error(
+        `two migrations are numbered ${String(migration.version).padStart(4, "0")} (${previous.name}, ${migration.name}): renumber one, or delete a placeholder`,
+      );
+    }
     if (migration.version !== index + 1) {
       throw new Error(`migrations must be numbered 0001, 0002, … without gaps (${migration.name})`);
     }
