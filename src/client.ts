@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { Queues } from "./capacity/queues.js";
 import { Sweeps } from "./capacity/sweeps.js";
+import { Captures } from "./capture/captures.js";
 import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
@@ -73,6 +74,8 @@ export class Rota {
   readonly queues: Queues;
   /** Limited-capacity sweeps over your own tables: define, run, list (see Sweeps). */
   readonly sweeps: Sweeps;
+  /** Change capture: triggers on your tables that enqueue a job per changed row (see Captures). */
+  readonly capture: Captures;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
@@ -97,6 +100,7 @@ export class Rota {
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
+    this.capture = new Captures(this.#db, this.tasks);
   }
 
   get schema(): string {

@@ -43,6 +43,10 @@ export const errorCodes = {
   JOB_NOT_FOUND: "no job with that id exists",
   SWEEP_NOT_FOUND: "no sweep with that name is recorded",
   SWEEP_ROLLED_BACK: "a sweep instance's transaction ended rolled back",
+  // change capture
+  INVALID_CAPTURE:
+    "a capture's name, table, columns, key or events cannot be used (nothing was installed)",
+  CAPTURE_NOT_FOUND: "no capture with that name is recorded",
   JOB_CANCELLED: "the job was cancelled while it ran",
   JOB_TIMEOUT: "the job ran longer than its timeout",
   LEASE_LOST: "the worker lost the job's lease (it was rescued and may run elsewhere)",

@@ -6,6 +6,14 @@ export {
   type SweepInfo,
   type Sweeps,
 } from "./capacity/sweeps.js";
+export type { CaptureEvent, CaptureInput } from "./capture/capture-input.js";
+export type {
+  CaptureInfo,
+  CaptureRemoved,
+  CaptureStatus,
+  Captures,
+  CaptureTransactionOption,
+} from "./capture/captures.js";
 export { createRota, Rota, type RotaOptions } from "./client.js";
 export { type Clock, DatabaseClock, ManualClock, systemClock } from "./clock.js";
 export { DEFAULT_SCHEMA } from "./config.js";

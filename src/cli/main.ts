@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerBench } from "./bench.js";
+import { registerCapture } from "./capture.js";
 import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
 import { registerJobs } from "./jobs.js";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSchedules(program);
   registerSimulate(program);
   registerSweeps(program);
+  registerCapture(program);
   registerOrchestrator(program);
   registerBench(program);
   // Every subcommand shares the parent's error handling.

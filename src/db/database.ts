@@ -115,8 +115,10 @@ export class Database {
 
   /**
    * Runs a statement with text spliced in for each `{{name}}` of `fragments`
-   * (a schedule's target source, the operator's own query): sent unnamed,
-   * since its text is not the same for every call.
+   * (a schedule's target source, the operator's own query, a capture's
+   * quoted names): sent unnamed, since its text is not the same for every
+   * call. One pass over the statement, so a fragment's own text is never
+   * read for `{{…}}` (a column named "{{table}}" stays a column name).
    */
   runSpliced<P extends object, R extends pg.QueryResultRow>(
     query: NamedQuery<P, R>,
@@ -130,11 +132,12 @@ export class Database {
     } catch (error) {
       return Promise.reject(error);
     }
-    let text = query.text;
-    for (const [name, fragment] of Object.entries(fragments)) {
-      // A function, so "$&", "$$" and the like in the fragment stay as written.
-      text = text.replaceAll(`{{${name}}}`, () => fragment);
-    }
+    // One pass over the templates, each replaced by a function, so a
+    // fragment is never rewritten by another, and "$&", "$$" and the like in
+    // it stay as written.
+    const text = query.text.replace(/\{\{([A-Za-z_]+)\}\}/g, (template, name: string) =>
+      Object.hasOwn(fragments, name) ? (fragments[name] as string) : template,
+    );
     // The extended protocol, parameters or not: it runs exactly one
     // statement, so a fragment cannot end this one and start another.
     return executor.query<R>({ text, values, queryMode: "extended" } as pg.QueryConfig);

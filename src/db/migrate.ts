@@ -42,6 +42,13 @@ export function loadMigrations(): Migration[] {
     })
     .sort((a, b) => a.version - b.version);
   migrations.forEach((migration, index) => {
+    // Two changes developed side by side may each take the next number.
+    const previous = migrations[index - 1];
+    if (previous?.version === migration.version) {
+      throw new Error(
+        `two migrations are numbered ${String(migration.version).padStart(4, "0")} (${previous.name}, ${migration.name}): renumber one`,
+      );
+    }
     if (migration.version !== index + 1) {
       throw new Error(`migrations must be numbered 0001, 0002, … without gaps (${migration.name})`);
     }

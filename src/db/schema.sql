@@ -1,4 +1,4 @@
--- rota's schema after migration 0015_sql_enqueue, as pg_dump --schema-only prints it
+-- rota's schema after migration 0016_capture, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -472,6 +472,27 @@ CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean
   )
 $$;
 
+-- TABLE: captures
+
+CREATE TABLE rota.captures (
+    name text NOT NULL,
+    table_schema text NOT NULL,
+    table_name text NOT NULL,
+    columns text[],
+    events text[] NOT NULL,
+    task text NOT NULL,
+    key_columns text[] NOT NULL,
+    queue text NOT NULL,
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    CONSTRAINT captures_columns_valid CHECK (((columns IS NULL) OR (cardinality(columns) >= 1))),
+    CONSTRAINT captures_events_valid CHECK (((cardinality(events) >= 1) AND (events <@ ARRAY['insert'::text, 'update'::text, 'delete'::text]))),
+    CONSTRAINT captures_key_valid CHECK ((cardinality(key_columns) >= 1)),
+    CONSTRAINT captures_name_valid CHECK ((name ~ '^[a-z][a-z0-9_-]{0,39}$'::text)),
+    CONSTRAINT captures_queue_valid CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text)),
+    CONSTRAINT captures_task_valid CHECK ((task ~ '^[A-Za-z0-9_.:/-]{1,128}$'::text))
+);
+
 -- TABLE: clock
 
 CREATE TABLE rota.clock (
@@ -665,6 +686,11 @@ CREATE TABLE rota.sweeps (
     CONSTRAINT sweeps_name_valid CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,100}$'::text)),
     CONSTRAINT sweeps_queue_valid CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
 );
+
+-- CONSTRAINT: captures captures_pkey
+
+ALTER TABLE ONLY rota.captures
+    ADD CONSTRAINT captures_pkey PRIMARY KEY (name);
 
 -- CONSTRAINT: clock clock_pkey
 

@@ -78,3 +78,22 @@ export function waitForOutput(
     });
   });
 }
+
+/**
+ * The CLI pointed at one test schema: `cli(...args)` runs it; `json(...args)`
+ * runs it with --json, expects exit 0 and parses stdout.
+ */
+export function cliOn(target: () => { schema: string; url: string }) {
+  const cli = (...args: string[]) => {
+    const { schema, url } = target();
+    return runCli([...args, "--schema", schema, "--database-url", url]);
+  };
+  const json = async (...args: string[]) => {
+    const result = await cli(...args, "--json");
+    if (result.code !== 0) {
+      throw new Error(`rota ${args.join(" ")} --json exited ${result.code}: ${result.stderr}`);
+    }
+    return JSON.parse(result.stdout);
+  };
+  return { cli, json };
+}

@@ -42,6 +42,26 @@ export async function migratedSchema(options: { migrate?: boolean } = {}): Promi
   };
 }
 
+export interface TestSchemaWithClient extends TestSchema {
+  /** A plain pg client on the same database: an application writing behind rota's back. */
+  app: pg.Client;
+}
+
+/** migratedSchema() with a plain client of its own; drop() ends the client too. */
+export async function migratedSchemaWithClient(): Promise<TestSchemaWithClient> {
+  const t = await migratedSchema();
+  const app = new pg.Client(t.url);
+  await app.connect();
+  return {
+    ...t,
+    app,
+    drop: async () => {
+      await app.end();
+      await t.drop();
+    },
+  };
+}
+
 export async function dropSchema(url: string, schema: string): Promise<void> {
   const client = new pg.Client(url);
   await client.connect();
