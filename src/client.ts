@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { Batches } from "./batches/batches.js";
 import { Queues } from "./capacity/queues.js";
 import { Sweeps } from "./capacity/sweeps.js";
 import { DatabaseClock } from "./clock.js";
@@ -73,6 +74,8 @@ export class Rota {
   readonly queues: Queues;
   /** Limited-capacity sweeps over your own tables: define, run, list (see Sweeps). */
   readonly sweeps: Sweeps;
+  /** Sets of jobs with a callback enqueued once when all have finished: enqueue, get, list (see Batches). */
+  readonly batches: Batches;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
@@ -97,6 +100,7 @@ export class Rota {
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
+    this.batches = new Batches(this.#db, this.enqueuer, limit);
   }
 
   get schema(): string {
@@ -201,7 +205,7 @@ export class Rota {
     return rescueExpiredJobs(this.#db, this.events, options);
   }
 
-  /** Deletes finished jobs past their retention; returns how many. */
+  /** Deletes finished jobs (and finished batches) past their retention; returns how many rows. */
   prune(options?: RetentionOptions): Promise<number> {
     return pruneFinishedJobs(this.#db, { ...this.retention, ...options });
   }

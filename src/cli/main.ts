@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerBatches } from "./batches.js";
 import { registerBench } from "./bench.js";
 import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerJobs(program);
   registerQueues(program);
+  registerBatches(program);
   registerSchedules(program);
   registerSimulate(program);
   registerSweeps(program);
