@@ -24,7 +24,8 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: t.url, max: 4 });
   await pool.query(
     `create table "${t.schema}".barrier (round int not null, pid int not null,
-       at timestamptz not null default clock_timestamp())`,
+       at timestamptz not null default clock_timestamp());
+     create table "${t.schema}".gate (round int primary key)`,
   );
 });
 afterAll(async () => {
@@ -171,7 +172,8 @@ describe("a batch's callback is enqueued exactly once", () => {
         // Odd rounds: the batch's row is held here until both racers'
         // outcome statements wait for it (each has written its job's
         // outcome, and both then count at once). Even rounds: the barrier
-        // in the handlers alone, with nothing held.
+        // in the handlers alone, with nothing held. Either way the racers
+        // leave the barrier only once the round's gate is open.
         const holder = round % 2 === 1 ? await pool.connect() : null;
         try {
           if (holder) {
@@ -179,6 +181,9 @@ describe("a batch's callback is enqueued exactly once", () => {
             await holder.query(`select 1 from "${t.schema}".batches where id = $1 for update`, [
               batch.id,
             ]);
+          }
+          await pool.query(`insert into "${t.schema}".gate (round) values ($1)`, [round]);
+          if (holder) {
             await expect.poll(waitingToCount, { timeout: 30_000, interval: 20 }).toBe(2);
             await holder.query("commit");
           }
