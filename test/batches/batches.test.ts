@@ -46,7 +46,18 @@ describe("counting members", () => {
       { onComplete: { task: "paths.done", payload: { ok: true } } },
     );
     // m9 stays open until the end, so the batch is open while m8 is replayed.
-    const [m1, m2, m3, m4, m5, m6, m7, m8, m9] = batch.jobs.map((j) => j.id) as string[];
+    const id = (n: number) => batch.jobs[n]?.id as string;
+    const [m1, m2, m3, m4, m5, m6, m7, m8, m9] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map(id) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const claim = async (id: string, leaseMs = 60_000) => {
       const rows = (await t.db.run(q.ClaimOne, { ...worker, id, leaseMs })).rows;
       expect(rows.map((r) => r.id)).toEqual([id]);
@@ -83,11 +94,11 @@ describe("counting members", () => {
     expect(await t.rota.rescueExpired()).toMatchObject({ failed: 1 });
     expect(await counts()).toEqual([2, 2, 0]);
 
-    await t.rota.cancel(m5 as string);
+    await t.rota.cancel(m5);
     expect(await counts()).toEqual([2, 2, 1]);
     // Cancelled while running: counted when its worker writes it (Fail), not at the request.
     const attempt6 = await claim(m6);
-    expect((await t.rota.cancel(m6 as string)).state).toBe("running");
+    expect((await t.rota.cancel(m6)).state).toBe("running");
     expect(await counts()).toEqual([2, 2, 1]);
     await fail(m6, attempt6, 5_000, true);
     expect(await counts()).toEqual([2, 2, 2]);
@@ -104,7 +115,7 @@ describe("counting members", () => {
     // success counted instead.
     await fail(m8, await claim(m8), null);
     expect(await counts()).toEqual([2, 3, 3]);
-    expect(await t.rota.replayFailed({ ids: [m8 as string] })).toEqual([m8]);
+    expect(await t.rota.replayFailed({ ids: [m8] })).toEqual([m8]);
     expect(await counts()).toEqual([2, 2, 3]);
     expect(await callbacks("paths.done")).toEqual([]);
     await t.db.run(q.CompleteByDelete, { ...outcome, ids: [m8], attempts: [await claim(m8)] });
