@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { Batches } from "./batches/batches.js";
 import { Queues } from "./capacity/queues.js";
 import { Sweeps } from "./capacity/sweeps.js";
 import { Captures } from "./capture/captures.js";
@@ -76,6 +77,8 @@ export class Rota {
   readonly sweeps: Sweeps;
   /** Change capture: triggers on your tables that enqueue a job per changed row (see Captures). */
   readonly capture: Captures;
+  /** Sets of jobs with a callback enqueued once when all have finished: enqueue, get, list (see Batches). */
+  readonly batches: Batches;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
   private readonly workers = new Set<Worker>();
@@ -101,6 +104,7 @@ export class Rota {
     this.queues = new Queues(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
     this.capture = new Captures(this.#db, this.tasks);
+    this.batches = new Batches(this.#db, this.enqueuer, limit);
   }
 
   get schema(): string {
@@ -205,7 +209,7 @@ export class Rota {
     return rescueExpiredJobs(this.#db, this.events, options);
   }
 
-  /** Deletes finished jobs past their retention; returns how many. */
+  /** Deletes finished jobs (and finished batches) past their retention; returns how many rows. */
   prune(options?: RetentionOptions): Promise<number> {
     return pruneFinishedJobs(this.#db, { ...this.retention, ...options });
   }

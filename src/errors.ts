@@ -42,6 +42,7 @@ export const errorCodes = {
   // jobs
   JOB_NOT_FOUND: "no job with that id exists",
   SWEEP_NOT_FOUND: "no sweep with that name is recorded",
+  BATCH_NOT_FOUND: "no batch with that id exists",
   SWEEP_ROLLED_BACK: "a sweep instance's transaction ended rolled back",
   // change capture
   INVALID_CAPTURE:

@@ -75,6 +75,11 @@ export interface RotaEventMap {
   };
   /** A schedule whose spec does not parse was disabled (once); `error` says why. */
   "schedule:quiesced": { scheduleId: string; name: string; error: string };
+  /**
+   * The orchestrator finished a batch at its expiry with `open` members
+   * still open; its callback job (`callbackJobId`) was enqueued.
+   */
+  "batch:expired": { batchId: string; callbackJobId: string; open: number };
   "leader:acquired": { lease: string; holder: string; epoch: number };
   "leader:lost": { lease: string; holder: string; epoch: number; reason: string };
   /** One orchestrator step failed; the other steps of the tick still ran. */

@@ -1,3 +1,17 @@
+export type {
+  BatchCallback,
+  BatchCallbackPayload,
+  BatchOptions,
+} from "./batches/batch-options.js";
+export type {
+  BatchEnqueued,
+  Batches,
+  BatchInfo,
+  BatchState,
+  BatchSummary,
+  ListBatchesFilter,
+} from "./batches/batches.js";
+export type { ExpiryResult } from "./batches/expiry.js";
 export type { QueueInfo, QueueLimit, QueueState, Queues } from "./capacity/queues.js";
 export {
   defineSweep,

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerBatches } from "./batches.js";
 import { registerBench } from "./bench.js";
 import { registerCapture } from "./capture.js";
 import { registerDev } from "./dev.js";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerJobs(program);
   registerQueues(program);
+  registerBatches(program);
   registerSchedules(program);
   registerSimulate(program);
   registerSweeps(program);

@@ -86,6 +86,7 @@ function describeReport(report: TickReport) {
     leader: report.leader,
     epoch: report.epoch,
     rescued: report.rescued,
+    batches: report.batches,
     materialized: report.materialized,
     reconciled: report.reconciled,
     pruned: report.pruned,
@@ -102,6 +103,7 @@ function summarize(report: TickReport): string {
   return [
     `tick as leader (epoch ${report.epoch}):`,
     `rescued ${report.rescued ? report.rescued.retried + report.rescued.failed + report.rescued.cancelled : "-"}`,
+    `expired ${report.batches ? `${report.batches.expired} batch(es)` : "-"}`,
     `materialized ${m ? `${m.executions} execution(s) for ${m.schedules} schedule(s)` : "-"}`,
     `reconciled ${report.reconciled ? report.reconciled.reconciled : "-"}`,
     `repaired ${report.watchdog ? report.watchdog.repaired : "-"}`,

@@ -71,7 +71,8 @@ export function snake(value: unknown): unknown {
   return Object.fromEntries(
     Object.entries(value).map(([key, v]) => [
       key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
-      key === "payload" ? v : snake(v),
+      // A payload is the caller's data: its keys are left as they are.
+      key === "payload" || key.endsWith("Payload") ? v : snake(v),
     ]),
   );
 }

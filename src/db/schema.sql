@@ -1,4 +1,4 @@
--- rota's schema after migration 0016_capture, as pg_dump --schema-only prints it
+-- rota's schema after migration 0017_batches, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -16,6 +16,93 @@ CREATE FUNCTION rota.clock_now() RETURNS timestamp with time zone
     nullif(current_setting('rota.now', true), '')::timestamptz,
     now() + (select offset_by from "rota".clock)
   )
+$$;
+
+-- TABLE: batches
+
+CREATE TABLE rota.batches (
+    id bigint NOT NULL,
+    total integer NOT NULL,
+    succeeded integer DEFAULT 0 NOT NULL,
+    failed integer DEFAULT 0 NOT NULL,
+    cancelled integer DEFAULT 0 NOT NULL,
+    callback_task text NOT NULL,
+    callback_queue text DEFAULT 'default'::text NOT NULL,
+    callback_payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    callback_job_id bigint,
+    expired boolean DEFAULT false NOT NULL,
+    open_job_ids bigint[],
+    created_at timestamp with time zone DEFAULT rota.clock_now() NOT NULL,
+    expires_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    CONSTRAINT batches_callback_queue_valid CHECK ((callback_queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text)),
+    CONSTRAINT batches_callback_task_valid CHECK ((callback_task ~ '^[A-Za-z0-9_.:/-]{1,128}$'::text)),
+    CONSTRAINT batches_counts_valid CHECK (((succeeded >= 0) AND (failed >= 0) AND (cancelled >= 0))),
+    CONSTRAINT batches_finished_has_callback CHECK (((finished_at IS NULL) = (callback_job_id IS NULL))),
+    CONSTRAINT batches_total_valid CHECK ((total >= 1))
+);
+
+-- FUNCTION: batch_callback_payload(rota.batches)
+
+CREATE FUNCTION rota.batch_callback_payload(b rota.batches) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select jsonb_build_object(
+    'batch', b.id::text, 'succeeded', b.succeeded, 'failed', b.failed,
+    'cancelled', b.cancelled, 'total', b.total, 'expired', b.expired,
+    'payload', b.callback_payload)
+  || case when b.expired
+          then jsonb_build_object('open', coalesce(
+                 (select jsonb_agg(o.id::text order by o.id) from unnest(b.open_job_ids) as o(id)),
+                 '[]'::jsonb))
+          else '{}'::jsonb end
+$$;
+
+-- FUNCTION: count_batch_outcomes(bigint[], text[])
+
+CREATE FUNCTION rota.count_batch_outcomes(member_batches bigint[], outcomes text[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+declare
+  finished "rota".batches[];
+  clock timestamptz := "rota".clock_now();
+begin
+  -- The rows are locked in id order first: two transactions counting members
+  -- of the same batches take them in one order and never deadlock. A
+  -- VOLATILE function, so the update below, a statement of its own, reads
+  -- the counts the previous holder of a lock committed.
+  perform 1 from "rota".batches
+  where id = any(member_batches) and finished_at is null
+  order by id
+  for no key update;
+  with tally as (
+    select m.batch_id,
+           count(*) filter (where m.outcome = 'succeeded')::int as succeeded,
+           (count(*) filter (where m.outcome = 'failed')
+             - count(*) filter (where m.outcome = 'replayed'))::int as failed,
+           count(*) filter (where m.outcome = 'cancelled')::int as cancelled
+    from unnest(member_batches, outcomes) as m(batch_id, outcome)
+    where m.batch_id is not null
+    group by m.batch_id
+  ),
+  counted as (
+    update "rota".batches as b
+    set succeeded = b.succeeded + t.succeeded,
+        failed = b.failed + t.failed,
+        cancelled = b.cancelled + t.cancelled,
+        finished_at = case when b.succeeded + t.succeeded + b.failed + t.failed
+                                + b.cancelled + t.cancelled >= b.total then clock end,
+        callback_job_id = case when b.succeeded + t.succeeded + b.failed + t.failed
+                                    + b.cancelled + t.cancelled >= b.total
+                               then nextval('"rota".jobs_id_seq'::regclass) end
+    from tally as t
+    where b.id = t.batch_id and b.finished_at is null
+    returning b
+  )
+  select array_agg(c.b) into finished from counted as c where (c.b).finished_at is not null;
+  if finished is null then return 0; end if;
+  return "rota".enqueue_batch_callbacks(finished);
+end
 $$;
 
 -- FUNCTION: enqueue(text, jsonb, jsonb)
@@ -261,6 +348,26 @@ begin
 end
 $_$;
 
+-- FUNCTION: enqueue_batch_callbacks(rota.batches[])
+
+CREATE FUNCTION rota.enqueue_batch_callbacks(finished rota.batches[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+declare
+  enqueued integer;
+  clock timestamptz := "rota".clock_now();
+begin
+  insert into "rota".jobs (id, queue, task, payload, state, run_at, created_at)
+  overriding system value
+  select b.callback_job_id, b.callback_queue, b.callback_task,
+         "rota".batch_callback_payload(b), 'available', clock, clock
+  from unnest(finished) as b;
+  get diagnostics enqueued = row_count;
+  perform "rota".notify_jobs(array(select b.callback_queue from unnest(finished) as b));
+  return enqueued;
+end
+$$;
+
 -- FUNCTION: json_text_bytes(jsonb)
 
 CREATE FUNCTION rota.json_text_bytes(doc jsonb) RETURNS bigint
@@ -471,6 +578,17 @@ CREATE FUNCTION rota.unique_key_queued(key text) RETURNS boolean
     where unique_key = key and state in ('scheduled', 'available')
   )
 $$;
+
+-- SEQUENCE: batches_id_seq
+
+ALTER TABLE rota.batches ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME rota.batches_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 -- TABLE: captures
 
@@ -687,6 +805,11 @@ CREATE TABLE rota.sweeps (
     CONSTRAINT sweeps_queue_valid CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
 );
 
+-- CONSTRAINT: batches batches_pkey
+
+ALTER TABLE ONLY rota.batches
+    ADD CONSTRAINT batches_pkey PRIMARY KEY (id);
+
 -- CONSTRAINT: captures captures_pkey
 
 ALTER TABLE ONLY rota.captures
@@ -737,9 +860,21 @@ ALTER TABLE ONLY rota.schedules
 ALTER TABLE ONLY rota.sweeps
     ADD CONSTRAINT sweeps_pkey PRIMARY KEY (name);
 
+-- INDEX: batches_expiring
+
+CREATE INDEX batches_expiring ON rota.batches USING btree (expires_at) WHERE ((finished_at IS NULL) AND (expires_at IS NOT NULL));
+
+-- INDEX: batches_finished
+
+CREATE INDEX batches_finished ON rota.batches USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+
 -- INDEX: jobs_available
 
 CREATE INDEX jobs_available ON rota.jobs USING btree (hashtext(queue), priority DESC, run_at, id) WHERE (state = 'available'::text);
+
+-- INDEX: jobs_batch_open
+
+CREATE INDEX jobs_batch_open ON rota.jobs USING btree (batch_id) WHERE ((batch_id IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'available'::text, 'running'::text])));
 
 -- INDEX: jobs_execution_once
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { type ExpiryResult, expireBatches } from "../batches/expiry.js";
 import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
@@ -33,6 +34,8 @@ export interface TickReport {
   leader: boolean;
   epoch: number | null;
   rescued: RescueResult | null;
+  /** Batches finished at their expiry (see batches/expiry.ts). */
+  batches: ExpiryResult | null;
   materialized: MaterializeResult | null;
   reconciled: ReconcileResult | null;
   /** Cursors the watchdog repaired (null when its slice did not run this tick). */
@@ -48,7 +51,8 @@ export interface TickReport {
  * error in one cannot starve the next:
  *
  *   1. rescue    jobs whose lease expired become claimable again
- *   2. batches   (recovery of expired batches arrives with batches)
+ *   2. batches   finish batches past their expiry with members still open,
+ *                enqueuing each one's callback once
  *   3. fill      materialize due schedule occurrences, keep each horizon
  *   4. reconcile supersede and re-plan drifted schedules; the watchdog
  *                repairs missing executions and wrong cursors (a slice per
@@ -160,6 +164,7 @@ export class Orchestrator {
       leader: false,
       epoch: null,
       rescued: null,
+      batches: null,
       materialized: null,
       reconciled: null,
       watchdog: null,
@@ -180,6 +185,7 @@ export class Orchestrator {
     report.rescued = await this.step(report, "rescue", () =>
       rescueExpiredJobs(this.db, this.events),
     );
+    report.batches = await this.step(report, "batches", () => expireBatches(this.db, this.events));
     report.materialized = await this.step(report, "materialize", () =>
       materializeDue(this.db, this.events, {
         batchSize: this.batchSize,

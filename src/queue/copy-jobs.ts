@@ -48,9 +48,9 @@ export interface JobSource {
 /** Jobs checked and encoded per step of the stream, so the server inserts one step while the next is built. */
 const CHUNK_ROWS = 1_000;
 /** Fields per row: the columns of CopyJobs. */
-const COPY_FIELDS = 13;
+const COPY_FIELDS = 14;
 /** Most bytes of a row besides its text and JSON fields (lengths, numbers, timestamps). */
-const ROW_FIXED_BYTES = 2 + COPY_FIELDS * 4 + 8 + 4 + 8 + 4 + 4 + 8 + 4;
+const ROW_FIXED_BYTES = 2 + COPY_FIELDS * 4 + 8 + 4 + 8 + 4 + 4 + 8 + 4 + 8;
 
 /**
  * Draws `count` job ids and the statement clock. Sent before the jobs are
@@ -76,14 +76,15 @@ export async function drawIds(
  * everything commits or rolls back with it (and the NOTIFY is delivered on
  * its commit); on rota's own connection (`ownConnection`) the COPY commits
  * by itself and Wake follows it, telling the workers of a queue whose jobs
- * are all delayed when the first comes due.
+ * are all delayed when the first comes due. `batchId`: the batch every job
+ * is a member of (inserted before, in the caller's transaction).
  */
 export async function copyJobs(
   db: Database,
   source: JobSource,
   drawing: Promise<DrawnIds>,
   client: pg.ClientBase,
-  options: { ownConnection?: boolean; keepJobs?: boolean } = {},
+  options: { ownConnection?: boolean; keepJobs?: boolean; batchId?: string | null } = {},
 ): Promise<CopiedJobs> {
   const q = enqueueQueries(db.schema);
   const count = source.count;
@@ -115,6 +116,7 @@ export async function copyJobs(
       : -1;
   const ids: string[] = firstId >= 0 ? new Array(count) : listedIds(drawn, count);
   const nowUs = Number(drawn.now_us);
+  const batchId = options.batchId ?? null;
   async function* encoded(): AsyncGenerator<Buffer> {
     const writer = new CopyBinaryWriter();
     for (let start = 0; start < count; start += CHUNK_ROWS) {
@@ -163,6 +165,8 @@ export async function copyJobs(
           writer.text(job.concurrencyKey);
           writer.int4(job.concurrencyLimit as number);
         }
+        if (batchId === null) writer.null();
+        else writer.int8Text(batchId);
       }
       yield* writer.drain(end === count);
     }

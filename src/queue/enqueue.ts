@@ -206,11 +206,24 @@ export class Enqueuer {
         await drawing.catch(() => {});
         throw error;
       }
-      source = { count: all.length, prepare: (start, end) => all.slice(start, end) };
+      source = checkedSource(all);
     }
+    return this.copySource(source, drawing, client, {
+      ownConnection: options.ownConnection === true,
+      batchId: null,
+    });
+  }
+
+  /** COPYs the jobs of `source` (copy-jobs.ts) and answers for each, announced as job:enqueued. */
+  private async copySource(
+    source: JobSource,
+    drawing: ReturnType<typeof drawIds>,
+    client: pg.ClientBase,
+    options: { ownConnection: boolean; batchId: string | null },
+  ): Promise<EnqueueResult[]> {
     const emit = this.events.wants("job:enqueued");
     const { jobs, ids, states } = await copyJobs(this.db, source, drawing, client, {
-      ownConnection: options.ownConnection === true,
+      ...options,
       keepJobs: emit,
     });
     const results: EnqueueResult[] = new Array(ids.length);
@@ -228,6 +241,53 @@ export class Enqueuer {
       }
     }
     return results;
+  }
+
+  /**
+   * The members of a batch (batches/batches.ts), checked whole as
+   * enqueueMany checks its jobs. A member may not have a unique key: one
+   * that met a queued job with its key would not be inserted, and the batch
+   * would wait for a job that is not its member.
+   */
+  async prepareMembers(specs: readonly EnqueueSpec[]): Promise<NormalizedJob[]> {
+    const jobs = await this.prepareAll(specs);
+    const keyed = jobs.findIndex((job) => job.uniqueKey !== null);
+    if (keyed !== -1) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        `Batch member ${keyed} has a unique key; a batch's members cannot have one (a member that met a queued job with its key would never be inserted): drop uniqueKey, or enqueue that job on its own.`,
+        { details: { field: "uniqueKey", index: keyed } },
+      );
+    }
+    return jobs;
+  }
+
+  /**
+   * Inserts a batch's checked members with its id on `client`, inside the
+   * transaction that created the batch: by COPY from COPY_MIN_JOBS jobs when
+   * the client can, else one InsertPlain. Their wake-up names their queues
+   * and is delivered at that transaction's commit.
+   */
+  async insertMembers(
+    jobs: NormalizedJob[],
+    batchId: string,
+    client: Executor,
+  ): Promise<EnqueueResult[]> {
+    if (jobs.length >= COPY_MIN_JOBS && canCopy(client)) {
+      const drawing = drawIds(this.db, jobs.length, client);
+      // Its failure is thrown where copyJobs awaits it, never left unhandled.
+      drawing.catch(() => {});
+      return this.copySource(checkedSource(jobs), drawing, client, {
+        ownConnection: false,
+        batchId,
+      });
+    }
+    const result = await this.db.run(
+      this.q.InsertPlain,
+      { jobs: jobsJson(jobs, false), notify: true, commitsAlone: false, batchId },
+      client,
+    );
+    return result.rows.map((row, i) => this.outcome(jobs[i] as NormalizedJob, row));
   }
 
   /**
@@ -251,7 +311,12 @@ export class Enqueuer {
     return normalizeJob(name, json, spec.options ?? {}, definition ?? {}, spec.payload);
   }
 
-  private resolveTask(task: EnqueueSpec["task"]): TaskDefinition | null {
+  /**
+   * The registered definition of `task` (null for a name when none is
+   * registered); an unknown name, when tasks are registered, is refused
+   * with the closest one.
+   */
+  resolveTask(task: EnqueueSpec["task"]): TaskDefinition | null {
     if (typeof task === "object" && task !== null) {
       validateTaskName(task.name);
       return task as TaskDefinition;
@@ -343,7 +408,7 @@ export class Enqueuer {
       rows = (
         await this.db.run(
           this.q.InsertPlain,
-          { jobs: jobsJson(jobs, false), notify: alone, commitsAlone: alone },
+          { jobs: jobsJson(jobs, false), notify: alone, commitsAlone: alone, batchId: null },
           client,
         )
       ).rows;
@@ -413,7 +478,11 @@ export class Enqueuer {
     const commitsAlone = executor === this.db.pool;
     const result = withKeys
       ? await this.db.run(this.q.Insert, { jobs: json, commitsAlone }, executor)
-      : await this.db.run(this.q.InsertPlain, { jobs: json, notify: true, commitsAlone }, executor);
+      : await this.db.run(
+          this.q.InsertPlain,
+          { jobs: json, notify: true, commitsAlone, batchId: null },
+          executor,
+        );
     return result.rows;
   }
 
@@ -482,6 +551,11 @@ function jobsJson(jobs: NormalizedJob[], withKeys: boolean): string {
     return `{${fields.join(",")}}`;
   });
   return `[${parts.join(",")}]`;
+}
+
+/** Jobs already checked, as the source of a COPY. */
+function checkedSource(jobs: NormalizedJob[]): JobSource {
+  return { count: jobs.length, prepare: (start, end) => jobs.slice(start, end) };
 }
 
 /** The jobs, once no unique key is in them twice (one statement cannot insert and conflict with itself). */

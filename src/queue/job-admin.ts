@@ -1,22 +1,28 @@
 import type { Database, Executor } from "../db/database.js";
 import { type JobRecord, type JobSummary, jobQueries } from "../db/queries/jobs.js";
-import { RotaError } from "../errors.js";
+import { RotaError, type RotaErrorCode } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 
 export type { JobRecord, JobSummary };
 
-function jobId(id: unknown): string {
+/**
+ * A row id (a job's, a batch's) as the API takes it: a positive integer, as
+ * a number or text. Anything else can name no row: `notFound`, naming `what`.
+ */
+export function rowId(id: unknown, notFound: RotaErrorCode, what: string): string {
   const text = typeof id === "number" || typeof id === "bigint" ? String(id) : id;
   if (typeof text !== "string" || !/^\d{1,19}$/.test(text)) {
     throw new RotaError(
-      "JOB_NOT_FOUND",
-      `${JSON.stringify(id)} is not a job id (job ids are positive integers).`,
-      {
-        details: { id },
-      },
+      notFound,
+      `${JSON.stringify(id)} is not a ${what} id (${what} ids are positive integers).`,
+      { details: { id } },
     );
   }
   return text;
+}
+
+function jobId(id: unknown): string {
+  return rowId(id, "JOB_NOT_FOUND", "job");
 }
 
 export async function getJob(db: Database, id: string | number): Promise<JobRecord | null> {
@@ -102,6 +108,16 @@ export const JOB_STATES = [
   "missed",
 ];
 
+/** A listing's limit: default 100, at most 10,000. */
+export function listLimit(limit: unknown = 100): number {
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new RotaError("INVALID_OPTION", "limit must be a whole number from 1 to 10000.", {
+      details: { field: "limit", value: limit },
+    });
+  }
+  return limit;
+}
+
 /** Jobs, newest first. */
 export async function listJobs(db: Database, filter: ListJobsFilter = {}): Promise<JobSummary[]> {
   if (filter.state !== undefined && !JOB_STATES.includes(filter.state)) {
@@ -113,12 +129,7 @@ export async function listJobs(db: Database, filter: ListJobsFilter = {}): Promi
       },
     );
   }
-  const limit = filter.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
-    throw new RotaError("INVALID_OPTION", "limit must be a whole number from 1 to 10000.", {
-      details: { field: "limit", value: limit },
-    });
-  }
+  const limit = listLimit(filter.limit);
   const result = await db.run(jobQueries(db.schema).List, {
     state: filter.state ?? null,
     queue: filter.queue ?? null,

@@ -1,5 +1,6 @@
 import { validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
+import { batchQueries } from "../db/queries/batches.js";
 import { jobQueries } from "../db/queries/jobs.js";
 
 /**
@@ -14,7 +15,10 @@ export interface RetentionOptions {
   failedMs?: number;
   /** Keep cancelled (and skipped, superseded, missed) jobs this long; default 1 day. */
   cancelledMs?: number;
-  /** Keep finished schedule executions (any outcome) this long, for their history; default 7 days. */
+  /**
+   * Keep finished schedule executions (any outcome) and finished batches this
+   * long, for their history; default 7 days.
+   */
   historyMs?: number;
 }
 
@@ -43,14 +47,18 @@ export function resolveRetention(options: RetentionOptions = {}): Required<Reten
   };
 }
 
-/** Deletes finished jobs past their retention, in bounded batches; returns how many. */
+/**
+ * Deletes finished jobs past their retention, in bounded batches, then the
+ * finished batches (job sets, batches.ts) past historyMs; returns how many
+ * rows went.
+ */
 export async function pruneFinishedJobs(
   db: Database,
   options: RetentionOptions & { batchSize?: number; maxBatches?: number } = {},
 ): Promise<number> {
   const retention = resolveRetention(options);
   const q = jobQueries(db.schema);
-  const batchSize = options.batchSize ?? 5_000;
+  const limit = options.batchSize ?? 5_000;
   const maxBatches = options.maxBatches ?? 20;
   const finished = ["succeeded", "failed", "cancelled", "skipped", "superseded", "missed"];
   const classes: [string[], number, boolean][] = [
@@ -59,14 +67,22 @@ export async function pruneFinishedJobs(
     [["cancelled", "skipped", "superseded", "missed"], retention.cancelledMs, false],
     [finished, retention.historyMs, true],
   ];
+  // Each statement deletes up to `limit` rows; it runs again while it fills them.
+  const repeat = async (run: () => Promise<{ rowCount: number | null }>) => {
+    let deleted = 0;
+    for (let batch = 0; batch < maxBatches; batch++) {
+      const count = (await run()).rowCount ?? 0;
+      deleted += count;
+      if (count < limit) break;
+    }
+    return deleted;
+  };
   let deleted = 0;
   for (const [states, keepMs, executions] of classes) {
-    for (let batch = 0; batch < maxBatches; batch++) {
-      const statement = executions ? q.PruneExecutions : q.PruneJobs;
-      const result = await db.run(statement, { states, keepMs, limit: batchSize });
-      deleted += result.rowCount ?? 0;
-      if ((result.rowCount ?? 0) < batchSize) break;
-    }
+    const statement = executions ? q.PruneExecutions : q.PruneJobs;
+    deleted += await repeat(() => db.run(statement, { states, keepMs, limit }));
   }
+  const batches = batchQueries(db.schema);
+  deleted += await repeat(() => db.run(batches.Prune, { keepMs: retention.historyMs, limit }));
   return deleted;
 }

@@ -2,7 +2,11 @@
 // caller's transaction commits.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migratedSchema, type TestSchema } from "../helpers/database.js";
+import {
+  inTransaction as inTransactionOf,
+  migratedSchema,
+  type TestSchema,
+} from "../helpers/database.js";
 
 let t: TestSchema;
 let pool: pg.Pool;
@@ -15,22 +19,8 @@ afterAll(async () => {
   await t.drop();
 });
 
-async function inTransaction<T>(
-  fn: (client: pg.PoolClient) => Promise<T>,
-  commit: boolean,
-): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
-    const result = await fn(client);
-    await client.query(commit ? "commit" : "rollback");
-    return result;
-  } catch (error) {
-    await client.query("rollback");
-    throw error;
-  } finally {
-    client.release();
-  }
+function inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>, commit: boolean) {
+  return inTransactionOf(pool, fn, commit);
 }
 
 describe("guarantee 3: transactional enqueue", () => {

@@ -82,3 +82,27 @@ export async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Prom
     await client.end();
   }
 }
+
+/**
+ * Runs `fn` in a transaction on a client of `pool` (the caller's own
+ * transaction, as an application holds one), then commits it, or rolls it
+ * back when `commit` is false or `fn` throws.
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  commit: boolean,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const result = await fn(client);
+    await client.query(commit ? "commit" : "rollback");
+    return result;
+  } catch (error) {
+    await client.query("rollback");
+    throw error;
+  } finally {
+    client.release();
+  }
+}

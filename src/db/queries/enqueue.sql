@@ -7,8 +7,9 @@
 -- enqueueMany inside the caller's transaction, short enqueueMany lists, and
 -- grouped single enqueues). :jobs is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
--- timeout_ms, concurrency_key and concurrency_limit. Ids are drawn up
--- front, so the result rows come back in input order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
+-- timeout_ms, concurrency_key and concurrency_limit. :batchId: the batch
+-- every job is a member of (batches.sql Create), null for none. Ids are
+-- drawn up front, so the result rows come back in input order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
 -- see below). Grouped enqueues under load pass false and send Wake after the
 -- commit: a transaction that NOTIFYs holds a database-wide lock from its
 -- commit record until its WAL flush, so such commits cannot share a flush
@@ -38,10 +39,11 @@ planned as (
 inserted as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
                                max_attempts, backoff, timeout_ms, concurrency_key,
-                               concurrency_limit, created_at)
+                               concurrency_limit, created_at, batch_id)
   overriding system value
   select new_id, queue, task, payload, initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, now,
+         :batchId::bigint
   from planned
   order by ord
 ),
@@ -114,7 +116,7 @@ from span cross join clock;
 -- column, and writes a row for a fraction of what an INSERT from a JSON
 -- array costs.
 copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
-                      timeout_ms, created_at, concurrency_key, concurrency_limit)
+                      timeout_ms, created_at, concurrency_key, concurrency_limit, batch_id)
 from stdin with (format binary);
 
 -- name: Insert

@@ -23,6 +23,8 @@ export const enqueueQueries = defineQueries("enqueue", {
       jobs: string;
       notify: boolean;
       commitsAlone: boolean;
+      /** The batch every job is a member of; null for none. */
+      batchId: string | null;
     },
     InsertRow
   >(),

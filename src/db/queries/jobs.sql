@@ -241,6 +241,17 @@ cross join lateral (
 -- the jobs the limit held back start then (the workers of those queues
 -- claim). In the statement, not after it: one round trip per outcome batch.
 -- Empty (most batches), it calls nothing.
+--
+-- Every statement that finishes a job (these three, ReleaseUnstarted,
+-- Rescue, Cancel) also counts the outcomes of batch members among its rows
+-- on their batches' rows (count_batch_outcomes, migration 0017), which
+-- finishes a batch whose last member this was and enqueues its callback, in
+-- the same transaction as the outcome. A succeeded member may be deleted
+-- here, so nothing could count it later. The "counted" CTE aggregates the
+-- statement's own rows and calls nothing when none has a batch: the cost for
+-- jobs without one. It is MATERIALIZED so that it runs once whatever join
+-- the planner picks (a subquery on the inner side of a nested loop is run
+-- again for every outer row).
 
 -- name: CompleteByDelete
 -- Success with no retention: the row leaves at once. Fenced: only the lease
@@ -250,9 +261,15 @@ with written as (
   using unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
   where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
     and j.state = 'running'
-  returning j.id::text
+  returning j.id::text, j.batch_id
+),
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg('succeeded'::text)) end
+  from written where batch_id is not null
 )
 select w.id from written as w
+cross join counted
 cross join (select case when cardinality(:wake::text[]) > 0
                         then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
@@ -265,9 +282,15 @@ with written as (
   from unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
   where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
     and j.state = 'running'
-  returning j.id::text
+  returning j.id::text, j.batch_id
+),
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg('succeeded'::text)) end
+  from written where batch_id is not null
 )
 select w.id from written as w
+cross join counted
 cross join (select case when cardinality(:wake::text[]) > 0
                         then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
@@ -314,9 +337,16 @@ set state = case when f.cancel then 'cancelled'
     lease_expires_at = null
 from clock, keyed as f
 where j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
-returning j.id::text, j.state, j.run_at
+returning j.id::text, j.state, j.run_at, j.batch_id
+),
+-- A member retried is not finished: only 'failed' and 'cancelled' count.
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg(state)) end
+  from written where batch_id is not null and state in ('failed', 'cancelled')
 )
 select w.id, w.state, w.run_at from written as w
+cross join counted
 cross join (select case when cardinality(:wake::text[]) > 0
                         then {{schema}}.notify_jobs(:wake::text[]) end) as woken;
 
@@ -376,10 +406,16 @@ released as (
       unique_key = case when k.gives_key_up then null else j.unique_key end
   from clock, keyed as k
   where j.id = k.id and j.lease_holder = :workerId and j.state = 'running'
-  returning j.id, j.queue, j.state
+  returning j.id, j.queue, j.state, j.batch_id
+),
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg(state)) end
+  from released where batch_id is not null and state = 'cancelled'
 )
 select released.id::text, released.queue, notified.done
 from released
+cross join counted
 cross join (
   select {{schema}}.notify_jobs(array_agg(queue) filter (where state = 'available')) as done
   from released
@@ -435,10 +471,16 @@ rescued as (
       lease_expires_at = null
   from keyed as k, clock
   where j.id = k.id
-  returning j.id, j.queue, j.task, j.state, j.attempts
+  returning j.id, j.queue, j.task, j.state, j.attempts, j.batch_id
+),
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg(state)) end
+  from rescued where batch_id is not null and state in ('failed', 'cancelled')
 )
 select rescued.id::text, rescued.queue, rescued.task, rescued.state, rescued.attempts, notified.done
 from rescued
+cross join counted
 cross join (
   select {{schema}}.notify_jobs(array_agg(queue) filter (where state = 'available')) as done
   from rescued
@@ -459,7 +501,14 @@ changed as (
                                  else j.cancel_requested_at end
   from target as t
   where j.id = t.id and t.state in ('scheduled', 'available', 'running')
-  returning j.id, j.state, t.state as previous_state
+  returning j.id, j.state, t.state as previous_state, j.batch_id
+),
+-- A queued member cancelled now counts; a running one counts when its
+-- worker writes the cancellation (Fail).
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg(state)) end
+  from changed where batch_id is not null and state = 'cancelled'
 ),
 notified as (
   select pg_notify({{channel:cancel}}, id::text) from changed where previous_state = 'running'
@@ -467,6 +516,7 @@ notified as (
 select t.id::text, coalesce(c.state, t.state) as state, c.previous_state,
        (select count(*) from notified) as notified
 from target as t
+cross join counted
 left join changed as c on c.id = t.id;
 
 -- name: Replay
@@ -498,10 +548,18 @@ replayed as (
       finished_at = null, started_at = null, cancel_requested_at = null, unstarted_rescues = 0
   from chosen
   where j.id = chosen.id and j.state = 'failed'
-  returning j.id, j.queue
+  returning j.id, j.queue, j.batch_id
+),
+-- A failed member of a batch still open takes its failure back: it will
+-- finish again. (One of a finished batch counted for nothing then either.)
+counted as materialized (
+  select case when count(*) > 0
+              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg('replayed'::text)) end
+  from replayed where batch_id is not null
 )
 select replayed.id::text, notified.done
 from replayed
+cross join counted
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
 
 -- name: PruneJobs
