@@ -10,7 +10,7 @@ import { hashSalt, isDistributionRegistered, placeCadence, seedOf } from "./dist
 import { choiceOf } from "./fan-out.js";
 import { validateScheduleName } from "./schedule-options.js";
 import { compileSpec, type Grid, specOf } from "./spec.js";
-import { validateKey } from "./targets.js";
+import { targetNotFound, validateKey } from "./targets.js";
 
 /**
  * A schedule's timeline, read-only: what runs next (materialized executions,
@@ -164,13 +164,7 @@ async function upcomingTarget(
       salt: hashSalt(seed),
     })
   ).rows[0];
-  if (!rank?.present) {
-    throw new RotaError(
-      "TARGET_NOT_FOUND",
-      `Schedule "${schedule.name}" has no enabled target ${JSON.stringify(key)} (rota schedules targets list ${schedule.name} shows them).`,
-      { details: { name: schedule.name, target: key } },
-    );
-  }
+  if (!rank?.present) throw targetNotFound(schedule.name, key);
   return {
     key,
     place: (grid) => {

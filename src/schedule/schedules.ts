@@ -29,7 +29,7 @@ import {
   upcomingRuns,
   validateLimit,
 } from "./schedule-timeline.js";
-import { ScheduleTargets, validateKey } from "./targets.js";
+import { ScheduleTargets, targetNotFound, validateKey } from "./targets.js";
 
 export type { CadencePlan } from "./cadence-plan.js";
 export type { Schedule } from "./schedule-record.js";
@@ -83,11 +83,6 @@ export class Schedules {
         },
         resetCursor: (client, id) => this.setState(client, id, { resetCursor: true }),
         lockById: async (client, id) => (await this.lock(client, null, id)) as LockedScheduleRow,
-        idOf: async (name) => {
-          const row = await this.db.run(this.q.Get, { name: validateScheduleName(name), id: null });
-          if (!row.rows[0]) throw notFound(name);
-          return row.rows[0].id;
-        },
       },
       payloadLimitBytes,
     );
@@ -346,13 +341,7 @@ export class Schedules {
       { scheduleId: row.id, key, byHash: false, salt: "" },
       client,
     );
-    if (!found.rows[0]?.present) {
-      throw new RotaError(
-        "TARGET_NOT_FOUND",
-        `Schedule "${row.name}" has no enabled target ${JSON.stringify(key)}.`,
-        { details: { name: row.name, target: key } },
-      );
-    }
+    if (!found.rows[0]?.present) throw targetNotFound(row.name, key);
     return key;
   }
 

@@ -56,8 +56,6 @@ export interface ScheduleAccess {
   read(client: Executor, name: string): Promise<LockedScheduleRow>;
   resetCursor(client: Executor, id: string): Promise<void>;
   lockById(client: Executor, id: string): Promise<LockedScheduleRow>;
-  /** The schedule's id, read without a lock (for reads). */
-  idOf(name: string): Promise<string>;
 }
 
 export class ScheduleTargets {
@@ -161,7 +159,7 @@ export class ScheduleTargets {
   async list(name: string, options: { after?: string; limit?: number } = {}): Promise<Target[]> {
     const limit = validateLimit(options.limit ?? 100);
     const after = options.after === undefined ? null : validateKey(name, options.after);
-    const scheduleId = await this.schedules.idOf(name);
+    const scheduleId = (await this.schedules.read(this.db.pool, name)).id;
     const result = await this.db.run(this.q.List, { scheduleId, after, limit });
     return result.rows.map((r) => ({
       key: r.target_key,
@@ -177,7 +175,7 @@ export class ScheduleTargets {
 
   /** How many targets the schedule has (enabled or not). */
   async count(name: string): Promise<number> {
-    const scheduleId = await this.schedules.idOf(name);
+    const scheduleId = (await this.schedules.read(this.db.pool, name)).id;
     const result = await this.db.run(this.q.Count, { scheduleId });
     return result.rows[0]?.total ?? 0;
   }
@@ -225,6 +223,15 @@ export class ScheduleTargets {
         : serializePayload(`target ${key}`, target.payload, this.payloadLimitBytes);
     return { key, payload, enabled: target.enabled ?? null };
   }
+}
+
+/** No enabled target `key` on schedule `name`. */
+export function targetNotFound(name: string, key: string): RotaError {
+  return new RotaError(
+    "TARGET_NOT_FOUND",
+    `Schedule "${name}" has no enabled target ${JSON.stringify(key)} (rota schedules targets list ${name} shows them).`,
+    { details: { name, target: key } },
+  );
 }
 
 /** A target key, or INVALID_TARGET. */
