@@ -50,6 +50,8 @@ export const errorCodes = {
   CAPTURE_NOT_FOUND: "no capture with that name is recorded",
   JOB_CANCELLED: "the job was cancelled while it ran",
   JOB_TIMEOUT: "the job ran longer than its timeout",
+  BATCH_RESULT_INVALID:
+    "a batch handler returned something other than nothing or one outcome per job (every job of the call fails)",
   LEASE_LOST: "the worker lost the job's lease (it was rescued and may run elsewhere)",
   OUTCOME_NOT_WRITTEN:
     "the database refused to record a job's outcome; the job is left to be rescued",

@@ -77,6 +77,19 @@ export type {
   Target,
   TargetInput,
 } from "./schedule/targets.js";
-export { defineTask, type TaskDefinition, type TaskHandler, type TaskList } from "./task.js";
+export {
+  type BatchContext,
+  type BatchHandler,
+  type BatchHandlerOptions,
+  type BatchJob,
+  type BatchOutcome,
+  type BatchTaskDefinition,
+  defineBatchTask,
+  defineTask,
+  type SingleTaskDefinition,
+  type TaskDefinition,
+  type TaskHandler,
+  type TaskList,
+} from "./task.js";
 export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";

@@ -3,7 +3,7 @@ import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import type { SweepDefinition } from "../capacity/sweeps.js";
 import { RotaError } from "../errors.js";
-import type { TaskDefinition, TaskList } from "../task.js";
+import { isTaskDefinition, type TaskList } from "../task.js";
 import { type GlobalOptions, rotaFor } from "./context.js";
 import { createOrchestrator, logOrchestrator } from "./orchestrator.js";
 import { integerOption, logLine } from "./output.js";
@@ -107,16 +107,11 @@ export async function loadWorkerModule(
   if (module.default && typeof module.default === "object") {
     return { tasks: module.default as TaskList, sweeps };
   }
-  const definitions = Object.values(module).filter(
-    (value): value is TaskDefinition =>
-      typeof value === "object" &&
-      value !== null &&
-      typeof (value as TaskDefinition).handler === "function",
-  );
+  const definitions = Object.values(module).filter(isTaskDefinition);
   if (definitions.length === 0 && sweeps.length === 0) {
     throw new RotaError(
       "INVALID_OPTION",
-      `The tasks module ${path} exports no tasks: export defineTask(...) definitions, or a default list or map of them (or sweeps).`,
+      `The tasks module ${path} exports no tasks: export defineTask(...) or defineBatchTask(...) definitions, or a default list or map of them (or sweeps).`,
       { details: { field: "--tasks" } },
     );
   }

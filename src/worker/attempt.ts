@@ -3,7 +3,7 @@ import { storableJson } from "../db/jsonb.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { backoffDelay } from "../queue/backoff.js";
-import { type TaskDefinition, validatePayload } from "../task.js";
+import { type TaskDefinition, type TaskHandler, validatePayload } from "../task.js";
 import type { Failure, Success } from "./completer.js";
 import type { ClaimedRow } from "./held-jobs.js";
 import { childLogger, type JobContext, type JobInfo, type Logger } from "./job-context.js";
@@ -59,43 +59,22 @@ export class Attempt {
   }
 
   /** Runs the handler to its end and hands the outcome to `env.settle`. */
-  async run(env: AttemptEnvironment): Promise<void> {
+  async run(handler: TaskHandler<unknown>, env: AttemptEnvironment): Promise<void> {
     const { row, task } = this;
     const started = performance.now();
     const settle = (outcome: Outcome) => env.settle(this, outcome, performance.now() - started);
-    env.events.emit("job:run:start", {
-      id: row.id,
-      queue: row.queue,
-      task: row.task,
-      attempt: row.attempts,
-      workerId: env.workerId,
-    });
-    let timeout: NodeJS.Timeout | null = null;
-    let timedOut: Promise<never> | null = null;
-    const timeoutMs = row.timeout_ms ?? task.timeoutMs ?? null;
-    if (timeoutMs !== null) {
-      timedOut = new Promise<never>((_, reject) => {
-        timeout = setTimeout(() => {
-          const reason = new RotaError(
-            "JOB_TIMEOUT",
-            `Job ${row.id} (${row.task}) timed out after ${timeoutMs} ms.`,
-          );
-          this.timedOut = true;
-          this.controller.abort(reason);
-          reject(reason);
-        }, timeoutMs);
-      });
-      timedOut.catch(() => {});
-    }
+    this.announce(env);
+    const timeout = startTimeout(
+      row.timeout_ms ?? task.timeoutMs ?? null,
+      `Job ${row.id} (${row.task})`,
+      (reason) => this.timeOut(reason),
+    );
     try {
-      const payload = await validatePayload(task, row.payload).catch((error: unknown) => {
-        // A payload that fails its schema will fail every attempt: no retry.
-        throw new PayloadRefused(error);
-      });
-      const handling = Promise.resolve().then(() => task.handler(payload, this.context(env)));
+      const payload = await this.payload();
+      const handling = Promise.resolve().then(() => handler(payload, this.context(env)));
       try {
         // On timeout the attempt is recorded at once ...
-        await (timedOut ? Promise.race([handling, timedOut]) : handling);
+        await (timeout.expired ? Promise.race([handling, timeout.expired]) : handling);
         settle(SUCCEEDED);
       } catch (error) {
         settle({ thrown: error });
@@ -105,8 +84,34 @@ export class Attempt {
     } catch (error) {
       settle({ thrown: error });
     } finally {
-      if (timeout) clearTimeout(timeout);
+      timeout.clear();
     }
+  }
+
+  /** job:run:start, as each attempt announces it. */
+  announce(env: AttemptEnvironment): void {
+    const { row } = this;
+    env.events.emit("job:run:start", {
+      id: row.id,
+      queue: row.queue,
+      task: row.task,
+      attempt: row.attempts,
+      workerId: env.workerId,
+    });
+  }
+
+  /** The payload the task's schema gives; PayloadRefused when it fails it. */
+  async payload(): Promise<unknown> {
+    return validatePayload(this.task, this.row.payload).catch((error: unknown) => {
+      // A payload that fails its schema will fail every attempt: no retry.
+      throw new PayloadRefused(error);
+    });
+  }
+
+  /** The attempt ran out of time: its signal is aborted with the reason. */
+  timeOut(reason: RotaError): void {
+    this.timedOut = true;
+    this.controller.abort(reason);
   }
 
   /** A success as the completer writes it. */
@@ -170,9 +175,10 @@ export class Attempt {
     return Math.min(ms, MAX_DELAY_MS);
   }
 
-  private context(env: AttemptEnvironment): JobContext {
+  /** What the handler is told about the job. */
+  jobInfo(): JobInfo {
     const { row } = this;
-    const job: JobInfo = {
+    return {
       id: row.id,
       queue: row.queue,
       task: row.task,
@@ -186,20 +192,17 @@ export class Attempt {
       targetKey: row.target_key,
       occurrenceAt: row.occurrence_at,
     };
+  }
+
+  private context(env: AttemptEnvironment): JobContext {
+    const { row } = this;
     return {
-      job,
+      job: this.jobInfo(),
       attempt: row.attempts,
       signal: this.controller.signal,
       logger: childLogger(env.logger, { job: row.id, task: row.task, attempt: row.attempts }),
       extendLease: async (ms = env.leaseMs) => {
-        validateMillis("extendLease(ms)", ms, 1);
-        if (ms > MAX_DELAY_MS) {
-          throw new RotaError(
-            "INVALID_OPTION",
-            `extendLease(ms) takes at most ${MAX_DELAY_MS} ms (100 years), got ${ms}.`,
-            { details: { field: "extendLease(ms)", value: ms } },
-          );
-        }
+        validateLeaseExtension(ms);
         if (!(await env.extendLease(row, ms))) {
           throw new RotaError(
             "LEASE_LOST",
@@ -230,8 +233,42 @@ function freedQueue(row: ClaimedRow): string | null {
 }
 
 /** A payload its task's schema refused before the handler ran: retrying cannot help. */
-class PayloadRefused {
+export class PayloadRefused {
   constructor(readonly cause: unknown) {}
+}
+
+/** extendLease(ms): at least 1 ms, at most MAX_DELAY_MS; INVALID_OPTION otherwise. */
+export function validateLeaseExtension(ms: number): void {
+  validateMillis("extendLease(ms)", ms, 1);
+  if (ms > MAX_DELAY_MS) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `extendLease(ms) takes at most ${MAX_DELAY_MS} ms (100 years), got ${ms}.`,
+      { details: { field: "extendLease(ms)", value: ms } },
+    );
+  }
+}
+
+/**
+ * A handler call's timeout: after `ms` (null: never) `onTimeout` gets the
+ * JOB_TIMEOUT error and `expired` rejects with it.
+ */
+export function startTimeout(
+  ms: number | null,
+  what: string,
+  onTimeout: (reason: RotaError) => void,
+): { expired: Promise<never> | null; clear(): void } {
+  if (ms === null) return { expired: null, clear() {} };
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const reason = new RotaError("JOB_TIMEOUT", `${what} timed out after ${ms} ms.`);
+      onTimeout(reason);
+      reject(reason);
+    }, ms);
+  });
+  expired.catch(() => {});
+  return { expired, clear: () => clearTimeout(timer) };
 }
 
 /** The longest pause before a retry, or lease extension: 100 years (a time must stay a valid timestamp). */

@@ -27,8 +27,9 @@ export interface ClaimerEnvironment {
 /**
  * Keeps a worker's HeldJobs topped up with claimed jobs (River calls this
  * the producer). One claim statement in flight at a time. It tops the held jobs up
- * to `concurrency + prefetch` when the buffer runs low (half the prefetch,
- * at least `concurrency`). Two kinds of reasons ask for a claim:
+ * to `jobSlots + prefetch` when the buffer runs low (half the prefetch, at
+ * least `jobSlots`: the concurrency, times the largest batch size of its
+ * tasks). Two kinds of reasons ask for a claim:
  * - something may have brought jobs (a wake-up for one of its queues, the
  *   timer, a rescue, a written retry, LISTEN back): claimSoon(), which claims
  *   even when the last claim found the queues empty;
@@ -108,12 +109,12 @@ export class Claimer {
 
   /** Jobs a claim may top the worker up to. */
   private get capacity(): number {
-    return this.settings.concurrency + this.prefetchNow;
+    return this.settings.jobSlots + this.prefetchNow;
   }
 
   /** Claim again once the buffer is down to this. */
   private get lowWater(): number {
-    return Math.max(this.settings.concurrency, Math.floor(this.prefetchNow / 2));
+    return Math.max(this.settings.jobSlots, Math.floor(this.prefetchNow / 2));
   }
 
   /** A wake-up named a job of one of this worker's queues, due now. */
@@ -209,7 +210,11 @@ export class Claimer {
           leaseMs,
           // The rows that start at once (the buffer starts first); the rest
           // wait in the buffer and are marked started when they leave it.
-          startNow: Math.max(0, this.held.freeSlots - this.held.buffered),
+          // A batch task's rows may wait for their batch to fill: all of a
+          // worker with batch tasks are marked when they leave the buffer.
+          startNow: this.settings.batches
+            ? 0
+            : Math.max(0, this.held.freeSlots - this.held.buffered),
           passOver: this.held.passOver(),
         });
         const claimedRows = result.rows.filter(
@@ -360,14 +365,14 @@ export class Claimer {
    * back to a buffer still holding a full round of work (it was not needed).
    */
   private adaptPrefetch(full: boolean): void {
-    const { prefetchFloor, prefetchCap, concurrency } = this.settings;
+    const { prefetchFloor, prefetchCap, jobSlots } = this.settings;
     if (!full) {
       // The queue ran dry: a grown prefetch has nothing left to serve, and
       // the next jobs may be slow ones that must not be hoarded.
       this.prefetchNow = prefetchFloor;
     } else if (this.starved) {
       this.prefetchNow = Math.min(prefetchCap, Math.max(1, this.prefetchNow * 2));
-    } else if (this.held.buffered >= concurrency) {
+    } else if (this.held.buffered >= jobSlots) {
       this.prefetchNow = Math.max(prefetchFloor, Math.floor(this.prefetchNow / 2));
     }
   }

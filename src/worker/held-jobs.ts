@@ -1,4 +1,5 @@
 import type { ClaimedRow } from "../db/queries/jobs.js";
+import type { BatchHandlerOptions } from "../task.js";
 import type { Attempt } from "./attempt.js";
 
 export type { ClaimedRow };
@@ -6,7 +7,8 @@ export type { ClaimedRow };
 /**
  * The jobs a worker holds, and the rule about them, kept here and nowhere
  * else: **one attempt of a job at a time in a worker, and never more than
- * `concurrency` handlers running.**
+ * `concurrency` handlers running.** A batch task's handler takes up to its
+ * batch size of jobs in one call, and that call is one handler.
  *
  *   claimed ─▶ buffered ─▶ running ─▶ completing ─▶ (written: no longer held)
  *                 │            └─ settled early (timeout, lease lost): the
@@ -31,8 +33,17 @@ export class HeldJobs {
   private readonly running = new Map<string, Attempt>();
   /** Attempts whose outcome is with the completer, not yet written: id to attempt. */
   private readonly completing = new Map<string, number>();
+  /** Handler calls running: one per single job, one per batch. */
+  private handlers = 0;
+  /** When each buffered row was taken, for a batch's wait. */
+  private readonly heldSince = new WeakMap<ClaimedRow, number>();
 
-  constructor(private readonly concurrency: number) {}
+  constructor(
+    private readonly concurrency: number,
+    /** A task's batch options; undefined for a task that takes one job at a time. */
+    private readonly batchOf: (task: string) => BatchHandlerOptions | undefined = () => undefined,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Jobs held: buffered, running, or being recorded. */
   get count(): number {
@@ -49,7 +60,7 @@ export class HeldJobs {
 
   /** Handler slots free now. */
   get freeSlots(): number {
-    return this.concurrency - this.running.size;
+    return this.concurrency - this.handlers;
   }
 
   /** Jobs a claim must pass over: an attempt of theirs runs here or has its outcome to write. */
@@ -75,22 +86,64 @@ export class HeldJobs {
       this.buffer = this.buffer.filter((r) => !fresh.has(r.id));
     }
     this.buffer.push(...taken);
+    const at = this.now();
+    for (const row of taken) this.heldSince.set(row, at);
   }
 
-  /** The next buffered job that may start now, taken out of the buffer; none while the slots are full. */
-  nextToStart(): ClaimedRow | undefined {
-    if (this.running.size >= this.concurrency) return undefined;
-    const next = this.buffer.findIndex((row) => !this.running.has(row.id));
-    return next < 0 ? undefined : this.buffer.splice(next, 1)[0];
+  /**
+   * What starts next in one handler call, taken out of the buffer: one job,
+   * or a batch task's ready batch. None while the slots are full.
+   */
+  nextToStart(): ClaimedRow[] | undefined {
+    if (this.handlers >= this.concurrency) return undefined;
+    let notReady: Set<string> | undefined;
+    for (let i = 0; i < this.buffer.length; i++) {
+      const row = this.buffer[i] as ClaimedRow;
+      if (this.running.has(row.id) || notReady?.has(row.task)) continue;
+      const batch = this.batchOf(row.task);
+      if (batch === undefined) return this.buffer.splice(i, 1);
+      const members = this.buffer.filter(
+        (r, j) => j >= i && r.task === row.task && !this.running.has(r.id),
+      );
+      const waited = this.now() - (this.heldSince.get(row) ?? 0);
+      if (members.length >= batch.size || waited >= (batch.waitMs ?? 0)) {
+        const taking = new Set(members.slice(0, batch.size));
+        this.buffer = this.buffer.filter((r) => !taking.has(r));
+        return [...taking];
+      }
+      notReady ??= new Set();
+      notReady.add(row.task);
+    }
+    return undefined;
   }
 
-  started(attempt: Attempt): void {
-    this.running.set(attempt.row.id, attempt);
+  /** In how many ms the first partial batch waiting in the buffer is due to start; null when none waits. */
+  batchDueInMs(): number | null {
+    let due: number | null = null;
+    const seen = new Set<string>();
+    for (const row of this.buffer) {
+      if (seen.has(row.task)) continue;
+      seen.add(row.task);
+      const batch = this.batchOf(row.task);
+      if (batch === undefined) continue;
+      const ms = (this.heldSince.get(row) ?? 0) + (batch.waitMs ?? 0) - this.now();
+      due = due === null ? ms : Math.min(due, ms);
+    }
+    return due === null ? null : Math.max(0, due);
   }
 
-  /** The handler returned: its slot is free. */
-  finished(attempt: Attempt): void {
-    if (this.running.get(attempt.row.id) === attempt) this.running.delete(attempt.row.id);
+  /** One handler call started with these attempts (one, or a batch's). */
+  started(...attempts: Attempt[]): void {
+    this.handlers++;
+    for (const attempt of attempts) this.running.set(attempt.row.id, attempt);
+  }
+
+  /** The handler call returned: its slot is free. */
+  finished(...attempts: Attempt[]): void {
+    this.handlers--;
+    for (const attempt of attempts) {
+      if (this.running.get(attempt.row.id) === attempt) this.running.delete(attempt.row.id);
+    }
   }
 
   runningAttempt(id: string): Attempt | undefined {

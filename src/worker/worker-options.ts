@@ -17,7 +17,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /**
    * Extra jobs claimed ahead and held in the local buffer, at least; default 3
-   * × concurrency. The buffer is handed back at once on a graceful stop.
+   * × concurrency (× the largest batch size of a batch task). The buffer is
+   * handed back at once on a graceful stop.
    */
   prefetch?: number;
   /**
@@ -63,6 +64,13 @@ export interface WorkerSettings {
   taskNames: string[];
   queues: string[];
   concurrency: number;
+  /**
+   * The most jobs running at once: `concurrency`, times the largest batch
+   * size of its tasks (a batch task's handler call takes up to that many).
+   */
+  jobSlots: number;
+  /** Whether a task of the worker takes batches (its jobs may wait in the buffer for a batch to fill). */
+  batches: boolean;
   /** The least prefetch (`prefetch`) and the most it grows to (`maxPrefetch`). */
   prefetchFloor: number;
   prefetchCap: number;
@@ -101,7 +109,9 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     });
   }
   const concurrency = validateCount("concurrency", options.concurrency ?? 10);
-  const prefetchFloor = validateCount("prefetch", options.prefetch ?? 3 * concurrency, 0);
+  const largestBatch = Math.max(1, ...[...tasks.values()].map((t) => t.batch?.size ?? 1));
+  const jobSlots = concurrency * largestBatch;
+  const prefetchFloor = validateCount("prefetch", options.prefetch ?? 3 * jobSlots, 0);
   const prefetchCap = Math.max(
     prefetchFloor,
     validateCount("maxPrefetch", options.maxPrefetch ?? Math.min(1_000, 50 * concurrency), 0),
@@ -126,6 +136,8 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     taskNames: [...tasks.keys()],
     queues,
     concurrency,
+    jobSlots,
+    batches: [...tasks.values()].some((t) => t.batch !== undefined),
     prefetchFloor,
     prefetchCap,
     leaseMs,

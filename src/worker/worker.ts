@@ -13,6 +13,7 @@ import {
   type Outcome,
   SUCCEEDED,
 } from "./attempt.js";
+import { runBatch } from "./batch-run.js";
 import { Claimer } from "./claimer.js";
 import { Completer } from "./completer.js";
 import { type ClaimedRow, HeldJobs } from "./held-jobs.js";
@@ -58,6 +59,8 @@ export class Worker {
   private readonly q;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private upkeepTimer: NodeJS.Timeout | null = null;
+  /** Starts a partial batch once it has waited its task's waitMs (see HeldJobs.batchDueInMs). */
+  private batchTimer: NodeJS.Timeout | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
@@ -81,7 +84,7 @@ export class Worker {
     const settings = resolveWorkerOptions(options);
     this.settings = settings;
     this.id = settings.id;
-    this.heldJobs = new HeldJobs(settings.concurrency);
+    this.heldJobs = new HeldJobs(settings.concurrency, (task) => settings.tasks.get(task)?.batch);
     this.db = parentDb.derive({
       poolSize: 4,
       settings: { synchronous_commit: "off" },
@@ -257,25 +260,48 @@ export class Worker {
   /** Starts buffered jobs while slots are free (HeldJobs decides which may start). */
   private startBuffered(): void {
     while (this.state === "running") {
-      const row = this.heldJobs.nextToStart();
-      if (row === undefined) break;
-      this.run(row);
+      const rows = this.heldJobs.nextToStart();
+      if (rows === undefined) break;
+      this.run(rows);
     }
     if (this.heldJobs.buffered === 0 && this.heldJobs.freeSlots > 0) this.claimer.noteStarved();
+    this.waitForBatch();
   }
 
-  private run(row: ClaimedRow): void {
-    if (row.started_at === null) this.starts.record(row.id);
-    const attempt = new Attempt(row, this.settings.tasks.get(row.task) as TaskDefinition);
-    this.heldJobs.started(attempt);
-    attempt.done = attempt.run(this.attemptEnv).finally(() => {
-      this.heldJobs.finished(attempt);
+  /** A partial batch waits in the buffer: start it when its wait is over. */
+  private waitForBatch(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const dueInMs = this.heldJobs.batchDueInMs();
+    if (dueInMs === null || this.state !== "running") return;
+    this.batchTimer = setTimeout(() => {
+      this.batchTimer = null;
+      this.startBuffered();
+    }, dueInMs);
+    this.batchTimer.unref();
+  }
+
+  /** One handler call: one job, or a batch task's jobs. */
+  private run(rows: ClaimedRow[]): void {
+    const task = this.settings.tasks.get((rows[0] as ClaimedRow).task) as TaskDefinition;
+    const attempts = rows.map((row) => {
+      if (row.started_at === null) this.starts.record(row.id);
+      return new Attempt(row, task);
+    });
+    this.heldJobs.started(...attempts);
+    const done =
+      task.batch === undefined
+        ? (attempts[0] as Attempt).run(task.handler, this.attemptEnv)
+        : runBatch(attempts, task, this.attemptEnv);
+    const finished = done.finally(() => {
+      this.heldJobs.finished(...attempts);
       this.startBuffered();
       this.claimer.roomFreed();
       // Its retry was passed over by this worker's claims while the handler
       // outlived the attempt: claim now, it may be waiting.
-      if (attempt.timedOut || attempt.leaseLost) this.claimer.claimSoon();
+      if (attempts.some((a) => a.timedOut || a.leaseLost)) this.claimer.claimSoon();
     });
+    for (const attempt of attempts) attempt.done = finished;
   }
 
   /** Hands one attempt's outcome to the completer, once. */
@@ -368,6 +394,7 @@ export class Worker {
     process.off("SIGTERM", this.onSignal);
     this.claimer.stopTimer();
     if (this.upkeepTimer) clearInterval(this.upkeepTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     // Each wait on the database is bounded: stop() ends even when the
     // database does not answer (what is left undone, a rescue mends).
     await this.atMost(this.listener?.stop(), "the LISTEN connection to close");

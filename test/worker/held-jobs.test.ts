@@ -5,13 +5,13 @@ import { describe, expect, it } from "vitest";
 import { Attempt } from "../../src/worker/attempt.js";
 import { type ClaimedRow, HeldJobs } from "../../src/worker/held-jobs.js";
 
-function row(id: string, attempts = 1): ClaimedRow {
+function row(id: string, attempts = 1, task = "t"): ClaimedRow {
   const at = new Date(0);
   return {
     id,
     state: "running",
     queue: "q",
-    task: "t",
+    task,
     payload: {},
     priority: 0,
     run_at: at,
@@ -35,7 +35,8 @@ function row(id: string, attempts = 1): ClaimedRow {
 function startNext(held: HeldJobs): Attempt | undefined {
   const next = held.nextToStart();
   if (next === undefined) return undefined;
-  const attempt = new Attempt(next, { name: "t", handler: async () => {} });
+  expect(next).toHaveLength(1);
+  const attempt = new Attempt(next[0] as ClaimedRow, { name: "t", handler: async () => {} });
   held.started(attempt);
   return attempt;
 }
@@ -110,5 +111,66 @@ describe("HeldJobs", () => {
     expect(held.leasesToRenew().ids).toEqual(["2", "7"]);
     // Another attempt of the job is not this one.
     expect(held.loseLease("2", 5).lost).toBe(false);
+  });
+
+  describe("batch tasks", () => {
+    /** HeldJobs with batch task "b" (size 3, wait 100 ms) and a clock the test moves. */
+    function batchHeld(concurrency = 1) {
+      const clock = { now: 1_000 };
+      const held = new HeldJobs(
+        concurrency,
+        (task) => (task === "b" ? { size: 3, waitMs: 100 } : undefined),
+        () => clock.now,
+      );
+      return { held, clock };
+    }
+    const ids = (rows: ClaimedRow[] | undefined) => rows?.map((r) => r.id);
+    const attemptsOf = (rows: ClaimedRow[]) =>
+      rows.map((r) => new Attempt(r, { name: r.task, handler: async () => {} }));
+
+    it("a full batch starts at once, in one slot, and takes no more than its size", () => {
+      const { held } = batchHeld();
+      held.take(["1", "2", "3", "4"].map((id) => row(id, 1, "b")));
+      const batch = held.nextToStart() as ClaimedRow[];
+      expect(ids(batch)).toEqual(["1", "2", "3"]);
+      held.started(...attemptsOf(batch));
+      expect(held.runningCount).toBe(3);
+      expect(held.freeSlots).toBe(0);
+      expect(held.nextToStart()).toBeUndefined();
+    });
+
+    it("a partial batch waits its waitMs from its first job's claim, while other tasks start past it", () => {
+      const { held, clock } = batchHeld(2);
+      held.take([row("1", 1, "b")]);
+      clock.now += 40;
+      held.take([row("2", 1, "b"), row("s", 1, "t")]);
+      expect(held.batchDueInMs()).toBe(60);
+      const single = held.nextToStart() as ClaimedRow[];
+      expect(ids(single)).toEqual(["s"]);
+      held.started(...attemptsOf(single));
+      expect(held.nextToStart()).toBeUndefined();
+      clock.now += 60;
+      expect(held.batchDueInMs()).toBe(0);
+      expect(ids(held.nextToStart())).toEqual(["1", "2"]);
+      expect(held.batchDueInMs()).toBeNull();
+    });
+
+    it("a batch passes over a job whose earlier attempt still runs here, and frees one slot when its call returns", () => {
+      const { held, clock } = batchHeld(2);
+      held.take([row("1", 1, "b")]);
+      clock.now += 100;
+      const first = attemptsOf(held.nextToStart() as ClaimedRow[]);
+      held.started(...first);
+      // Rescued and claimed again while its first attempt still runs.
+      held.take([row("1", 2, "b"), row("2", 1, "b"), row("3", 1, "b")]);
+      clock.now += 100;
+      const second = held.nextToStart() as ClaimedRow[];
+      expect(ids(second)).toEqual(["2", "3"]);
+      held.started(...attemptsOf(second));
+      expect(held.freeSlots).toBe(0);
+      held.finished(...first);
+      expect(held.freeSlots).toBe(1);
+      expect(ids(held.nextToStart())).toEqual(["1"]);
+    });
   });
 });
