@@ -161,7 +161,10 @@ export function defineBatchTask(definition: BatchTaskDefinition): BatchTaskDefin
 export const MAX_BATCH_SIZE = 1_000;
 
 /** A task's batch options checked, `waitMs` filled in; INVALID_OPTION naming the field otherwise. */
-function batchOptions(definition: { name: string; batch?: unknown }): Required<BatchHandlerOptions> {
+function batchOptions(definition: {
+  name: string;
+  batch?: unknown;
+}): Required<BatchHandlerOptions> {
   const batch = definition.batch as BatchHandlerOptions | null;
   const field = `tasks.${definition.name}.batch`;
   const refuse = (what: string, value: unknown) =>
