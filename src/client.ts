@@ -33,6 +33,7 @@ import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "./qu
 import { Schedules } from "./schedule/schedules.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
+import { WorkerRegistry } from "./worker/worker-registry.js";
 
 export interface RotaOptions {
   /** A postgres:// URL, or an existing pg.Pool (rota will not end a pool it did not create). */
@@ -71,8 +72,10 @@ export class Rota {
   private readonly tasks: Map<string, TaskDefinition>;
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
-  /** Pause and resume queues, set their concurrency limits; list them with their jobs by state. */
+  /** Pause and resume queues, set their concurrency limits; list them with their jobs by state; their throughput per minute. */
   readonly queues: Queues;
+  /** The workers (of any process) seen lately, as they report themselves (see WorkerRegistry). */
+  readonly workers: WorkerRegistry;
   /** Limited-capacity sweeps over your own tables: define, run, list (see Sweeps). */
   readonly sweeps: Sweeps;
   /** Change capture: triggers on your tables that enqueue a job per changed row (see Captures). */
@@ -81,7 +84,8 @@ export class Rota {
   readonly batches: Batches;
   private readonly enqueuer: Enqueuer;
   private readonly retention: RetentionOptions;
-  private readonly workers = new Set<Worker>();
+  /** The workers and orchestrators made here, stopped by close(). */
+  private readonly ownWorkers = new Set<Worker>();
   private readonly orchestrators = new Set<Orchestrator>();
 
   static {
@@ -102,6 +106,7 @@ export class Rota {
     this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
+    this.workers = new WorkerRegistry(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
     this.capture = new Captures(this.#db, this.tasks);
     this.batches = new Batches(this.#db, this.enqueuer, limit);
@@ -164,7 +169,7 @@ export class Rota {
       // Fields a worker does not give come from the Rota's retention.
       retention: { ...this.retention, ...options.retention },
     });
-    this.workers.add(worker);
+    this.ownWorkers.add(worker);
     return worker;
   }
 
@@ -217,7 +222,7 @@ export class Rota {
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */
   async close(): Promise<void> {
     await Promise.all([
-      ...[...this.workers].map((w) => w.stop()),
+      ...[...this.ownWorkers].map((w) => w.stop()),
       ...[...this.orchestrators].map((o) => o.stop()),
     ]);
     await this.#db.close();

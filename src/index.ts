@@ -12,7 +12,13 @@ export type {
   ListBatchesFilter,
 } from "./batches/batches.js";
 export type { ExpiryResult } from "./batches/expiry.js";
-export type { QueueInfo, QueueLimit, QueueState, Queues } from "./capacity/queues.js";
+export type {
+  QueueInfo,
+  QueueLimit,
+  QueueMinute,
+  QueueState,
+  Queues,
+} from "./capacity/queues.js";
 export {
   defineSweep,
   type SweepContext,
@@ -93,3 +99,4 @@ export {
 } from "./task.js";
 export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";
+export type { WorkerInfo, WorkerRegistry } from "./worker/worker-registry.js";

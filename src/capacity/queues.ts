@@ -1,6 +1,7 @@
 import { wholeNumber } from "../config.js";
 import type { Database } from "../db/database.js";
 import { type QueueRow, queueQueries } from "../db/queries/queues.js";
+import { workerStatsQueries } from "../db/queries/worker-stats.js";
 import { INT32_MAX, validateQueueName } from "../queue/job-options.js";
 
 /** What pause() and resume() set. */
@@ -32,6 +33,20 @@ export interface QueueInfo {
   waitingForLimit: number;
   /** How long its oldest available job has waited since it came due; null with none. */
   oldestAvailableMs: number | null;
+}
+
+/** One queue's outcomes in one minute, summed over the workers' reports. */
+export interface QueueMinute {
+  queue: string;
+  /** The minute's start (by the database clock). */
+  minute: Date;
+  succeeded: number;
+  /** Failed for good: no attempt left. */
+  failed: number;
+  /** Failed attempts with another to come. */
+  retried: number;
+  /** Cancelled while a worker held them (jobs cancelled while queued are not counted). */
+  cancelled: number;
 }
 
 /**
@@ -74,6 +89,30 @@ export class Queues {
   async list(): Promise<QueueInfo[]> {
     const result = await this.db.run(queueQueries(this.db.schema).List);
     return result.rows.map(toQueueInfo);
+  }
+
+  /**
+   * Outcomes per queue and minute over the last `minutes` (default 60, at
+   * most 1440; the current minute included), of `queue` only when given, by
+   * queue then minute. Only minutes in which something finished have a row:
+   * the caller fills the others with zeros. Counted by the workers and
+   * written with their reports (every statsIntervalMs), so the current
+   * minute lags by up to that.
+   */
+  async throughput({
+    minutes = 60,
+    queue,
+  }: {
+    minutes?: number;
+    queue?: string;
+  } = {}): Promise<QueueMinute[]> {
+    wholeNumber("minutes", minutes, 1, 1_440);
+    const name = queue === undefined ? null : validateQueueName(queue);
+    const result = await this.db.run(workerStatsQueries(this.db.schema).Throughput, {
+      minutes,
+      queue: name,
+    });
+    return result.rows;
   }
 
   private async setPaused(queue: string, paused: boolean): Promise<QueueState> {

@@ -1,4 +1,4 @@
--- rota's schema after migration 0017_batches, as pg_dump --schema-only prints it
+-- rota's schema after migration 0018_worker_stats, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -80,7 +80,8 @@ begin
            count(*) filter (where m.outcome = 'succeeded')::int as succeeded,
            (count(*) filter (where m.outcome = 'failed')
              - count(*) filter (where m.outcome = 'replayed'))::int as failed,
-           count(*) filter (where m.outcome = 'cancelled')::int as cancelled
+           (count(*) filter (where m.outcome = 'cancelled')
+             - count(*) filter (where m.outcome = 'replayed_cancelled'))::int as cancelled
     from unnest(member_batches, outcomes) as m(batch_id, outcome)
     where m.batch_id is not null
     group by m.batch_id
@@ -693,6 +694,17 @@ CREATE TABLE rota.migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+-- TABLE: queue_minutes
+
+CREATE TABLE rota.queue_minutes (
+    queue text NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    succeeded integer DEFAULT 0 NOT NULL,
+    failed integer DEFAULT 0 NOT NULL,
+    retried integer DEFAULT 0 NOT NULL,
+    cancelled integer DEFAULT 0 NOT NULL
+);
+
 -- TABLE: queues
 
 CREATE TABLE rota.queues (
@@ -805,6 +817,21 @@ CREATE TABLE rota.sweeps (
     CONSTRAINT sweeps_queue_valid CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,128}$'::text))
 );
 
+-- TABLE: workers
+
+CREATE TABLE rota.workers (
+    id text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    queues text[] NOT NULL,
+    tasks text[] NOT NULL,
+    concurrency integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    last_seen_at timestamp with time zone NOT NULL,
+    stopped_at timestamp with time zone,
+    running integer DEFAULT 0 NOT NULL
+);
+
 -- CONSTRAINT: batches batches_pkey
 
 ALTER TABLE ONLY rota.batches
@@ -835,6 +862,11 @@ ALTER TABLE ONLY rota.leases
 ALTER TABLE ONLY rota.migrations
     ADD CONSTRAINT migrations_pkey PRIMARY KEY (version);
 
+-- CONSTRAINT: queue_minutes queue_minutes_pkey
+
+ALTER TABLE ONLY rota.queue_minutes
+    ADD CONSTRAINT queue_minutes_pkey PRIMARY KEY (queue, minute);
+
 -- CONSTRAINT: queues queues_pkey
 
 ALTER TABLE ONLY rota.queues
@@ -859,6 +891,11 @@ ALTER TABLE ONLY rota.schedules
 
 ALTER TABLE ONLY rota.sweeps
     ADD CONSTRAINT sweeps_pkey PRIMARY KEY (name);
+
+-- CONSTRAINT: workers workers_pkey
+
+ALTER TABLE ONLY rota.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 
 -- INDEX: batches_expiring
 
@@ -912,6 +949,10 @@ CREATE INDEX jobs_scheduled ON rota.jobs USING btree (hashtext(queue), run_at, i
 
 CREATE UNIQUE INDEX jobs_unique_key_queued ON rota.jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'available'::text])));
 
+-- INDEX: queue_minutes_minute
+
+CREATE INDEX queue_minutes_minute ON rota.queue_minutes USING btree (minute);
+
 -- INDEX: schedules_drifted
 
 CREATE INDEX schedules_drifted ON rota.schedules USING btree (id) WHERE ((materialized_version IS DISTINCT FROM version) AND enabled AND (NOT paused) AND (owner = 'rota'::text));
@@ -919,6 +960,10 @@ CREATE INDEX schedules_drifted ON rota.schedules USING btree (id) WHERE ((materi
 -- INDEX: schedules_fill
 
 CREATE INDEX schedules_fill ON rota.schedules USING btree (fill_at) WHERE (enabled AND (NOT paused) AND (owner = 'rota'::text));
+
+-- INDEX: workers_last_seen
+
+CREATE INDEX workers_last_seen ON rota.workers USING btree (last_seen_at);
 
 -- FK CONSTRAINT: schedule_targets schedule_targets_schedule_id_fkey
 

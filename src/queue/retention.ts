@@ -2,6 +2,7 @@ import { validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { batchQueries } from "../db/queries/batches.js";
 import { jobQueries } from "../db/queries/jobs.js";
+import { workerStatsQueries } from "../db/queries/worker-stats.js";
 
 /**
  * How long finished jobs stay in the jobs table. Succeeded jobs leave at once
@@ -48,9 +49,15 @@ export function resolveRetention(options: RetentionOptions = {}): Required<Reten
 }
 
 /**
+ * How long workers' reports stay (migration 0018): queue_minutes rows, and
+ * workers stopped or unseen. A day, the longest span throughput() reads.
+ */
+const WORKER_STATS_KEEP_MS = 24 * 3_600_000;
+
+/**
  * Deletes finished jobs past their retention, in bounded batches, then the
- * finished batches (job sets, batches.ts) past historyMs; returns how many
- * rows went.
+ * finished batches (job sets, batches.ts) past historyMs, and workers'
+ * reports a day old; returns how many rows went.
  */
 export async function pruneFinishedJobs(
   db: Database,
@@ -84,5 +91,13 @@ export async function pruneFinishedJobs(
   }
   const batches = batchQueries(db.schema);
   deleted += await repeat(() => db.run(batches.Prune, { keepMs: retention.historyMs, limit }));
+  // Here, on the pruning tick of every worker and the leading orchestrator,
+  // rather than in each worker's report: the report runs every few seconds
+  // on every worker, and stays one small upsert; a day-old minute can wait
+  // for the next tick (or rota.prune()).
+  const stats = workerStatsQueries(db.schema);
+  const keepMs = WORKER_STATS_KEEP_MS;
+  deleted += await repeat(() => db.run(stats.PruneMinutes, { keepMs, limit }));
+  deleted += await repeat(() => db.run(stats.PruneWorkers, { keepMs, limit }));
   return deleted;
 }

@@ -120,6 +120,7 @@ export class Attempt {
     return {
       id: row.id,
       attempt: row.attempts,
+      queue: row.queue,
       frees: freedQueue(row),
       // Schedule executions stay, as 'succeeded', for their history.
       keep: row.schedule_id !== null,
@@ -143,6 +144,7 @@ export class Attempt {
     return {
       id: row.id,
       attempt: row.attempts,
+      queue: row.queue,
       frees: freedQueue(row),
       error: failureJson(described.message, described.stack, row.attempts, env.workerId),
       retryMs,
@@ -219,6 +221,7 @@ export function cancelledBeforeStart(row: ClaimedRow, workerId: string): Failure
   return {
     id: row.id,
     attempt: row.attempts,
+    queue: row.queue,
     frees: freedQueue(row),
     error: failureJson("cancelled before it started", null, row.attempts, workerId),
     retryMs: null,

@@ -3,6 +3,7 @@ import { jobQueries } from "../db/queries/jobs.js";
 import { isRefusal } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEventMap, RotaEvents } from "../events.js";
+import type { OutcomeKind } from "./stats-reporter.js";
 
 export interface Success extends Written {
   /** Keep the row as 'succeeded' (schedule executions stay for their history). */
@@ -28,6 +29,8 @@ export interface Failure extends Written {
 export interface Written {
   id: string;
   attempt: number;
+  /** The job's queue: its written outcome is counted there (worker stats). */
+  queue: string;
   /**
    * The job's queue when it ran under a concurrency limit: its written
    * outcome frees a slot that other jobs may wait for, and the statement that
@@ -73,6 +76,8 @@ export class Completer {
      */
     private readonly onWritten: (written: Written[], retried: boolean) => void,
     private readonly onWriteError: (error: unknown) => void,
+    /** Each outcome the database took (not those the fence refused), once. */
+    private readonly onCounted: (queue: string, kind: OutcomeKind) => void = () => {},
   ) {
     this.q = jobQueries(db.schema);
   }
@@ -216,6 +221,7 @@ export class Completer {
       wake: freedQueues(batch),
     });
     for (const success of this.accepted(batch, result.rows)) {
+      this.onCounted(success.queue, "succeeded");
       this.events.emit("job:run:success", success.event);
     }
   }
@@ -234,6 +240,7 @@ export class Completer {
     const rows = new Map(result.rows.map((row) => [row.id, row]));
     for (const failure of this.accepted(batch, result.rows)) {
       const row = rows.get(failure.id);
+      this.onCounted(failure.queue, outcomeKind(row?.state));
       const { name, payload } = failure.event;
       if (row?.state === "cancelled" && name !== "job:cancelled") {
         // A cancel request the worker had not heard of: written as cancelled.
@@ -267,6 +274,11 @@ export class Completer {
     }
     return batch.filter((item) => ok.has(item.id));
   }
+}
+
+/** What a failure written as `state` counts as: failed for good, cancelled, or retried. */
+function outcomeKind(state: string | undefined): OutcomeKind {
+  return state === "failed" || state === "cancelled" ? state : "retried";
 }
 
 /** The queues whose limited slots a batch's outcomes free (Written.frees), once each. */

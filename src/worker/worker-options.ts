@@ -51,6 +51,12 @@ export interface WorkerOptions {
    * given the same.
    */
   retention?: RetentionOptions;
+  /**
+   * How often the worker reports itself and its outcomes per queue and
+   * minute (rota.workers.list, rota.queues.throughput), in one statement;
+   * also once at start and once at stop. 0 disables reporting. Default 5 s.
+   */
+  statsIntervalMs?: number;
   /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */
   handleSignals?: boolean;
   workerId?: string;
@@ -80,6 +86,8 @@ export interface WorkerSettings {
   fallbackPollMs: number;
   gracefulStopMs: number;
   rescueIntervalMs: number;
+  /** 0: the worker does not report itself. */
+  statsIntervalMs: number;
   listen: boolean;
   handleSignals: boolean;
   retention: Required<RetentionOptions>;
@@ -146,6 +154,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     fallbackPollMs: validateMillis("fallbackPollMs", options.fallbackPollMs ?? 250, 1),
     gracefulStopMs: validateMillis("gracefulStopMs", options.gracefulStopMs ?? 10_000),
     rescueIntervalMs: validateMillis("rescueIntervalMs", options.rescueIntervalMs ?? leaseMs),
+    statsIntervalMs: validateMillis("statsIntervalMs", options.statsIntervalMs ?? 5_000),
     listen: options.listen ?? true,
     handleSignals: options.handleSignals ?? false,
     retention: resolveRetention(options.retention),

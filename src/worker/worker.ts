@@ -19,6 +19,7 @@ import { Completer } from "./completer.js";
 import { type ClaimedRow, HeldJobs } from "./held-jobs.js";
 import { Listener } from "./listener.js";
 import { StartRecorder } from "./start-recorder.js";
+import { StatsReporter } from "./stats-reporter.js";
 import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from "./worker-options.js";
 
 export type { WorkerOptions } from "./worker-options.js";
@@ -55,6 +56,8 @@ export class Worker {
   private readonly completer: Completer;
   private readonly listener: Listener | null;
   private readonly starts: StartRecorder;
+  /** Reports this worker and its outcomes per queue and minute; null with statsIntervalMs 0. */
+  private readonly stats: StatsReporter | null;
   private readonly attemptEnv: AttemptEnvironment;
   private readonly q;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -137,6 +140,15 @@ export class Worker {
       settle: (attempt, outcome, durationMs) => this.settle(attempt, outcome, durationMs),
       reportError: (during, error) => this.reportError(during, error),
     };
+    this.stats =
+      settings.statsIntervalMs > 0
+        ? new StatsReporter(
+            this.db,
+            settings,
+            () => this.heldJobs.runningCount,
+            (error) => this.reportError("stats", error),
+          )
+        : null;
     this.completer = new Completer(
       this.db,
       events,
@@ -157,6 +169,7 @@ export class Worker {
         else if (!freed) this.claimer.claimForRoom();
       },
       (error) => this.reportError("completion", error),
+      (queue, kind) => this.stats?.count(queue, kind),
     );
     this.listener = settings.listen
       ? new Listener(this.db, {
@@ -242,6 +255,9 @@ export class Worker {
     if (this.listener) await this.listener.start();
     // LISTEN's connecting already asked for the first claim, unless it failed.
     if (this.claimer.inFlight === null) this.claimer.claimSoon();
+    // The first report, so that an idle worker is seen from the start (one
+    // that fails is reported as a worker error; start() goes on).
+    await this.stats?.start();
   }
 
   /** Graceful stop; resolves when every held job is finished or handed back. */
@@ -446,6 +462,8 @@ export class Worker {
       );
     }
     await this.atMost(this.starts.stop(), "job starts to be recorded");
+    // After the outcomes, so the last report counts them, and says it stopped.
+    await this.atMost(this.stats?.stop(), "the last stats report");
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.state = "stopped";
     await this.atMost(
