@@ -25,7 +25,9 @@ import {
   type ListJobsFilter,
   listJobs,
   type ReplayFilter,
+  type RetryResult,
   replayFailedJobs,
+  retryJob,
 } from "./queue/job-admin.js";
 import { DEFAULT_PAYLOAD_LIMIT_BYTES, type EnqueueOptions } from "./queue/job-options.js";
 import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
@@ -207,6 +209,15 @@ export class Rota {
   /** Puts failed jobs back in their queues (by queue, task, time range or ids); returns their ids. */
   replayFailed(filter?: ReplayFilter): Promise<string[]> {
     return replayFailedJobs(this.#db, filter);
+  }
+
+  /**
+   * Puts one failed or cancelled job back in its queue with fresh attempts.
+   * JOB_NOT_FOUND, or JOB_NOT_RETRYABLE for a job in another state (or whose
+   * unique key another queued job holds).
+   */
+  retryJob(id: string | number): Promise<RetryResult> {
+    return retryJob(this.#db, id);
   }
 
   /** Makes jobs whose lease expired claimable again (the orchestrator and workers call this). */

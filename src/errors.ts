@@ -41,6 +41,8 @@ export const errorCodes = {
   EMBEDDED_POSTGRES_FAILED: "the embedded PostgreSQL could not be started",
   // jobs
   JOB_NOT_FOUND: "no job with that id exists",
+  JOB_NOT_RETRYABLE:
+    "the job is not failed or cancelled, or another queued job holds its unique key (nothing was changed)",
   SWEEP_NOT_FOUND: "no sweep with that name is recorded",
   BATCH_NOT_FOUND: "no batch with that id exists",
   SWEEP_ROLLED_BACK: "a sweep instance's transaction ended rolled back",

@@ -54,6 +54,7 @@ export type {
   JobSummary,
   ListJobsFilter,
   ReplayFilter,
+  RetryResult,
 } from "./queue/job-admin.js";
 export type { EnqueueOptions } from "./queue/job-options.js";
 export type { RescueResult } from "./queue/rescue.js";

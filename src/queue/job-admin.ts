@@ -78,6 +78,7 @@ export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}):
     }
   }
   const result = await db.run(jobQueries(db.schema).Replay, {
+    states: ["failed"],
     queue: filter.queue ?? null,
     task: filter.task ?? null,
     from: filter.from ?? null,
@@ -85,6 +86,58 @@ export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}):
     ids: filter.ids ? filter.ids.map(jobId) : null,
   });
   return result.rows.map((row) => row.id);
+}
+
+export interface RetryResult {
+  id: string;
+  /** 'failed' or 'cancelled': what it was before it went back to its queue. */
+  previousState: string;
+}
+
+/** The states a single job can be retried from. */
+const RETRYABLE_STATES = ["failed", "cancelled"];
+
+/**
+ * Puts one failed or cancelled job back in its queue, available now, with a
+ * fresh set of attempts (replayFailed's statement). JOB_NOT_FOUND for no such
+ * job; JOB_NOT_RETRYABLE for a job in another state, or one whose unique key
+ * another queued job holds now (at most one queued job per key).
+ */
+export async function retryJob(db: Database, id: string | number): Promise<RetryResult> {
+  const text = jobId(id);
+  const result = await db.run(jobQueries(db.schema).Replay, {
+    states: RETRYABLE_STATES,
+    queue: null,
+    task: null,
+    from: null,
+    to: null,
+    ids: [text],
+  });
+  const row = result.rows[0];
+  if (row) return { id: row.id, previousState: row.previous_state };
+  // Not put back: say why, from the job as it is now.
+  const job = await getJob(db, text);
+  if (!job) throw new RotaError("JOB_NOT_FOUND", `No job with id ${text}.`, { details: { id } });
+  const details = { id: text, state: job.state };
+  if (!RETRYABLE_STATES.includes(job.state)) {
+    throw new RotaError(
+      "JOB_NOT_RETRYABLE",
+      `Job ${text} is ${job.state}: only a failed or cancelled job can be retried${retryHint(job.state)}.`,
+      { details },
+    );
+  }
+  throw new RotaError(
+    "JOB_NOT_RETRYABLE",
+    `Job ${text} cannot go back to its queue: another queued job holds its unique key ${JSON.stringify(job.unique_key)}. Let that one run, or cancel it and retry this one.`,
+    { details: { ...details, uniqueKey: job.unique_key } },
+  );
+}
+
+/** What to do instead, for a job in a state retry does not take. */
+function retryHint(state: string): string {
+  if (state === "running") return " (cancel it first, or let its attempt end)";
+  if (state === "available" || state === "scheduled") return " (it is queued already)";
+  return " (enqueue a new job to run it again)";
 }
 
 export interface ListJobsFilter {

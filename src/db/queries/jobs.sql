@@ -520,15 +520,16 @@ cross join counted
 left join changed as c on c.id = t.id;
 
 -- name: Replay
--- Puts failed jobs back in their queue with a fresh set of attempts (and no
--- cancel request or refund left from before). Filters are optional (null:
--- any). A failed job whose unique key is queued again meanwhile is left
--- failed, and of several failed jobs with one key only the last to fail is
--- replayed: at most one queued job per key.
+-- Puts jobs in states :states ('failed', and for retryJob 'cancelled' too)
+-- back in their queue with a fresh set of attempts (and no cancel request or
+-- refund left from before). Filters are optional (null: any). A job whose
+-- unique key is queued again meanwhile is left as it is, and of several
+-- with one key only the last to finish is put back: at most one queued job
+-- per key.
 with candidates as (
-  select j.id, j.unique_key, j.finished_at
+  select j.id, j.unique_key, j.finished_at, j.state
   from {{schema}}.jobs as j
-  where j.state = 'failed'
+  where j.state = any(:states::text[])
     and (:queue::text is null or j.queue = :queue)
     and (:task::text is null or j.task = :task)
     and (:from::timestamptz is null or j.finished_at >= :from)
@@ -537,9 +538,9 @@ with candidates as (
     and (j.unique_key is null or not {{schema}}.unique_key_queued(j.unique_key))
 ),
 chosen as (
-  select id from candidates where unique_key is null
+  select id, state from candidates where unique_key is null
   union all
-  (select distinct on (unique_key) id from candidates where unique_key is not null
+  (select distinct on (unique_key) id, state from candidates where unique_key is not null
    order by unique_key, finished_at desc, id desc)
 ),
 replayed as (
@@ -547,17 +548,20 @@ replayed as (
   set state = 'available', attempts = 0, run_at = (select {{schema}}.clock_now()),
       finished_at = null, started_at = null, cancel_requested_at = null, unstarted_rescues = 0
   from chosen
-  where j.id = chosen.id and j.state = 'failed'
-  returning j.id, j.queue, j.batch_id
+  where j.id = chosen.id and j.state = chosen.state
+  returning j.id, j.queue, j.batch_id, chosen.state as previous_state
 ),
--- A failed member of a batch still open takes its failure back: it will
--- finish again. (One of a finished batch counted for nothing then either.)
+-- A member of a batch still open takes its failure or cancellation back: it
+-- will finish again. (One of a finished batch counted for nothing then either.)
 counted as materialized (
   select case when count(*) > 0
-              then {{schema}}.count_batch_outcomes(array_agg(batch_id), array_agg('replayed'::text)) end
+              then {{schema}}.count_batch_outcomes(
+                     array_agg(batch_id),
+                     array_agg(case when previous_state = 'cancelled' then 'replayed_cancelled'
+                                    else 'replayed' end)) end
   from replayed where batch_id is not null
 )
-select replayed.id::text, notified.done
+select replayed.id::text, replayed.previous_state, notified.done
 from replayed
 cross join counted
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;

@@ -157,13 +157,15 @@ export const jobQueries = defineQueries("jobs", {
   >(),
   Replay: statement<
     {
+      /** The states put back: failed, and cancelled for a single retry. */
+      states: readonly string[];
       queue: string | null;
       task: string | null;
       from: Date | null;
       to: Date | null;
       ids: readonly string[] | null;
     },
-    Notified & { id: string }
+    Notified & { id: string; previous_state: string }
   >(),
   PruneJobs: statement<Prune>(),
   PruneExecutions: statement<Prune>(),
