@@ -19,7 +19,10 @@ import {
 import {
   type CancelResult,
   cancelJob,
+  type FindJobsFilter,
+  findJobs,
   getJob,
+  type JobPage,
   type JobRecord,
   type JobSummary,
   type ListJobsFilter,
@@ -196,6 +199,16 @@ export class Rota {
   /** Jobs, newest first, filtered by state, queue and task. */
   listJobs(filter?: ListJobsFilter): Promise<JobSummary[]> {
     return listJobs(this.#db, filter);
+  }
+
+  /**
+   * A page of jobs, newest first, below the cursor `before` (a page's `next`),
+   * filtered by state, queue, task, creation time and payload containment.
+   * Keyset pages walk the primary key: as fast on page 1,000 as on page 1.
+   * With `payload` one call reads at most 100,000 jobs (see JobPage).
+   */
+  findJobs(filter?: FindJobsFilter): Promise<JobPage> {
+    return findJobs(this.#db, filter);
   }
 
   /** Cancels a queued job, or asks a running one to stop (its signal is aborted). */

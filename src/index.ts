@@ -50,6 +50,8 @@ export { type BackoffFunction, type BackoffPolicy, backoffDelay } from "./queue/
 export type { EnqueueResult, EnqueueSpec } from "./queue/enqueue.js";
 export type {
   CancelResult,
+  FindJobsFilter,
+  JobPage,
   JobRecord,
   JobSummary,
   ListJobsFilter,

@@ -110,7 +110,11 @@ export class Database {
     } catch (error) {
       return Promise.reject(error);
     }
-    return executor.query({ name: query.name, text: query.text, values });
+    return executor.query(
+      query.prepared
+        ? { name: query.name, text: query.text, values }
+        : { text: query.text, values },
+    );
   }
 
   /**

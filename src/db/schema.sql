@@ -913,6 +913,10 @@ CREATE INDEX jobs_available ON rota.jobs USING btree (hashtext(queue), priority 
 
 CREATE INDEX jobs_batch_open ON rota.jobs USING btree (batch_id) WHERE ((batch_id IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, 'available'::text, 'running'::text])));
 
+-- INDEX: jobs_ended_by_state
+
+CREATE INDEX jobs_ended_by_state ON rota.jobs USING btree (state, queue, id) WHERE (state = ANY (ARRAY['failed'::text, 'cancelled'::text, 'skipped'::text, 'superseded'::text, 'missed'::text]));
+
 -- INDEX: jobs_execution_once
 
 CREATE UNIQUE INDEX jobs_execution_once ON rota.jobs USING btree (schedule_id, target_key, occurrence_at) WHERE ((occurrence_at IS NOT NULL) AND (state <> 'superseded'::text));

@@ -84,17 +84,30 @@ interface Types<P, R> {
 /** What a query module declares for one statement of its .sql file. */
 export interface Statement<P extends object, R extends QueryResultRow> {
   readonly types?: Types<P, R>;
+  /** See StatementOptions. */
+  readonly planEachCall?: boolean;
+}
+
+export interface StatementOptions {
+  /**
+   * Sent unnamed, so PostgreSQL plans it for each call's values instead of
+   * keeping one prepared plan per connection, which after five calls may be
+   * a generic plan made without the values. For a statement whose best plan
+   * depends on them (a filter on a rare state takes its partial index, on a
+   * common one the primary key), called seldom enough that planning each
+   * call costs nothing that matters.
+   */
+  planEachCall?: boolean;
 }
 
 /**
  * Declares a statement's parameters (an object, by the names its SQL uses)
  * and the row it returns.
  */
-export function statement<
-  P extends object = NoParams,
-  R extends QueryResultRow = NoRow,
->(): Statement<NoInfer<P>, NoInfer<R>> {
-  return {};
+export function statement<P extends object = NoParams, R extends QueryResultRow = NoRow>(
+  options: StatementOptions = {},
+): Statement<NoInfer<P>, NoInfer<R>> {
+  return options.planEachCall ? { planEachCall: true } : {};
 }
 
 /** A statement bound to one schema, ready for `Database.run`. */
@@ -104,6 +117,8 @@ export interface NamedQuery<
 > {
   /** Stable per schema, so pg can keep it prepared on each connection. */
   readonly name: string;
+  /** Prepared once per connection under `name`; false: sent unnamed, planned at each call. */
+  readonly prepared: boolean;
   readonly text: string;
   /** The parameter names in `$n` order: params[0] is sent as $1. */
   readonly params: readonly string[];
@@ -158,6 +173,7 @@ export function queriesFromSource<const D extends Declared>(
         const statement = compiled.get(name) as CompiledStatement;
         queries[name] = {
           name: `rota.${schema}.${file}.${name}`,
+          prepared: declared[name]?.planEachCall !== true,
           text: bindSchema(statement.text, schema),
           params: statement.params,
         };

@@ -107,6 +107,20 @@ describe("query modules", () => {
     ]);
   });
 
+  it("send a statement declared planEachCall unnamed, so it is planned for each call's values", async () => {
+    const q = queriesFromSource(SOURCE, "things", {
+      ...declared,
+      Find: statement<{ kind: string; after: string | null; limit: number }>({
+        planEachCall: true,
+      }),
+    })("s1");
+    expect(q.Find.prepared).toBe(false);
+    expect(q.Count.prepared).toBe(true);
+    const executor = recorder();
+    await db.run(q.Find, { limit: 5, after: null, kind: "a" }, executor);
+    expect(executor.sent).toEqual([{ text: q.Find.text, values: ["a", null, 5] }]);
+  });
+
   it("refuse a missing (undefined) parameter instead of sending NULL", async () => {
     const q = queriesFromSource(SOURCE, "things", declared)("s1");
     const executor = recorder();

@@ -601,13 +601,57 @@ select id::text, queue, task, payload, state, priority, run_at, attempts, max_at
        last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at
 from {{schema}}.jobs where id = :id;
 
--- name: List
--- Newest first; every filter optional (null: any).
-select id::text, queue, task, state, priority, run_at, attempts, max_attempts,
-       last_error->>'message' as last_error, created_at, finished_at
-from {{schema}}.jobs
-where (:state::text is null or state = :state)
-  and (:queue::text is null or queue = :queue)
-  and (:task::text is null or task = :task)
-order by id desc
+-- name: Find
+-- rota.findJobs and listJobs: the jobs below the keyset cursor :before (an
+-- id), newest first, every filter optional (null: any), :limit of them. The
+-- order is the primary key's, walked backwards from :before, so a page costs
+-- the rows read until :limit match, whatever the table's size. (Ordered by
+-- j.id: a bare "id" would name the output column, id::text, and sort the
+-- ids as text, the whole table at every call.)
+select j.id::text, j.queue, j.task, j.state, j.priority, j.run_at, j.attempts, j.max_attempts,
+       j.last_error->>'message' as last_error, j.created_at, j.finished_at
+from {{schema}}.jobs as j
+where j.id < :before::bigint
+  and (:state::text is null or j.state = :state)
+  and (:queue::text is null or j.queue = :queue)
+  and (:task::text is null or j.task = :task)
+  and (:createdFrom::timestamptz is null or j.created_at >= :createdFrom)
+  and (:createdTo::timestamptz is null or j.created_at < :createdTo)
+order by j.id desc
+limit :limit;
+
+-- name: FindContaining
+-- Find with a payload containment (:payload, JSON text: payload @> it),
+-- without an index on payload: it reads at most :scan rows below :before,
+-- by the primary key, whatever matches, and stops there. The last row it
+-- reads comes back even when it does not match (scanned_to), so the caller
+-- knows where the search stopped and can go on below it: the :scan-th, or
+-- the table's lowest id below :before (bottom: there is nothing further).
+-- It comes last, after every match, and only when fewer than :limit matched
+-- before it.
+select r.id::text, r.queue, r.task, r.state, r.priority, r.run_at, r.attempts, r.max_attempts,
+       r.last_error->>'message' as last_error, r.created_at, r.finished_at,
+       r.matched, r.n = :scan::bigint or r.bottom as scanned_to, r.bottom
+from (
+  select w.*,
+         w.payload @> :payload::jsonb
+           and (:state::text is null or w.state = :state)
+           and (:queue::text is null or w.queue = :queue)
+           and (:task::text is null or w.task = :task)
+           and (:createdFrom::timestamptz is null or w.created_at >= :createdFrom)
+           and (:createdTo::timestamptz is null or w.created_at < :createdTo) as matched
+  from (
+    -- Numbered as read; lead() looks one row ahead, past the scan's end too
+    -- (window functions run before the LIMIT), so bottom is true only for
+    -- the lowest id there is.
+    select j.*, row_number() over by_id as n, lead(j.id) over by_id is null as bottom
+    from {{schema}}.jobs as j
+    where j.id < :before::bigint
+    window by_id as (order by j.id desc)
+    order by j.id desc
+    limit :scan
+  ) as w
+) as r
+where r.matched or r.n = :scan::bigint or r.bottom
+order by r.id desc
 limit :limit;

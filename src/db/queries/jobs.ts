@@ -104,6 +104,17 @@ interface Takes {
 /** `done`: selected only so that the statement's NOTIFY runs. */
 type Notified = { done: unknown };
 
+/** Find's filters (null: any), below the keyset cursor `before` (an id). */
+interface FindParams {
+  before: string;
+  state: string | null;
+  queue: string | null;
+  task: string | null;
+  createdFrom: Date | null;
+  createdTo: Date | null;
+  limit: number;
+}
+
 /** A finished job's retention: states, age and batch size. */
 type Prune = { states: readonly string[]; keepMs: number; limit: number };
 
@@ -170,8 +181,16 @@ export const jobQueries = defineQueries("jobs", {
   PruneJobs: statement<Prune>(),
   PruneExecutions: statement<Prune>(),
   Get: statement<{ id: string }, JobRecord>(),
-  List: statement<
-    { state: string | null; queue: string | null; task: string | null; limit: number },
-    JobSummary
+  // Planned at each call: a rare state's page takes jobs_ended_by_state, a
+  // common one's the primary key (migration 0018).
+  Find: statement<FindParams, JobSummary>({ planEachCall: true }),
+  FindContaining: statement<
+    FindParams & {
+      /** JSON text: payload @> it. */
+      payload: string;
+      /** The most rows read. */
+      scan: number;
+    },
+    JobSummary & { matched: boolean; scanned_to: boolean; bottom: boolean }
   >(),
 });
