@@ -1,3 +1,4 @@
+import type { QueueMinute } from "../../capacity/queues.js";
 import { defineQueries, statement } from "../sql.js";
 
 /** A worker's row as ListWorkers reads it. */
@@ -12,16 +13,6 @@ export interface WorkerRow {
   last_seen_at: Date;
   stopped_at: Date | null;
   running: number;
-}
-
-/** One queue's outcomes in one minute, as Throughput reads them. */
-export interface QueueMinuteRow {
-  queue: string;
-  minute: Date;
-  succeeded: number;
-  failed: number;
-  retried: number;
-  cancelled: number;
 }
 
 /** Rows older than keepMs, at most limit per statement. */
@@ -50,7 +41,8 @@ export const workerStatsQueries = defineQueries("worker-stats", {
     { seen: number; counted: number }
   >(),
   ListWorkers: statement<{ seenWithinMs: number }, WorkerRow>(),
-  Throughput: statement<{ minutes: number; queue: string | null }, QueueMinuteRow>(),
+  /** Rows as the API returns them. */
+  Throughput: statement<{ minutes: number; queue: string | null }, QueueMinute>(),
   PruneMinutes: statement<Prune>(),
   PruneWorkers: statement<Prune>(),
 });
