@@ -219,9 +219,16 @@ export class Rota {
     return cancelJob(this.#db, this.events, id, options);
   }
 
-  /** Puts failed jobs back in their queues (by queue, task, time range or ids); returns their ids. */
-  replayFailed(filter?: ReplayFilter): Promise<string[]> {
-    return replayFailedJobs(this.#db, filter);
+  /**
+   * Puts failed jobs back in their queues (by queue, task, time range or
+   * ids); returns their ids. 1,000 jobs a transaction, the last to fail
+   * first; `onProgress` hears how many are back after each.
+   */
+  replayFailed(
+    filter?: ReplayFilter,
+    options: { onProgress?: (replayed: number) => void } = {},
+  ): Promise<string[]> {
+    return replayFailedJobs(this.#db, filter, options.onProgress);
   }
 
   /**
@@ -238,8 +245,18 @@ export class Rota {
     return rescueExpiredJobs(this.#db, this.events, options);
   }
 
-  /** Deletes finished jobs (and finished batches) past their retention; returns how many rows. */
-  prune(options?: RetentionOptions): Promise<number> {
+  /**
+   * Deletes finished jobs (and finished batches, old worker reports) past
+   * their retention; returns how many rows. 5,000 rows a statement, until
+   * none is left (at most `maxBatches` statements of each kind, default
+   * 20); `onProgress` hears the rows deleted so far after each.
+   */
+  prune(
+    options?: RetentionOptions & {
+      maxBatches?: number;
+      onProgress?: (deleted: number) => void;
+    },
+  ): Promise<number> {
     return pruneFinishedJobs(this.#db, { ...this.retention, ...options });
   }
 

@@ -59,6 +59,8 @@ export const errorCodes = {
     "the database refused to record a job's outcome; the job is left to be rescued",
   OUTCOMES_NOT_WRITTEN:
     "a stopping worker gave up writing outcomes; those jobs are rescued when their leases expire",
+  // dashboard
+  DASHBOARD_EXPOSED: "the dashboard would listen beyond loopback without a configured token",
   // lifecycle
   SHUTTING_DOWN: "the component is stopping and accepts no new work",
 } as const;

@@ -38,6 +38,17 @@ export interface RotaEventMap {
    */
   "claim:limited": { workerId: string; heldByKey: number; queuesAtLimit: string[] };
   "worker:error": { workerId: string; error: unknown; during: string };
+  /**
+   * An operator changed something through the dashboard: who (the token's
+   * name), what (`queue.pause`, `job.retry`…), on what, and what came of it.
+   */
+  "dashboard:action": {
+    actor: string;
+    action: string;
+    target: string;
+    ok: boolean;
+    result: string;
+  };
   /** A schedule occurrence became a planned execution (a job row). */
   "schedule:execution:materialized": ScheduleExecutionRef & { runAt: Date; state: string };
   /** A worker claimed a planned execution: it fires now, `lateMs` after its planned time. */

@@ -51,6 +51,7 @@ export type { EnqueueResult, EnqueueSpec } from "./queue/enqueue.js";
 export type {
   CancelResult,
   FindJobsFilter,
+  JobError,
   JobPage,
   JobRecord,
   JobSummary,

@@ -1,13 +1,15 @@
 import type { Rota } from "../client.js";
-import { defineTask } from "../task.js";
+import { defineBatchTask, defineTask } from "../task.js";
 import type { Worker } from "../worker/worker.js";
 
 /**
- * What `rota dev` (and so `npm start`) shows on a fresh machine: a worker
- * running small tasks, a job enqueued every few seconds, one that fails once
- * and is retried, a schedule firing every 10 seconds (materialized ahead
- * by the orchestrator), and one fanned out to five projects, spread over 20
- * seconds after each half minute, each outcome printed as it happens.
+ * What `rota dev` (and so `npm start`) shows on a fresh machine, in the
+ * terminal and on the dashboard: a worker running small tasks, a job
+ * enqueued every few seconds, one that fails once and is retried, one that
+ * fails for good, a schedule firing every 10 seconds (materialized ahead by
+ * the orchestrator), one fanned out to 1,000 projects spread over a
+ * 10-minute window every quarter hour, a batch task taking its jobs 20 at a
+ * time, and a paused queue holding its jobs.
  */
 export const demoTasks = [
   defineTask<{ n: number }>({
@@ -34,6 +36,22 @@ export const demoTasks = [
       ctx.logger.debug("scan", { project: ctx.job.targetKey });
     },
   }),
+  defineTask<{ card: string }>({
+    name: "demo.charge",
+    queue: "demo",
+    maxAttempts: 1,
+    handler: async (payload) => {
+      throw new Error(`card ${payload.card} declined (the demo's failed job)`);
+    },
+  }),
+  defineBatchTask<{ contact: number }>({
+    name: "demo.sync-contacts",
+    queue: "demo",
+    batch: { size: 20, waitMs: 2_000 },
+    batchHandler: async (jobs, ctx) => {
+      ctx.logger.debug("synced", { contacts: jobs.map((j) => j.payload.contact) });
+    },
+  }),
   defineTask<{ report: string }>({
     name: "demo.report",
     queue: "demo",
@@ -46,6 +64,9 @@ export const demoTasks = [
 export const DEMO_SCHEDULE = "demo.every-10s";
 /** A schedule fanned out to targets: each project's run at its own offset. */
 export const DEMO_FAN_OUT = "demo.scan-projects";
+/** A queue the demo pauses: its jobs wait, visible, until it is resumed. */
+export const DEMO_PAUSED_QUEUE = "demo.exports";
+const DEMO_PROJECTS = 1_000;
 
 export interface Demo {
   worker: Worker;
@@ -58,9 +79,11 @@ export async function startDemo(
   everyMs = 3_000,
 ): Promise<Demo> {
   const offs = [
-    rota.events.on("job:run:success", (e) =>
-      log(`demo: ${e.task} #${e.id} succeeded on attempt ${e.attempt}`),
-    ),
+    rota.events.on("job:run:success", (e) => {
+      // A thousand scans a cadence and the batched syncs would drown the rest.
+      if (e.task !== "demo.scan" && e.task !== "demo.sync-contacts")
+        log(`demo: ${e.task} #${e.id} succeeded on attempt ${e.attempt}`);
+    }),
     rota.events.on("job:run:retry", (e) =>
       log(
         `demo: ${e.task} #${e.id} failed attempt ${e.attempt} (${e.error}); retry at ${e.retryAt.toISOString()}`,
@@ -97,20 +120,45 @@ export async function startDemo(
     name: DEMO_FAN_OUT,
     task: "demo.scan",
     queue: "demo",
-    cron: "*/30 * * * * *",
-    window: "20s",
+    cron: "*/15 * * * *",
+    window: "10m",
     distribution: "spread",
   });
   await rota.schedules.targets.add(
     DEMO_FAN_OUT,
-    Array.from({ length: 5 }, (_, i) => `project-${i + 1}`),
+    Array.from({ length: DEMO_PROJECTS }, (_, i) => `project-${i + 1}`),
   );
   for (const name of [DEMO_SCHEDULE, DEMO_FAN_OUT]) {
     const schedule = await rota.schedules.get(name);
     if (schedule) names.set(schedule.id, name);
   }
   log(
-    `demo: schedule ${DEMO_FAN_OUT} (5 projects every 30 s, spread over 20 s) ${fanned.outcome}; when project-3 runs: rota schedules upcoming ${DEMO_FAN_OUT} --target project-3`,
+    `demo: schedule ${DEMO_FAN_OUT} (${DEMO_PROJECTS} projects every 15 min, spread over 10 min) ${fanned.outcome}; when project-3 runs: rota schedules upcoming ${DEMO_FAN_OUT} --target project-3`,
+  );
+  const charge = await rota.enqueue(
+    "demo.charge",
+    { card: "4000 0000 0000 0002" },
+    { queue: "demo" },
+  );
+  log(`demo: enqueued demo.charge #${charge.id}, which fails for good (see it on the dashboard)`);
+  await rota.enqueueMany(
+    Array.from({ length: 50 }, (_, i) => ({
+      task: "demo.sync-contacts",
+      payload: { contact: i + 1 },
+      options: { queue: "demo" },
+    })),
+  );
+  log("demo: enqueued 50 demo.sync-contacts jobs, handled 20 at a time by one batch handler");
+  await rota.queues.pause(DEMO_PAUSED_QUEUE);
+  await rota.enqueueMany(
+    Array.from({ length: 3 }, (_, i) => ({
+      task: "demo.report",
+      payload: { report: `export-${i + 1}` },
+      options: { queue: DEMO_PAUSED_QUEUE },
+    })),
+  );
+  log(
+    `demo: queue ${DEMO_PAUSED_QUEUE} is paused with 3 jobs waiting (resume it on the dashboard)`,
   );
   let n = 0;
   const enqueueNext = async () => {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerBatches } from "./batches.js";
 import { registerBench } from "./bench.js";
 import { registerCapture } from "./capture.js";
+import { registerDashboard } from "./dashboard.js";
 import { registerDev } from "./dev.js";
 import { registerDoctor } from "./doctor.js";
 import { registerJobs } from "./jobs.js";
@@ -13,6 +14,7 @@ import { registerSchedules } from "./schedules.js";
 import { registerSimulate } from "./simulate.js";
 import { registerSweeps } from "./sweeps.js";
 import { registerWorker } from "./worker.js";
+import { registerWorkers } from "./workers.js";
 
 export function buildProgram(): Command {
   const program = new Command("rota")
@@ -33,6 +35,8 @@ export function buildProgram(): Command {
   registerSweeps(program);
   registerCapture(program);
   registerOrchestrator(program);
+  registerDashboard(program);
+  registerWorkers(program);
   registerBench(program);
   // Every subcommand shares the parent's error handling.
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];

@@ -1,4 +1,4 @@
--- rota's schema after migration 0018_worker_stats, as pg_dump --schema-only prints it
+-- rota's schema after migration 0019_job_error_history, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -6,6 +6,16 @@
 -- SCHEMA: rota
 
 CREATE SCHEMA rota;
+
+-- FUNCTION: append_error(jsonb, jsonb)
+
+CREATE FUNCTION rota.append_error(history jsonb, error jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when jsonb_array_length(coalesce(history, '[]')) >= 20
+              then (coalesce(history, '[]') - 0) || jsonb_build_array(error)
+              else coalesce(history, '[]') || jsonb_build_array(error) end
+$$;
 
 -- FUNCTION: clock_now()
 
@@ -654,6 +664,7 @@ CREATE TABLE rota.jobs (
     concurrency_limit integer,
     planned_offset_ms bigint,
     distribution text,
+    error_history jsonb,
     CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
     CONSTRAINT jobs_concurrency_limit_valid CHECK (((concurrency_limit IS NULL) OR ((concurrency_limit >= 1) AND (concurrency_key IS NOT NULL)))),
     CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),

@@ -1,11 +1,12 @@
 import { wholeNumber } from "../config.js";
 import type { Database, Executor } from "../db/database.js";
 import { unstorableEscape } from "../db/jsonb.js";
-import { type JobRecord, type JobSummary, jobQueries } from "../db/queries/jobs.js";
+import { type JobError, type JobRecord, type JobSummary, jobQueries } from "../db/queries/jobs.js";
+import type { RowOf } from "../db/sql.js";
 import { describeThrown, RotaError, type RotaErrorCode } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 
-export type { JobRecord, JobSummary };
+export type { JobError, JobRecord, JobSummary };
 
 /**
  * A row id (a job's, a batch's) as the API takes it: a positive integer, as
@@ -70,7 +71,11 @@ export interface ReplayFilter {
 }
 
 /** Puts failed (dead-lettered) jobs back in their queues with fresh attempts; returns their ids. */
-export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}): Promise<string[]> {
+export async function replayFailedJobs(
+  db: Database,
+  filter: ReplayFilter = {},
+  onProgress?: (replayed: number) => void,
+): Promise<string[]> {
   for (const key of ["from", "to"] as const) {
     const value = filter[key];
     if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime()))) {
@@ -79,16 +84,36 @@ export async function replayFailedJobs(db: Database, filter: ReplayFilter = {}):
       });
     }
   }
-  const result = await db.run(jobQueries(db.schema).Replay, {
-    states: ["failed"],
-    queue: filter.queue ?? null,
-    task: filter.task ?? null,
-    from: filter.from ?? null,
-    to: filter.to ?? null,
-    ids: filter.ids ? filter.ids.map(jobId) : null,
-  });
-  return result.rows.map((row) => row.id);
+  // REPLAY_CHUNK jobs a statement, each its own transaction: a replay of a
+  // million failed jobs neither holds a million row locks at once nor
+  // loses what it did to a failure half-way (what is back stays back).
+  const ids: string[] = [];
+  let cursor: { at: Date; id: string } | null = null;
+  const q = jobQueries(db.schema);
+  for (;;) {
+    const before: { at: Date; id: string } | null = cursor;
+    const result: { rows: RowOf<typeof q.Replay>[] } = await db.run(q.Replay, {
+      states: ["failed"],
+      queue: filter.queue ?? null,
+      task: filter.task ?? null,
+      from: filter.from ?? null,
+      to: filter.to ?? null,
+      ids: filter.ids ? filter.ids.map(jobId) : null,
+      limit: REPLAY_CHUNK,
+      beforeAt: before?.at ?? null,
+      beforeId: before?.id ?? null,
+    });
+    const first: RowOf<typeof q.Replay> | undefined = result.rows[0];
+    if (first === undefined) break;
+    for (const row of result.rows) if (row.id !== null) ids.push(row.id);
+    onProgress?.(ids.length);
+    cursor = { at: first.bottom_at, id: first.bottom_id };
+  }
+  return ids;
 }
+
+/** How many failed jobs one replay statement takes. */
+const REPLAY_CHUNK = 1_000;
 
 export interface RetryResult {
   id: string;
@@ -114,9 +139,12 @@ export async function retryJob(db: Database, id: string | number): Promise<Retry
     from: null,
     to: null,
     ids: [text],
+    limit: null,
+    beforeAt: null,
+    beforeId: null,
   });
   const row = result.rows[0];
-  if (row) return { id: row.id, previousState: row.previous_state };
+  if (row?.id) return { id: row.id, previousState: row.previous_state as string };
   // Not put back: say why, from the job as it is now.
   const job = await getJob(db, text);
   if (!job) throw new RotaError("JOB_NOT_FOUND", `No job with id ${text}.`, { details: { id } });

@@ -61,7 +61,12 @@ const WORKER_STATS_KEEP_MS = 24 * 3_600_000;
  */
 export async function pruneFinishedJobs(
   db: Database,
-  options: RetentionOptions & { batchSize?: number; maxBatches?: number } = {},
+  options: RetentionOptions & {
+    batchSize?: number;
+    maxBatches?: number;
+    /** Called with the rows deleted so far after each statement. */
+    onProgress?: (deleted: number) => void;
+  } = {},
 ): Promise<number> {
   const retention = resolveRetention(options);
   const q = jobQueries(db.schema);
@@ -74,17 +79,18 @@ export async function pruneFinishedJobs(
     [["cancelled", "skipped", "superseded", "missed"], retention.cancelledMs, false],
     [finished, retention.historyMs, true],
   ];
+  let deleted = 0;
   // Each statement deletes up to `limit` rows; it runs again while it fills them.
   const repeat = async (run: () => Promise<{ rowCount: number | null }>) => {
-    let deleted = 0;
+    let these = 0;
     for (let batch = 0; batch < maxBatches; batch++) {
       const count = (await run()).rowCount ?? 0;
-      deleted += count;
+      these += count;
+      options.onProgress?.(deleted + these);
       if (count < limit) break;
     }
-    return deleted;
+    return these;
   };
-  let deleted = 0;
   for (const [states, keepMs, executions] of classes) {
     const statement = executions ? q.PruneExecutions : q.PruneJobs;
     deleted += await repeat(() => db.run(statement, { states, keepMs, limit }));

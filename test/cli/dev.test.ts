@@ -11,8 +11,8 @@ chmodSync(cwd, 0o755);
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 describe("rota dev with no database URL", () => {
-  it("starts an embedded PostgreSQL, migrates, runs the demo jobs, and stops it cleanly on Ctrl-C", async () => {
-    const child = startCli(["dev"], { cwd });
+  it("starts an embedded PostgreSQL, migrates, runs the demo jobs and the dashboard, and stops it cleanly on Ctrl-C", async () => {
+    const child = startCli(["dev", "--port", "0"], { cwd });
     const done = collect(child);
     const output = await waitForOutput(child, "Ctrl-C stops it", 120_000);
     // The demo worker runs the demo jobs.
@@ -31,7 +31,24 @@ describe("rota dev with no database URL", () => {
     await client.connect();
     const version = await client.query("select max(version) as v from rota.migrations");
     expect(version.rows[0].v).toBeGreaterThanOrEqual(1);
+    // The demo's data: a fan-out to 1,000 projects, a paused queue.
+    const targets = await client.query("select count(*)::int as n from rota.schedule_targets");
+    expect(targets.rows[0].n).toBe(1_000);
+    const paused = await client.query("select name from rota.queues where paused");
+    expect(paused.rows.map((r) => r.name)).toEqual(["demo.exports"]);
     await client.end();
+
+    // The dashboard, behind the generated token its login link carries.
+    const link = /dashboard on (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(output)?.[1];
+    expect(link).toBeDefined();
+    const origin = new URL(link as string).origin;
+    expect((await fetch(`${origin}/`)).status).toBe(401);
+    const login = await fetch(link as string, { redirect: "manual" });
+    expect(login.status).toBe(303);
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const overview = await fetch(`${origin}/`, { headers: { cookie } });
+    expect(overview.status).toBe(200);
+    expect(await overview.text()).toContain("demo.exports");
 
     const pidFile = join(cwd, ".rota/pgdata/postmaster.pid");
     expect(existsSync(pidFile)).toBe(true);

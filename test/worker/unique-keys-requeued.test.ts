@@ -106,6 +106,35 @@ describe("unique keys queued again while their job ran", () => {
     expect(replayed.sort()).toEqual([ids[1], ids[2]].sort());
     expect((await t.rota.getJob(ids[0] as string))?.state).toBe("failed");
   });
+  it("a replay of thousands goes 1,000 a statement, keeps one per key across them, and reports its progress", async () => {
+    const s = `"${t.schema}"`;
+    // 2,500 failed jobs, two of them with key k5, in different statements'
+    // thousands: the one that failed last comes first, and is the one back.
+    const ids = await withClient(async (c) => {
+      const result = await c.query(
+        `insert into ${s}.jobs (queue, task, state, run_at, unique_key, attempts, finished_at)
+         select 'bulk.replay', 'sync', 'failed', now(), case when i % 1000 = 0 then 'k5' end, 1,
+                now() - make_interval(secs => i)
+           from generate_series(1, 2500) as i
+         returning id::text, unique_key, finished_at`,
+      );
+      return result.rows as { id: string; unique_key: string | null; finished_at: Date }[];
+    });
+    const progress: number[] = [];
+    const replayed = await t.rota.replayFailed(
+      { queue: "bulk.replay" },
+      { onProgress: (n) => progress.push(n) },
+    );
+    const keyed = ids.filter((row) => row.unique_key === "k5");
+    expect(keyed).toHaveLength(2);
+    // Of k5's two failed jobs only the last to fail (the smaller offset) is back.
+    const lastToFail = keyed.sort((a, b) => b.finished_at.getTime() - a.finished_at.getTime())[0];
+    expect(replayed).toHaveLength(2_500 - 1);
+    expect(replayed).toContain(lastToFail?.id);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress.at(-1)).toBe(2_499);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  });
 });
 
 describe("two jobs with one unique key, both running (the second enqueued while the first ran)", () => {

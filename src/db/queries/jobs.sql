@@ -333,6 +333,7 @@ set state = case when f.cancel then 'cancelled'
     unique_key = case when f.gives_key_up then null else j.unique_key end,
     -- When it failed, by the database clock, like every time in the table.
     last_error = f.error::jsonb || jsonb_build_object('at', clock.now),
+    error_history = {{schema}}.append_error(j.error_history, f.error::jsonb || jsonb_build_object('at', clock.now)),
     lease_holder = null,
     lease_expires_at = null
 from clock, keyed as f
@@ -440,7 +441,11 @@ decided as (
          case when j.cancel_requested_at is not null then 'cancelled'
               when e.refund then 'available'
               when j.attempts >= j.max_attempts then 'failed'
-              else 'available' end as next_state
+              else 'available' end as next_state,
+         jsonb_build_object(
+           'message', 'lease expired: worker ' || coalesce(j.lease_holder, '?') ||
+                      ' stopped renewing it (crashed, hung, or lost the database)',
+           'attempt', j.attempts, 'at', (select now from clock), 'rescued', true) as error
   from expired as e
   join {{schema}}.jobs as j on j.id = e.id
 ),
@@ -463,10 +468,8 @@ rescued as (
       unique_key = case when k.gives_key_up then null else j.unique_key end,
       run_at = clock.now,
       finished_at = case when k.next_state in ('cancelled', 'failed') then clock.now end,
-      last_error = jsonb_build_object(
-        'message', 'lease expired: worker ' || coalesce(j.lease_holder, '?') ||
-                   ' stopped renewing it (crashed, hung, or lost the database)',
-        'attempt', j.attempts, 'at', clock.now, 'rescued', true),
+      last_error = k.error,
+      error_history = {{schema}}.append_error(j.error_history, k.error),
       lease_holder = null,
       lease_expires_at = null
   from keyed as k, clock
@@ -526,6 +529,14 @@ left join changed as c on c.id = t.id;
 -- unique key is queued again meanwhile is left as it is, and of several
 -- with one key only the last to finish is put back: at most one queued job
 -- per key.
+--
+-- A bulk replay goes :limit jobs a statement (null: all at once), the last
+-- to finish first, below the cursor (:beforeAt, :beforeId) the previous
+-- statement returned as bottom_at/bottom_id: of a unique key's jobs, the
+-- first statement to meet one meets its last to finish, and puts it back;
+-- the later ones find the key queued and leave theirs. Every row returned
+-- carries the cursor; a statement that put nothing back (every candidate's
+-- key queued) still returns one row, with a null id, so the walk goes on.
 with candidates as (
   select j.id, j.unique_key, j.finished_at, j.state
   from {{schema}}.jobs as j
@@ -535,7 +546,11 @@ with candidates as (
     and (:from::timestamptz is null or j.finished_at >= :from)
     and (:to::timestamptz is null or j.finished_at < :to)
     and (:ids::bigint[] is null or j.id = any(:ids))
+    and (:beforeId::bigint is null
+         or (coalesce(j.finished_at, 'epoch'), j.id) < (:beforeAt::timestamptz, :beforeId))
     and (j.unique_key is null or not {{schema}}.unique_key_queued(j.unique_key))
+  order by coalesce(j.finished_at, 'epoch') desc, j.id desc
+  limit :limit
 ),
 chosen as (
   select id, state from candidates where unique_key is null
@@ -561,8 +576,11 @@ counted as materialized (
                                     else 'replayed' end)) end
   from replayed where batch_id is not null
 )
-select replayed.id::text, replayed.previous_state, notified.done
-from replayed
+select replayed.id::text, replayed.previous_state, notified.done,
+       bottom.at as bottom_at, bottom.id::text as bottom_id
+from (select coalesce(finished_at, 'epoch') as at, id from candidates
+      order by coalesce(finished_at, 'epoch'), id limit 1) as bottom
+left join replayed on true
 cross join counted
 cross join (select {{schema}}.notify_jobs(array_agg(queue)) as done from replayed) as notified;
 
@@ -598,7 +616,12 @@ delete from {{schema}}.jobs as j using doomed where j.id = doomed.id;
 -- name: Get
 select id::text, queue, task, payload, state, priority, run_at, attempts, max_attempts,
        backoff, timeout_ms, lease_holder, lease_expires_at, cancel_requested_at, unique_key,
-       last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at
+       concurrency_key, concurrency_limit, batch_id::text,
+       last_error, created_at, started_at, finished_at, schedule_id::text, target_key, occurrence_at,
+       -- Jobs that failed before the history was kept have their last error.
+       coalesce(error_history,
+                case when last_error is not null then jsonb_build_array(last_error) end,
+                '[]') as errors
 from {{schema}}.jobs where id = :id;
 
 -- name: Find

@@ -60,13 +60,30 @@ export interface JobRecord {
   lease_expires_at: Date | null;
   cancel_requested_at: Date | null;
   unique_key: string | null;
-  last_error: { message: string; stack?: string | null; attempt?: number } | null;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+  batch_id: string | null;
+  last_error: JobError | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
   schedule_id: string | null;
   target_key: string | null;
   occurrence_at: Date | null;
+  /** Its failed attempts' errors, oldest first (the last 20). */
+  errors: JobError[];
+}
+
+/** A failed attempt's error as rota records it. */
+export interface JobError {
+  message: string;
+  stack?: string | null;
+  attempt?: number;
+  worker?: string;
+  /** When, by the database clock (ISO). */
+  at?: string;
+  /** Set when the job's lease expired and it was rescued. */
+  rescued?: boolean;
 }
 
 export interface JobSummary {
@@ -175,8 +192,19 @@ export const jobQueries = defineQueries("jobs", {
       from: Date | null;
       to: Date | null;
       ids: readonly string[] | null;
+      /** At most this many candidates a statement (null: all). */
+      limit: number | null;
+      /** The cursor: only candidates that finished before this one (null: from the last). */
+      beforeAt: Date | null;
+      beforeId: string | null;
     },
-    Notified & { id: string; previous_state: string }
+    Notified & {
+      /** Null on the one row of a statement that put nothing back. */
+      id: string | null;
+      previous_state: string | null;
+      bottom_at: Date;
+      bottom_id: string;
+    }
   >(),
   PruneJobs: statement<Prune>(),
   PruneExecutions: statement<Prune>(),
