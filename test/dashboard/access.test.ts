@@ -1,6 +1,7 @@
 // The dashboard's safety without a browser: every request needs a token,
 // state changes need the form's CSRF token and a write-capable token, values
 // from the database are escaped, and a generated token never leaves loopback.
+import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDashboard, type Dashboard } from "../../src/dashboard/dashboard.js";
 import { serveDashboard } from "../../src/dashboard/serve.js";
@@ -236,5 +237,29 @@ describe("dashboard access", () => {
     expect(() => createDashboard(t.rota, { basePath: "rota/" })).toThrow(
       expect.objectContaining({ code: "INVALID_OPTION" }),
     );
+  });
+
+  it("mounts under a base path in the user's own Hono app, its links and cookie under that path", async () => {
+    const mounted = createDashboard(t.rota, {
+      tokens: [OPERATOR],
+      basePath: "/ops/rota",
+      logger: silentLogger,
+    });
+    const app = new Hono();
+    app.get("/", (c) => c.text("the user's own home"));
+    app.all("/ops/rota/*", (c) => mounted.fetch(c.req.raw));
+    const login = await app.request(`/ops/rota/jobs/?token=${OPERATOR.token}`);
+    expect(login.status).toBe(303);
+    expect(login.headers.get("location")).toBe("/ops/rota/jobs/");
+    expect(login.headers.get("set-cookie")).toContain("Path=/ops/rota/");
+    const page = await app.request("/ops/rota/jobs/", {
+      headers: { authorization: `Bearer ${OPERATOR.token}` },
+    });
+    expect(page.status).toBe(200);
+    const body = await page.text();
+    expect(body).toContain('href="/ops/rota/assets/dashboard.css"');
+    expect(body).toContain('action="/ops/rota/jobs/"');
+    expect(await (await app.request("/")).text()).toBe("the user's own home");
+    expect((await app.request("/ops/rota/jobs/")).status).toBe(401);
   });
 });
