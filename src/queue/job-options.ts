@@ -70,6 +70,21 @@ export function validateTaskName(task: unknown): string {
   return task;
 }
 
+/** The longest delay before a job runs: 100 years (its run time must stay a timestamp PostgreSQL takes). */
+export const MAX_DELAY_MS = 100 * 365 * 24 * 3_600_000;
+/** runAt between the years 1 and 9999: what PostgreSQL and an ISO date both hold. */
+const MIN_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
+const MAX_RUN_AT_MS = Date.parse("9999-12-31T23:59:59.999Z");
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text PostgreSQL can store: no NUL character (text refuses it) and no
+ * unpaired UTF-16 surrogate (it cannot be encoded as UTF-8).
+ */
+export function storableText(value: string): boolean {
+  return !value.includes("\u0000") && !LONE_SURROGATE.test(value);
+}
+
 /** The payload as JSON text, refusing what JSON cannot carry and what is too large. */
 export function serializePayload(task: string, payload: unknown, limitBytes: number): string {
   let text: string | undefined;
@@ -247,11 +262,14 @@ export function normalizeJob(
   }
   if (
     options.runAt !== undefined &&
-    (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime()))
+    (!(options.runAt instanceof Date) ||
+      Number.isNaN(options.runAt.getTime()) ||
+      options.runAt.getTime() < MIN_RUN_AT_MS ||
+      options.runAt.getTime() > MAX_RUN_AT_MS)
   ) {
     throw new RotaError(
       "INVALID_RUN_AT",
-      `runAt must be a valid Date, got ${String(options.runAt)}.`,
+      `runAt must be a valid Date between the years 1 and 9999, got ${String(options.runAt)}.`,
       {
         details: { field: "runAt" },
       },
@@ -261,11 +279,12 @@ export function normalizeJob(
     options.delayMs !== undefined &&
     (typeof options.delayMs !== "number" ||
       !Number.isFinite(options.delayMs) ||
-      options.delayMs < 0)
+      options.delayMs < 0 ||
+      options.delayMs > MAX_DELAY_MS)
   ) {
     throw new RotaError(
       "INVALID_RUN_AT",
-      `delayMs must be a number of milliseconds >= 0, got ${String(options.delayMs)}.`,
+      `delayMs must be a number of milliseconds from 0 to ${MAX_DELAY_MS} (100 years), got ${String(options.delayMs)}.`,
       { details: { field: "delayMs", value: options.delayMs } },
     );
   }
@@ -302,11 +321,14 @@ export function normalizeJob(
   const uniqueKey = options.uniqueKey ?? null;
   if (
     uniqueKey !== null &&
-    (typeof uniqueKey !== "string" || uniqueKey === "" || uniqueKey.length > 512)
+    (typeof uniqueKey !== "string" ||
+      uniqueKey === "" ||
+      uniqueKey.length > 512 ||
+      !storableText(uniqueKey))
   ) {
     throw new RotaError(
       "INVALID_OPTION",
-      "uniqueKey must be a non-empty string of at most 512 characters.",
+      "uniqueKey must be a non-empty string of at most 512 characters, without NUL characters or unpaired surrogates.",
       {
         details: { field: "uniqueKey" },
       },
@@ -328,7 +350,9 @@ export function normalizeJob(
     task,
     payload: payloadJson,
     priority,
-    delayMs: options.delayMs ?? null,
+    // Whole milliseconds: a fraction so small the database's division
+    // underflows (5e-324 ms) would fail the insert, not the check.
+    delayMs: options.delayMs === undefined ? null : Math.round(options.delayMs),
     runAt: options.runAt ?? null,
     maxAttempts,
     backoff: backoffPolicy === undefined ? null : JSON.stringify(validateBackoff(backoffPolicy)),
@@ -377,11 +401,12 @@ function concurrencyOf(
     typeof key !== "string" ||
     key === "" ||
     key.length > 512 ||
+    !storableText(key) ||
     RESERVED_KEY_PREFIXES.some((prefix) => (key as string).startsWith(prefix))
   ) {
     throw new RotaError(
       "INVALID_OPTION",
-      `concurrencyKey must be a non-empty string of at most 512 characters, not starting with ${RESERVED_KEY_PREFIXES.map((p) => `"${p}"`).join(" or ")}; got ${JSON.stringify(key) ?? String(key)}.`,
+      `concurrencyKey must be a non-empty string of at most 512 characters, without NUL characters or unpaired surrogates, not starting with ${RESERVED_KEY_PREFIXES.map((p) => `"${p}"`).join(" or ")}; got ${JSON.stringify(key) ?? String(key)}.`,
       { details: { field: "concurrencyKey", task } },
     );
   }

@@ -16,6 +16,8 @@
 -- (group commit); with the NOTIFY inside, ten concurrent callers reached a
 -- third of the one-row-per-commit rate here.
 with clock as materialized (select {{schema}}.clock_now() as now),
+-- jsonb_to_recordset reads a JSON null field as SQL NULL: a job whose
+-- payload is JSON null keeps it as jsonb 'null' (the coalesce in the insert).
 input as (
   select x.*, nextval('{{schema}}.jobs_id_seq'::regclass) as new_id
   from rows from (
@@ -41,7 +43,7 @@ inserted as (
                                max_attempts, backoff, timeout_ms, concurrency_key,
                                concurrency_limit, created_at, batch_id)
   overriding system value
-  select new_id, queue, task, payload, initial_state, priority, due_at,
+  select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
          max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, now,
          :batchId::bigint
   from planned
@@ -150,7 +152,7 @@ kept as (
                                max_attempts, backoff, timeout_ms, concurrency_key,
                                concurrency_limit, unique_key, created_at)
   overriding system value
-  select new_id, queue, task, payload, initial_state, priority, due_at,
+  select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
          max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
   from planned
   where conflict is distinct from 'replace'
@@ -164,7 +166,7 @@ replaced as (
                                max_attempts, backoff, timeout_ms, concurrency_key,
                                concurrency_limit, unique_key, created_at)
   overriding system value
-  select new_id, queue, task, payload, initial_state, priority, due_at,
+  select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
          max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
   from planned
   where conflict = 'replace'
