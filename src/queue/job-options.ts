@@ -70,8 +70,11 @@ export function validateTaskName(task: unknown): string {
   return task;
 }
 
-/** The longest delay before a job runs: 100 years (its run time must stay a timestamp PostgreSQL takes). */
-export const MAX_DELAY_MS = 100 * 365 * 24 * 3_600_000;
+/**
+ * The longest delay before a job runs: 10^14 ms, about 3,000 years, so the
+ * run time stays within the years runAt takes.
+ */
+export const MAX_DELAY_MS = 1e14;
 /** runAt between the years 1 and 9999: what PostgreSQL and an ISO date both hold. */
 const MIN_RUN_AT_MS = Date.parse("0001-01-01T00:00:00Z");
 const MAX_RUN_AT_MS = Date.parse("9999-12-31T23:59:59.999Z");
@@ -284,7 +287,7 @@ export function normalizeJob(
   ) {
     throw new RotaError(
       "INVALID_RUN_AT",
-      `delayMs must be a number of milliseconds from 0 to ${MAX_DELAY_MS} (100 years), got ${String(options.delayMs)}.`,
+      `delayMs must be a number of milliseconds from 0 to ${MAX_DELAY_MS} (about 3,000 years), got ${String(options.delayMs)}.`,
       { details: { field: "delayMs", value: options.delayMs } },
     );
   }
@@ -350,9 +353,9 @@ export function normalizeJob(
     task,
     payload: payloadJson,
     priority,
-    // Whole milliseconds: a fraction so small the database's division
-    // underflows (5e-324 ms) would fail the insert, not the check.
-    delayMs: options.delayMs === undefined ? null : Math.round(options.delayMs),
+    // Below a nanosecond is no delay (timestamps resolve microseconds), and
+    // such a fraction (5e-324 ms) underflows the database's division.
+    delayMs: options.delayMs === undefined ? null : options.delayMs < 1e-6 ? 0 : options.delayMs,
     runAt: options.runAt ?? null,
     maxAttempts,
     backoff: backoffPolicy === undefined ? null : JSON.stringify(validateBackoff(backoffPolicy)),
