@@ -56,7 +56,7 @@ export function fromDrizzle(tx: DrizzleLike): Executor {
  * numbering gives each the number rota's text uses: PostgreSQL runs rota's
  * statement unchanged, with its values.
  */
-export function drizzleQuery(text: string, values: readonly unknown[]): SQL {
+function drizzleQuery(text: string, values: readonly unknown[]): SQL {
   if (values.length === 0) return sql.raw(text);
   const chunks: SQLChunk[] = [sql.raw(`${text}\n-- rota's parameters:`)];
   for (const value of values) {

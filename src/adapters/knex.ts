@@ -52,7 +52,7 @@ export function fromKnex(trx: KnexLike): Executor {
  * first use), and one `?` per value follows in a comment, in order, where
  * Knex's numbering gives each the number rota's text uses.
  */
-export function knexText(text: string, count: number): string {
+function knexText(text: string, count: number): string {
   const escaped = text.replace(/(\\*)\?/g, (_match, backslashes: string) => {
     // Knex drops every backslash before a `?`, so a backslash and a `?`
     // (E'a\?') cannot be sent through it. None of rota's statements has
