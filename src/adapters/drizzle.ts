@@ -1,6 +1,6 @@
 import { type SQL, type SQLChunk, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.js";
-import { type DriverField, pgResult } from "./pg-rows.js";
+import { fromPgResult } from "./pg-rows.js";
 
 /**
  * rota/drizzle: rota's calls that take `client` (enqueue, enqueueMany,
@@ -19,13 +19,6 @@ export interface DrizzleLike {
   execute(query: SQL): PromiseLike<unknown>;
 }
 
-/** The result `execute` resolves to on node-postgres: pg's own. */
-interface DrizzlePgResult {
-  rows?: unknown;
-  rowCount?: number | null;
-  fields?: readonly DriverField[];
-}
-
 /**
  * An executor over `tx`, a Drizzle transaction (or database: then each of
  * rota's statements runs on its own), through `execute`. Drizzle keeps
@@ -35,14 +28,10 @@ interface DrizzlePgResult {
 export function fromDrizzle(tx: DrizzleLike): Executor {
   return {
     async query(config) {
-      const result = (await tx.execute(drizzleQuery(config.text, config.values ?? []))) as
-        | DrizzlePgResult
-        | undefined;
-      return pgResult("Drizzle", {
-        rows: result?.rows,
-        rowCount: result?.rowCount ?? null,
-        fields: result?.fields,
-      });
+      return fromPgResult(
+        "Drizzle",
+        await tx.execute(drizzleQuery(config.text, config.values ?? [])),
+      );
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { Executor } from "../db/database.js";
-import { type DriverField, pgResult } from "./pg-rows.js";
+import { fromPgResult } from "./pg-rows.js";
 
 /**
  * rota/knex: rota's calls that take `client` (enqueue, enqueueMany,
@@ -18,27 +18,13 @@ export interface KnexLike {
   raw(sql: string, bindings: readonly Knex.RawBinding[]): PromiseLike<unknown>;
 }
 
-/** The result `raw` resolves to on pg: pg's own. */
-interface KnexPgResult {
-  rows?: unknown;
-  rowCount?: number | null;
-  fields?: readonly DriverField[];
-}
-
 /** An executor over `trx`, a Knex transaction (or instance: then each of rota's statements runs on its own), through `raw`. */
 export function fromKnex(trx: KnexLike): Executor {
   return {
     async query(config) {
       const values = config.values ?? [];
-      const result = (await trx.raw(
-        knexText(config.text, values.length),
-        values as Knex.RawBinding[],
-      )) as KnexPgResult | undefined;
-      return pgResult("Knex", {
-        rows: result?.rows,
-        rowCount: result?.rowCount ?? null,
-        fields: result?.fields,
-      });
+      const sql = knexText(config.text, values.length);
+      return fromPgResult("Knex", await trx.raw(sql, values as Knex.RawBinding[]));
     },
   };
 }

@@ -19,7 +19,7 @@ import { RotaError } from "../errors.js";
  */
 
 /** A column as node-postgres describes it in a result's `fields`. */
-export interface DriverField {
+interface DriverField {
   name: string;
   dataTypeID: number;
 }
@@ -30,6 +30,23 @@ export interface DriverResult {
   rowCount: number | null;
   /** The columns' types, when the driver reports them (node-postgres does; Prisma does not). */
   fields?: readonly DriverField[] | undefined;
+}
+
+/**
+ * pgResult of what an ORM over node-postgres resolves a raw statement to:
+ * pg's own result (Drizzle's execute, Knex's raw), with its rows, rowCount
+ * and its columns' types.
+ */
+export function fromPgResult<R>(
+  orm: string,
+  result: unknown,
+): ExecutorResult<R & pg.QueryResultRow> {
+  const pgLike = result as Partial<DriverResult> | null | undefined;
+  return pgResult(orm, {
+    rows: pgLike?.rows,
+    rowCount: pgLike?.rowCount ?? null,
+    fields: pgLike?.fields,
+  });
 }
 
 /**
