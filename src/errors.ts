@@ -39,6 +39,8 @@ export const errorCodes = {
   SCHEMA_TOO_NEW: "the database schema is newer than this version of rota",
   MIGRATION_FAILED: "a migration failed and was rolled back",
   EMBEDDED_POSTGRES_FAILED: "the embedded PostgreSQL could not be started",
+  ORM_RESULT_UNREADABLE:
+    "an ORM adapter (rota/kysely, rota/drizzle, rota/knex, rota/prisma) got a result it cannot read as rows",
   // jobs
   JOB_NOT_FOUND: "no job with that id exists",
   JOB_NOT_RETRYABLE:

@@ -1,5 +1,4 @@
-import type pg from "pg";
-import type { Database } from "../db/database.js";
+import type { Database, Executor } from "../db/database.js";
 import { type CaptureListRow, type CaptureRow, captureQueries } from "../db/queries/captures.js";
 import { sqlstate } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
@@ -61,11 +60,12 @@ export interface CaptureRemoved {
 /** Where add() and remove() run: rota's own transaction, or the caller's. */
 export interface CaptureTransactionOption {
   /**
-   * A client inside the caller's transaction: the capture is installed (or
-   * removed) if and only if it commits, with the caller's own DDL (a
-   * migration that creates the table and its capture).
+   * A client inside the caller's transaction (a pg client, or an ORM's
+   * transaction through rota/kysely, rota/drizzle, rota/knex, rota/prisma):
+   * the capture is installed (or removed) if and only if it commits, with
+   * the caller's own DDL (a migration that creates the table and its capture).
    */
-  client?: pg.ClientBase;
+  client?: Executor;
 }
 
 /**
@@ -183,14 +183,14 @@ export class Captures {
     return (await this.listed(validateCaptureName(name)))[0] ?? null;
   }
 
-  private async listed(name: string | null, client?: pg.ClientBase): Promise<CaptureInfo[]> {
+  private async listed(name: string | null, client?: Executor): Promise<CaptureInfo[]> {
     const result = await this.db.run(this.q.List, { name }, client);
     return result.rows.map(toCaptureInfo);
   }
 
   private async inTransaction<T>(
-    client: pg.ClientBase | undefined,
-    fn: (client: pg.ClientBase) => Promise<T>,
+    client: Executor | undefined,
+    fn: (client: Executor) => Promise<T>,
   ): Promise<T> {
     if (client) return fn(client);
     return this.db.transaction(fn);

@@ -1,5 +1,4 @@
-import type pg from "pg";
-import type { Database } from "../db/database.js";
+import type { Database, Executor } from "../db/database.js";
 import { captureQueries } from "../db/queries/captures.js";
 import { sqlstate } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
@@ -28,7 +27,7 @@ export interface InstallSpec extends FunctionSpec {
  */
 export async function installCapture(
   db: Database,
-  client: pg.ClientBase,
+  client: Executor,
   spec: InstallSpec,
 ): Promise<void> {
   const q = captureQueries(db.schema);
@@ -59,7 +58,7 @@ export async function installCapture(
  */
 export async function uninstallCapture(
   db: Database,
-  client: pg.ClientBase,
+  client: Executor,
   name: string,
 ): Promise<string[]> {
   const q = captureQueries(db.schema);

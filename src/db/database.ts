@@ -3,14 +3,38 @@ import { DEFAULT_SCHEMA, redactUrl, validateDatabaseUrl, validateSchemaName } fr
 import { RotaError } from "../errors.js";
 import { bindValues, type NamedQuery, type NoParams } from "./sql.js";
 
+/** A statement as rota sends it: its text with `$1`, `$2`, … and their values. */
+export interface ExecutorQuery {
+  text: string;
+  values?: unknown[];
+  /** Kept prepared under this name on a pg connection; other executors may ignore it. */
+  name?: string;
+  /** "extended": one statement only, even without values (runSpliced); pg honours it. */
+  queryMode?: "extended";
+}
+
 /**
- * Anything that can run a statement: rota's pool, or a client the caller holds
- * (inside the caller's own transaction, so enqueue commits or rolls back with it).
+ * What rota reads of a statement's result. Values are as node-postgres
+ * returns them by default (int8 and numeric as strings, timestamptz as Date,
+ * jsonb parsed); an executor over another driver converts to that (see
+ * src/adapters/pg-rows.ts).
+ */
+export interface ExecutorResult<R extends pg.QueryResultRow = pg.QueryResultRow> {
+  rows: R[];
+  /** Rows returned or affected; null when the driver does not say (Prisma's raw queries). */
+  rowCount: number | null;
+}
+
+/**
+ * Anything that can run a statement: rota's pool, a client the caller holds
+ * (inside the caller's own transaction, so enqueue commits or rolls back with
+ * it), or an ORM's transaction through an adapter (rota/kysely, rota/drizzle,
+ * rota/knex, rota/prisma).
  */
 export interface Executor {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    config: pg.QueryConfig,
-  ): Promise<pg.QueryResult<R>>;
+    config: ExecutorQuery,
+  ): Promise<ExecutorResult<R>>;
 }
 
 export interface DatabaseOptions {
@@ -93,17 +117,17 @@ export class Database {
     query: NamedQuery<NoParams, R>,
     params?: NoParams,
     executor?: Executor,
-  ): Promise<pg.QueryResult<R>>;
+  ): Promise<ExecutorResult<R>>;
   run<P extends object, R extends pg.QueryResultRow>(
     query: NamedQuery<P, R>,
     params: NoInfer<P>,
     executor?: Executor,
-  ): Promise<pg.QueryResult<R>>;
+  ): Promise<ExecutorResult<R>>;
   run(
     query: NamedQuery<never>,
     params: object | undefined,
     executor: Executor = this.pool,
-  ): Promise<pg.QueryResult> {
+  ): Promise<ExecutorResult> {
     let values: unknown[];
     try {
       values = bindValues(query, params);
@@ -129,7 +153,7 @@ export class Database {
     params: NoInfer<P>,
     fragments: Record<string, string>,
     executor: Executor = this.pool,
-  ): Promise<pg.QueryResult<R>> {
+  ): Promise<ExecutorResult<R>> {
     let values: unknown[];
     try {
       values = bindValues(query as NamedQuery<never>, params);
@@ -144,7 +168,7 @@ export class Database {
     );
     // The extended protocol, parameters or not: it runs exactly one
     // statement, so a fragment cannot end this one and start another.
-    return executor.query<R>({ text, values, queryMode: "extended" } as pg.QueryConfig);
+    return executor.query<R>({ text, values, queryMode: "extended" });
   }
 
   /** Runs `fn` in a transaction on one pooled client: commit on success, roll back on throw. */

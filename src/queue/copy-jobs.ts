@@ -27,7 +27,11 @@ import type { NormalizedJob } from "./job-options.js";
  * Only lists without unique keys come here: ON CONFLICT needs an INSERT.
  */
 
-/** A client COPY can run on: node-postgres clients only (pg-copy-streams drives their connection). */
+/**
+ * A client COPY can run on: node-postgres clients only (pg-copy-streams
+ * drives their connection). An ORM's transaction through an adapter
+ * (src/adapters) is not one, so a long list goes in by InsertPlain instead.
+ */
 export function canCopy(executor: unknown): executor is pg.ClientBase {
   return executor instanceof pg.Client;
 }

@@ -45,6 +45,12 @@ export interface EnqueueSpec<Payload = unknown> {
 
 /** Run the statement on this client (inside the caller's transaction). */
 export interface TransactionOption {
+  /**
+   * A pg client inside the caller's transaction, or an ORM's transaction
+   * through its adapter (fromKysely, fromDrizzle, fromKnex, fromPrisma from
+   * rota/kysely, rota/drizzle, rota/knex, rota/prisma): the job exists if
+   * and only if that transaction commits.
+   */
   client?: Executor;
 }
 
