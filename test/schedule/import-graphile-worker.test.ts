@@ -8,9 +8,8 @@
 import { parseCrontab } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRotaError } from "../../src/errors.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
-import { nextEvent } from "../helpers/events.js";
+import { expectHandoverAtPeersNext } from "../helpers/handover.js";
 
 const CRONTAB = `# graphile-worker's crontab (UTC)
 0 4 * * 1 send_weekly_email ?fill=2d&max=10&priority=-3 {onlyIf: "weekly", note: "two  spaces"}
@@ -114,44 +113,16 @@ describe("rota schedules import --from graphile-worker", () => {
   it("a hand-over takes a line on at the next minute graphile-worker would fire: no double fire, no gap", async () => {
     const item = parseCrontab(CRONTAB).find((i) => i.identifier === "hourly_rollup");
     if (!item) throw new Error("hourly_rollup is in the crontab");
-    const fired: number[] = [];
-    const worker = t.rota.worker({
-      logger: silentLogger,
-      rescueIntervalMs: 0,
-      tasks: {
-        hourly_rollup: async (_payload, ctx) => {
-          fired.push((ctx.job.occurrenceAt as Date).getTime());
-        },
+    await expectHandoverAtPeersNext(
+      t,
+      { name: "graphile-worker:hourly_rollup", task: "hourly_rollup" },
+      (after, count) => {
+        const grid: number[] = [];
+        for (let at = after; grid.length < count; at = new Date(grid.at(-1) as number)) {
+          grid.push(graphileNext(item, at));
+        }
+        return grid;
       },
-    });
-    const orchestrator = t.rota.orchestrator({ holder: "import-gw", leaseTtlMs: 3_600_000 });
-    await worker.start();
-    try {
-      for (let i = 0; i < 3; i++) {
-        await t.rota.clock.shift(40 * 60_000);
-        await orchestrator.tick();
-      }
-      expect(fired).toEqual([]);
-
-      const handedAt = await t.rota.clock.now();
-      await t.rota.schedules.handover({ names: ["graphile-worker:hourly_rollup"] });
-      await orchestrator.tick();
-      const next = graphileNext(item, handedAt);
-      const planned = await t.rota.schedules.upcoming("graphile-worker:hourly_rollup", {
-        limit: 2,
-      });
-      expect(planned.map((r) => r.runAt.getTime())).toEqual([
-        next,
-        graphileNext(item, new Date(next)),
-      ]);
-
-      const ran = nextEvent(t.rota.events, "job:run:success");
-      await t.rota.clock.shift(next - handedAt.getTime() + 1_000);
-      await ran;
-      expect(fired).toEqual([next]);
-    } finally {
-      await worker.stop();
-      await orchestrator.stop();
-    }
+    );
   });
 });

@@ -9,9 +9,8 @@ import pg from "pg";
 import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRotaError } from "../../src/errors.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import { dropSchema, migratedSchema, type TestSchema } from "../helpers/database.js";
-import { nextEvent } from "../helpers/events.js";
+import { expectHandoverAtPeersNext } from "../helpers/handover.js";
 
 let t: TestSchema;
 let boss: PgBoss;
@@ -143,54 +142,11 @@ describe("rota schedules import --from pg-boss", () => {
   });
 
   it("a hand-over takes the schedule on at the next occurrence of pg-boss's grid: no double fire, no gap", async () => {
-    const fired: number[] = [];
-    const worker = t.rota.worker({
-      logger: silentLogger,
-      rescueIntervalMs: 0,
-      tasks: {
-        tick: async (_payload, ctx) => {
-          fired.push((ctx.job.occurrenceAt as Date).getTime());
-        },
-      },
+    // pg-boss's own walk of its grid, in the zone as it reads it.
+    await expectHandoverAtPeersNext(t, { name: "pg-boss:tick", task: "tick" }, (after, count) => {
+      const grid = boss.previewSchedule("15 * * * *", { tz: "Asia/Kolkata", from: after, count });
+      expect(grid[0]?.getUTCMinutes()).toBe(45);
+      return grid.map((d) => d.getTime());
     });
-    const orchestrator = t.rota.orchestrator({ holder: "import-pg-boss", leaseTtlMs: 3_600_000 });
-    await worker.start();
-    try {
-      // Two hours under pg-boss: rota fires nothing of it.
-      for (let i = 0; i < 4; i++) {
-        await t.rota.clock.shift(30 * 60_000);
-        await orchestrator.tick();
-      }
-      expect(fired).toEqual([]);
-
-      const handedAt = await t.rota.clock.now();
-      expect(await t.rota.schedules.handover({ names: ["pg-boss:tick"] })).toEqual([
-        { name: "pg-boss:tick", from: "external", to: "rota" },
-      ]);
-      await orchestrator.tick();
-      // pg-boss's own grid from the hand-over on: it sent everything up to
-      // `handedAt`, rota plans exactly what comes after.
-      const grid = boss
-        .previewSchedule("15 * * * *", { tz: "Asia/Kolkata", from: handedAt, count: 3 })
-        .map((d) => d.getTime());
-      expect(new Date(grid[0] as number).getUTCMinutes()).toBe(45);
-      const planned = await t.rota.schedules.upcoming("pg-boss:tick", { limit: 3 });
-      expect(planned.map((r) => r.runAt.getTime())).toEqual(grid);
-
-      // Its catch-up is "none" (pg-boss's missed: skip), so the clock lands
-      // just past the occurrence, as a live one would.
-      const ran = nextEvent(t.rota.events, "job:run:success");
-      await t.rota.clock.shift((grid[0] as number) - handedAt.getTime() + 1_000);
-      await ran;
-      expect(fired).toEqual([grid[0]]);
-
-      // Handed back: rota's planned executions are superseded; pg-boss fires again.
-      await t.rota.schedules.handover({ names: ["pg-boss:tick"], to: "external" });
-      await orchestrator.tick();
-      expect(await t.rota.schedules.upcoming("pg-boss:tick")).toEqual([]);
-    } finally {
-      await worker.stop();
-      await orchestrator.stop();
-    }
   });
 });
