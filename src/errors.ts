@@ -23,6 +23,10 @@ export const errorCodes = {
   INVALID_INTERVAL: "the every interval or its anchor cannot be used",
   INVALID_TIMEZONE: "the timezone is not an IANA timezone name",
   INVALID_CRONTAB: "a crontab line cannot be turned into a schedule",
+  INVALID_IMPORT:
+    "a schedule read from another scheduler cannot be turned into a rota schedule (nothing was imported)",
+  IMPORT_SOURCE_NOT_FOUND:
+    "the other scheduler's schedules are not where the import looked (its schema or table is missing)",
   SCHEDULE_NOT_FOUND: "no schedule with that name exists",
   EXECUTION_NOT_FOUND: "no planned execution of that schedule matches",
   INVALID_TARGET: "a schedule target's key or payload is not valid",

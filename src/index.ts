@@ -71,6 +71,12 @@ export {
 export type { MaterializeResult } from "./schedule/materializer.js";
 export type { CatchUp } from "./schedule/plan.js";
 export type { ReconcileResult } from "./schedule/reconciler.js";
+export type {
+  ImportedSchedule,
+  ImportOptions,
+  ImportResult,
+  UnmappedOption,
+} from "./schedule/schedule-import.js";
 export type { ScheduleInput } from "./schedule/schedule-options.js";
 export type {
   HandoverChange,

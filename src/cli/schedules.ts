@@ -1,7 +1,5 @@
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { RotaError } from "../errors.js";
-import { crontabSchedule, parseCrontab } from "../schedule/crontab.js";
 import {
   DEFAULT_HORIZON,
   DEFAULT_HORIZON_MS,
@@ -10,6 +8,7 @@ import {
 import { withRota } from "./context.js";
 import { integerOption, isoDate, logLine, printJson, snake, snakeTable } from "./output.js";
 import { registerScheduleTargets } from "./schedule-targets.js";
+import { registerScheduleImport } from "./schedules-import.js";
 
 function print(json: boolean, value: unknown, text: () => string): void {
   if (json) printJson(snake(value));
@@ -336,55 +335,7 @@ export function registerSchedules(program: Command): void {
       );
     });
 
-  schedules
-    .command("import")
-    .description(
-      "turn crontab lines into schedules (the file is checked whole, then written in one transaction)",
-    )
-    .requiredOption("--crontab <file>", "a crontab file (m h dom mon dow command)")
-    .option(
-      "--task <task>",
-      "the task that runs each command (its payload has the command)",
-      "crontab.command",
-    )
-    .option("--prefix <text>", "schedule name prefix", "cron-")
-    .option("--timezone <tz>", "timezone until a CRON_TZ= line", "UTC")
-    .option("--external", "owned by the other scheduler until `rota schedules handover`")
-    .option("--json", "print JSON")
-    .action(async (options, command: Command) => {
-      let text: string;
-      try {
-        text = await readFile(options.crontab, "utf8");
-      } catch (cause) {
-        throw new RotaError(
-          "INVALID_OPTION",
-          `Cannot read --crontab ${options.crontab}: ${(cause as Error).message}.`,
-          {
-            cause,
-            details: { flag: "--crontab" },
-          },
-        );
-      }
-      const entries = parseCrontab(text, { prefix: options.prefix, timezone: options.timezone });
-      const owner = options.external ? "external" : "rota";
-      // One transaction: the whole file is imported, or nothing is.
-      const results = await withRota(command, async (rota) => {
-        const written = await rota.schedules.upsertMany(
-          entries.map((entry) => crontabSchedule(entry, options.task, owner)),
-          (done, total) => logLine(`import: ${done}/${total}`),
-        );
-        return written.map((result, i) => ({
-          name: result.schedule.name,
-          line: entries[i]?.line,
-          outcome: result.outcome,
-        }));
-      });
-      print(
-        options.json,
-        { owner, imported: results },
-        () => `imported ${results.length} schedule(s) as ${owner}`,
-      );
-    });
+  registerScheduleImport(schedules, print);
 
   schedules
     .command("handover [names...]")

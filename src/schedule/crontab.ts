@@ -35,19 +35,52 @@ export interface CrontabOptions {
 const NICKNAME = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly|reboot)$/i;
 const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 
-export function parseCrontab(text: string, options: CrontabOptions = {}): CrontabEntry[] {
-  const prefix = options.prefix ?? "cron-";
+/** One schedule line of a crontab: its spec, and what follows the spec. */
+export interface CrontabLine {
+  line: number;
+  cron: string;
+  timezone: string;
+  /** The rest of the line after the spec, its words joined by one space. */
+  command: string;
+  /** The rest of the line after the spec as written (a graphile-worker payload keeps its spaces). */
+  rest: string;
+  /** The NAME=value lines above it. */
+  env: Record<string, string>;
+}
+
+export interface CrontabLineOptions {
+  /** Timezone until a CRON_TZ= line; default "UTC". */
+  timezone?: string;
+  /**
+   * Whether NAME=value lines are allowed (default true). A graphile-worker
+   * crontab has none: its parser refuses them, so rota does too.
+   */
+  assignments?: boolean;
+}
+
+/**
+ * Splits a crontab into its schedule lines, each spec checked by rota's own
+ * cron parser. Every line rota cannot use is collected in `problems` ("line
+ * N: why") instead of thrown, so a caller reports all of them at once.
+ */
+export function crontabLines(
+  text: string,
+  options: CrontabLineOptions = {},
+): { lines: CrontabLine[]; problems: string[] } {
   let timezone = validateTimezone(options.timezone ?? "UTC");
   const env: Record<string, string> = {};
-  const entries: CrontabEntry[] = [];
+  const lines: CrontabLine[] = [];
   const problems: string[] = [];
-  const names = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, index) => {
     const line = index + 1;
     const trimmed = raw.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return;
     const assignment = ASSIGNMENT.exec(trimmed);
     if (assignment && !/^[\d*@]/.test(trimmed)) {
+      if (options.assignments === false) {
+        problems.push(`line ${line}: a NAME=value line; this crontab format has none`);
+        return;
+      }
       const [, key, value] = assignment as unknown as [string, string, string];
       const unquoted = value.replace(/^(["'])(.*)\1$/, "$2");
       if (key === "CRON_TZ" || key === "TZ") {
@@ -62,6 +95,7 @@ export function parseCrontab(text: string, options: CrontabOptions = {}): Cronta
     const fields = trimmed.split(/\s+/);
     let cron: string;
     let command: string;
+    let rest: string;
     if (fields[0]?.startsWith("@")) {
       const nickname = NICKNAME.exec(fields[0]);
       if (!nickname) {
@@ -78,9 +112,11 @@ export function parseCrontab(text: string, options: CrontabOptions = {}): Cronta
       }
       cron = nickname[1]?.toLowerCase() === "midnight" ? "@daily" : fields[0].toLowerCase();
       command = fields.slice(1).join(" ");
+      rest = /^\S+\s+(.*)$/.exec(trimmed)?.[1] ?? "";
     } else {
       cron = fields.slice(0, 5).join(" ");
       command = fields.slice(5).join(" ");
+      rest = /^(?:\S+\s+){5}(.*)$/.exec(trimmed)?.[1] ?? "";
     }
     if (command === "") {
       problems.push(`line ${line}: no command after the schedule "${cron}"`);
@@ -92,22 +128,39 @@ export function parseCrontab(text: string, options: CrontabOptions = {}): Cronta
       problems.push(`line ${line}: ${(error as Error).message}`);
       return;
     }
+    lines.push({ line, cron, timezone, command, rest, env: { ...env } });
+  });
+  return { lines, problems };
+}
+
+/** The error for a crontab with lines rota cannot import: every problem, one a line. */
+export function invalidCrontab(unordered: readonly string[]): RotaError {
+  // In file order, whichever check found each ("line N: ...").
+  const lineOf = (problem: string) => Number(/^line (\d+)/.exec(problem)?.[1] ?? 0);
+  const problems = [...unordered].sort((a, b) => lineOf(a) - lineOf(b));
+  return new RotaError(
+    "INVALID_CRONTAB",
+    `The crontab has ${problems.length} line(s) rota cannot import; nothing was written:\n  ${problems.join("\n  ")}`,
+    { details: { problems } },
+  );
+}
+
+export function parseCrontab(text: string, options: CrontabOptions = {}): CrontabEntry[] {
+  const prefix = options.prefix ?? "cron-";
+  const { lines, problems } = crontabLines(text, { timezone: options.timezone });
+  const entries: CrontabEntry[] = [];
+  const names = new Map<string, number>();
+  for (const { line, cron, timezone, command, env } of lines) {
     const name = `${prefix}${slug(command)}-${hash(`${cron}\u001f${timezone}\u001f${command}`)}`;
     const earlier = names.get(name);
     if (earlier !== undefined) {
       problems.push(`line ${line}: the same entry as line ${earlier}`);
-      return;
+      continue;
     }
     names.set(name, line);
-    entries.push({ line, name, cron, timezone, command, env: { ...env } });
-  });
-  if (problems.length > 0) {
-    throw new RotaError(
-      "INVALID_CRONTAB",
-      `The crontab has ${problems.length} line(s) rota cannot import; nothing was written:\n  ${problems.join("\n  ")}`,
-      { details: { problems } },
-    );
+    entries.push({ line, name, cron, timezone, command, env });
   }
+  if (problems.length > 0) throw invalidCrontab(problems);
   return entries;
 }
 

@@ -7,12 +7,15 @@ import {
 } from "../db/queries/schedules.js";
 import { targetQueries } from "../db/queries/targets.js";
 import type { RowOf } from "../db/sql.js";
-import { RotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { isRotaError, RotaError } from "../errors.js";
+import { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { type CadencePlan, cadencePlan } from "./cadence-plan.js";
 import { TARGET_SOURCE_TIMEOUT_MS } from "./fan-out.js";
+import { graphileWorkerImport } from "./import-graphile-worker.js";
+import { DEFAULT_PG_BOSS_SCHEMA, pgBossImport, readPgBossSchedules } from "./import-pg-boss.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
+import type { ImportOptions, ImportPlan, ImportResult } from "./schedule-import.js";
 import {
   type NormalizedSchedule,
   normalizeSchedule,
@@ -43,6 +46,11 @@ export interface UpsertResult {
   superseded: number;
   /** Executions materialized by the call. */
   materialized: number;
+}
+
+/** Carries a dry run's results out of the transaction it rolls back. */
+class DryRun<T> {
+  value: T | undefined;
 }
 
 export interface HandoverChange {
@@ -97,11 +105,14 @@ export class Schedules {
   /**
    * Upserts many schedules in one transaction: every input is checked
    * first, and either all are written or none (`rota schedules import`).
-   * `onProgress` is called after each.
+   * `onProgress` is called after each. With `dryRun`, the transaction is
+   * rolled back: the outcomes are what the call would do, nothing is kept,
+   * and no event is emitted.
    */
   async upsertMany(
     inputs: readonly ScheduleInput[],
     onProgress?: (done: number, total: number) => void,
+    options: { dryRun?: boolean } = {},
   ): Promise<UpsertResult[]> {
     const schedules: NormalizedSchedule[] = [];
     const names = new Set<string>();
@@ -117,14 +128,88 @@ export class Schedules {
       names.add(schedule.name);
       schedules.push(schedule);
     }
-    return this.db.transaction(async (client) => {
+    // A dry run's listeners would hear of executions that never existed.
+    const events = options.dryRun ? new RotaEvents() : this.events;
+    const write = async (client: Executor) => {
       const results: UpsertResult[] = [];
       for (const schedule of schedules) {
-        results.push(await this.upsertOn(client, schedule));
+        results.push(await this.upsertOn(client, schedule, events));
         onProgress?.(results.length, schedules.length);
       }
       return results;
-    });
+    };
+    if (!options.dryRun) return this.db.transaction(write);
+    const rolledBack = new DryRun<UpsertResult[]>();
+    try {
+      await this.db.transaction(async (client) => {
+        rolledBack.value = await write(client);
+        throw rolledBack;
+      });
+    } catch (error) {
+      if (error !== rolledBack) throw error;
+    }
+    return rolledBack.value ?? [];
+  }
+
+  /**
+   * Writes what an importer mapped from another scheduler, as external
+   * schedules, in one transaction: any entry the importer or rota's checks
+   * refuse fails the whole import, naming each such entry, and writes
+   * nothing. Importing the same schedules again changes nothing.
+   */
+  async importEntries(plan: ImportPlan, options: ImportOptions = {}): Promise<ImportResult> {
+    const problems = [...plan.problems];
+    for (const entry of plan.entries) {
+      try {
+        await this.prepare(entry.input);
+      } catch (error) {
+        if (!isRotaError(error)) throw error;
+        problems.push(`${entry.source}: ${error.message} [${error.code}]`);
+      }
+    }
+    if (problems.length > 0) throw plan.invalid(problems);
+    const written = await this.upsertMany(
+      plan.entries.map((e) => e.input),
+      options.onProgress,
+      { dryRun: options.dryRun },
+    );
+    return {
+      dryRun: options.dryRun === true,
+      owner: "external",
+      imported: plan.entries.map((entry, i) => ({
+        name: entry.input.name,
+        source: entry.source,
+        task: entry.input.task,
+        cron: entry.input.cron,
+        timezone: entry.input.timezone ?? "UTC",
+        outcome: written[i]?.outcome ?? "unchanged",
+        unmapped: entry.unmapped,
+      })),
+    };
+  }
+
+  /**
+   * Imports pg-boss's schedules from its tables (`<schema>.schedule`, schema
+   * "pgboss" by default) in this database, as external schedules: each runs
+   * the task named as pg-boss's queue. See docs/coming-from.md.
+   */
+  async importFromPgBoss(
+    options: ImportOptions & { schema?: string; prefix?: string } = {},
+  ): Promise<ImportResult> {
+    const rows = await readPgBossSchedules(this.db, options.schema ?? DEFAULT_PG_BOSS_SCHEMA);
+    return this.importEntries(pgBossImport(rows, { prefix: options.prefix }), options);
+  }
+
+  /**
+   * Imports a graphile-worker crontab (its text), as external schedules: each
+   * line's task, options and payload as graphile-worker reads them. See
+   * docs/coming-from.md.
+   */
+  importGraphileWorkerCrontab(
+    text: string,
+    options: ImportOptions & { prefix?: string } = {},
+  ): Promise<ImportResult> {
+    return this.importEntries(graphileWorkerImport(text, { prefix: options.prefix }), options);
   }
 
   private async prepare(input: ScheduleInput): Promise<NormalizedSchedule> {
@@ -135,7 +220,11 @@ export class Schedules {
     return schedule;
   }
 
-  private async upsertOn(client: Executor, schedule: NormalizedSchedule): Promise<UpsertResult> {
+  private async upsertOn(
+    client: Executor,
+    schedule: NormalizedSchedule,
+    events: RotaEvents = this.events,
+  ): Promise<UpsertResult> {
     if (schedule.targetSource !== null) await this.checkSource(client, schedule);
     const before = await this.lock(client, schedule.name);
     const written = await this.db.run(this.q.Upsert, schedule, client);
@@ -152,7 +241,9 @@ export class Schedules {
     let superseded = 0;
     if (changed) {
       if (!inserted) {
-        superseded = await this.supersede(
+        superseded = await supersedeExecutions(
+          this.db,
+          events,
           client,
           id,
           owner === "rota" ? version : null,
@@ -167,7 +258,7 @@ export class Schedules {
       ? (
           await materializeOne(
             this.db,
-            this.events,
+            events,
             client,
             (await this.lock(client, null, id)) as LockedScheduleRow,
             { openCadence: !inserted },
