@@ -8,6 +8,7 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRotaError } from "../../src/errors.js";
+import { cliOn } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
 let t: TestSchema;
@@ -21,6 +22,7 @@ beforeAll(async () => {
 afterAll(() => t.drop());
 
 const RUNS = 150;
+const { cli } = cliOn(() => t);
 
 /** Strings an attacker, or an unlucky user, would send. */
 const hostileText = fc.oneof(
@@ -319,6 +321,64 @@ describe("hostile input", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it("the CLI refuses hostile arguments with a code on stderr, exit 1, and writes nothing", async () => {
+    const cases: [string[], string][] = [
+      [
+        ["schedules", "add", "x'; drop table canary; --", "--task", "t", "--cron", "* * * * *"],
+        "INVALID_SCHEDULE_NAME",
+      ],
+      [
+        ["schedules", "add", "ok.name", "--task", "t", "--cron", "* * * * *; drop table canary"],
+        "INVALID_CRON",
+      ],
+      [
+        [
+          "schedules",
+          "add",
+          "ok.name",
+          "--task",
+          "t",
+          "--cron",
+          "0 9 * * *",
+          "--timezone",
+          "UTC'; --",
+        ],
+        "INVALID_TIMEZONE",
+      ],
+      [
+        ["schedules", "add", "ok.name", "--task", "t", "--every", "1h", "--payload", "{not json"],
+        "INVALID_PAYLOAD",
+      ],
+      [["queues", "pause", 'mail"; delete from jobs; --'], "INVALID_QUEUE_NAME"],
+      [["queues", "limit", "mail", "-3"], "INVALID_OPTION"],
+      [["jobs", "get", "1; drop table canary"], "JOB_NOT_FOUND"],
+      [["jobs", "list", "--state", "failed' or '1'='1"], "INVALID_OPTION"],
+      [["jobs", "list", "--before", "9 or 1=1"], "INVALID_OPTION"],
+      [
+        [
+          "capture",
+          "add",
+          "c",
+          "--table",
+          "canary; drop table canary",
+          "--on",
+          "update",
+          "--task",
+          "t",
+        ],
+        "INVALID_CAPTURE",
+      ],
+    ];
+    const before = { jobs: await count("jobs"), schedules: await count("schedules") };
+    for (const [args, code] of cases) {
+      const result = await cli(...args);
+      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.stderr, args.join(" ")).toContain(code);
+    }
+    expect({ jobs: await count("jobs"), schedules: await count("schedules") }).toEqual(before);
+    expect((await t.rota.queues.list()).some((q) => q.paused)).toBe(false);
   });
 
   it("no injection reached SQL: the canary table stands and holds its row", async () => {
