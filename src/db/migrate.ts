@@ -8,16 +8,46 @@ import { bindSchema } from "./sql.js";
  * Forward-only, numbered SQL migrations (`migrations/0001_name.sql`).
  *
  * Each migration runs in its own transaction that first takes a
- * transaction-scoped advisory lock keyed on the schema name. Concurrent
+ * transaction-scoped advisory lock keyed on the schema name (tried, and
+ * tried again after a pause: see tryLockMigrations). Concurrent
  * migrators therefore queue behind each other, and each re-reads the applied
  * version after getting the lock, so five `rota migrate` processes started at
  * once apply every file exactly once and all succeed. Transaction-scoped
  * locks (not session locks) keep this safe behind PgBouncer in transaction mode.
+ *
+ * A migration that must not run in a transaction (CREATE INDEX CONCURRENTLY
+ * on a table live workers write: a plain CREATE INDEX would hold their
+ * inserts and updates for the whole build) starts with the line
+ * `-- rota:no-transaction`. Its statements, one per `;` at a line's end, run
+ * one by one on one connection under a session advisory lock on the same
+ * key (so migrators still queue), each written to be safe to run again: a
+ * failure half-way leaves the version unrecorded, and the next migrate runs
+ * the whole file again. Such a migration needs a session connection: run
+ * `rota migrate` on a direct URL, not through a transaction pooler.
  */
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** False for a `-- rota:no-transaction` migration. */
+  transactional: boolean;
+}
+
+/** The directive that makes a migration run outside a transaction. */
+const NO_TRANSACTION = /^-- rota:no-transaction\s*$/m;
+
+/** A no-transaction migration's statements: split at each `;` ending a line, comments dropped. */
+export function migrationStatements(sql: string): string[] {
+  return sql
+    .split(/;[ \t]*$/m)
+    .map((chunk) =>
+      chunk
+        .split("\n")
+        .filter((line) => !/^\s*--/.test(line))
+        .join("\n")
+        .trim(),
+    )
+    .filter((statement) => statement !== "");
 }
 
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
@@ -34,10 +64,12 @@ export function loadMigrations(): Migration[] {
     .map((file) => {
       const match = FILE.exec(file);
       if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
+      const sql = readFileSync(new URL(file, dir), "utf8");
       return {
         version: Number(match[1]),
         name: match[2] as string,
-        sql: readFileSync(new URL(file, dir), "utf8"),
+        sql,
+        transactional: !NO_TRANSACTION.test(sql),
       };
     })
     .sort((a, b) => a.version - b.version);
@@ -119,17 +151,18 @@ export interface MigrateProgress {
   name: string;
 }
 
-/** Applies every pending migration; returns the ones this call applied. */
+/** Applies every pending migration (up to `to`, default the latest); returns the ones this call applied. */
 export async function migrate(
   db: Database,
   onApplied: (migration: MigrateProgress) => void = () => {},
+  options: { to?: number } = {},
 ): Promise<MigrateProgress[]> {
   const applied: MigrateProgress[] = [];
+  const to = options.to ?? LATEST_SCHEMA_VERSION;
+  const wait = new LockWait();
   for (;;) {
-    const next = await db.transaction(async (client) => {
-      await client.query("select pg_advisory_xact_lock(hashtext($1), 7340)", [
-        `rota.migrate:${db.schema}`,
-      ]);
+    const step = await db.transaction(async (client) => {
+      if (!(await tryLockMigrations(client, db.schema, "xact"))) return "busy" as const;
       await client.query(bindSchema("create schema if not exists {{schema}}", db.schema));
       await client.query(
         bindSchema(
@@ -144,25 +177,104 @@ export async function migrate(
       const version = await readVersion(client, db.schema);
       refuseNewerSchema(db.schema, version);
       const migration = migrations.find((m) => m.version === version + 1);
-      if (!migration) return null;
-      try {
-        await client.query(bindSchema(migration.sql, db.schema));
-      } catch (cause) {
-        throw new RotaError(
-          "MIGRATION_FAILED",
-          `Migration ${migrationLabel(migration)} failed and was rolled back: ${(cause as Error).message}`,
-          { cause, details: { version: migration.version, name: migration.name } },
-        );
-      }
-      await client.query(
-        bindSchema("insert into {{schema}}.migrations (version, name) values ($1, $2)", db.schema),
-        [migration.version, migration.name],
-      );
-      return { version: migration.version, name: migration.name };
+      if (!migration || migration.version > to) return null;
+      // Applied below, on a connection of its own, outside any transaction.
+      if (!migration.transactional) return { migration, done: false };
+      await applyMigration(client, db.schema, migration, [migration.sql]);
+      return { migration, done: true };
     });
-    if (!next) return applied;
-    applied.push(next);
-    onApplied(next);
+    if (!step) return applied;
+    if (step === "busy") {
+      await wait.next();
+      continue;
+    }
+    wait.reset();
+    if (!step.done && !(await applyOutsideTransaction(db, step.migration))) continue;
+    const { version, name } = step.migration;
+    applied.push({ version, name });
+    onApplied({ version, name });
+  }
+}
+
+/**
+ * A `-- rota:no-transaction` migration, under the session lock, if it is
+ * still the next one (another migrator may have applied it meanwhile:
+ * false). Each statement commits by itself.
+ */
+async function applyOutsideTransaction(db: Database, migration: Migration): Promise<boolean> {
+  const client = await db.pool.connect();
+  try {
+    const wait = new LockWait();
+    while (!(await tryLockMigrations(client, db.schema, "session"))) await wait.next();
+    try {
+      if ((await readVersion(client, db.schema)) !== migration.version - 1) return false;
+      await applyMigration(client, db.schema, migration, migrationStatements(migration.sql));
+      return true;
+    } finally {
+      await client.query("select pg_advisory_unlock(hashtext($1), 7340)", [migrateKey(db.schema)]);
+    }
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs a migration's statements and records its version; MIGRATION_FAILED when one fails. */
+async function applyMigration(
+  client: pg.PoolClient,
+  schema: string,
+  migration: Migration,
+  statements: readonly string[],
+): Promise<void> {
+  try {
+    for (const statement of statements) await client.query(bindSchema(statement, schema));
+  } catch (cause) {
+    throw new RotaError(
+      "MIGRATION_FAILED",
+      migration.transactional
+        ? `Migration ${migrationLabel(migration)} failed and was rolled back: ${(cause as Error).message}`
+        : `Migration ${migrationLabel(migration)} failed (it runs outside a transaction: what ran stays, and the next migrate runs it again, safely): ${(cause as Error).message}`,
+      { cause, details: { version: migration.version, name: migration.name } },
+    );
+  }
+  await client.query(
+    bindSchema("insert into {{schema}}.migrations (version, name) values ($1, $2)", schema),
+    [migration.version, migration.name],
+  );
+}
+
+function migrateKey(schema: string): string {
+  return `rota.migrate:${schema}`;
+}
+
+/**
+ * The migrators' lock, for a transaction or for the session (a
+ * no-transaction migration), tried rather than waited for: a migrator that
+ * waited inside its transaction would deadlock with another's CREATE INDEX
+ * CONCURRENTLY, which waits for every open transaction to end. One that
+ * does not get it ends its transaction and tries again (LockWait).
+ */
+async function tryLockMigrations(
+  client: pg.PoolClient,
+  schema: string,
+  scope: "xact" | "session",
+): Promise<boolean> {
+  const fn = scope === "xact" ? "pg_try_advisory_xact_lock" : "pg_try_advisory_lock";
+  const result = await client.query<{ locked: boolean }>(
+    `select ${fn}(hashtext($1), 7340) as locked`,
+    [migrateKey(schema)],
+  );
+  return result.rows[0]?.locked === true;
+}
+
+/** The pause between tries of the migrators' lock: 20 ms, doubling to a second. */
+class LockWait {
+  private ms = 20;
+  async next(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.ms));
+    this.ms = Math.min(1_000, this.ms * 2);
+  }
+  reset(): void {
+    this.ms = 20;
   }
 }
 

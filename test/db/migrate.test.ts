@@ -28,7 +28,7 @@ describe("migrations", () => {
       for (const line of result.stderr.split("\n").filter(Boolean)) {
         expect(line).toMatch(/^(\S+ )?applied \d{4}_\w+/);
       }
-      expect(result.code).toBe(0);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, version: LATEST_SCHEMA_VERSION });
     }
     // Every migration was applied by exactly one of the five.
