@@ -1,0 +1,177 @@
+// A live upgrade with the previous release's code running: a worker and an
+// orchestrator of rota as it was at schema version 17 (commit adeccfd,
+// built from git into a temporary folder) work a schema it migrated, with
+// jobs enqueued from SQL all along and a per-second schedule; the current
+// rota migrates the schema to the latest while they run; then its own
+// worker and orchestrator take over and the old ones stop. Every job runs
+// exactly once, and every occurrence of the schedule once.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Rota } from "../../src/client.js";
+import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
+import { silentLogger } from "../../src/worker/job-context.js";
+import { databaseUrl, dropSchema, withClient } from "../helpers/database.js";
+import { createSideTable, SIDE_TASKS } from "../helpers/side-table.js";
+
+/** The last commit at schema version 17, before migrations 18 to 20. */
+const PREVIOUS = "adeccfd0ea1fdc4e0116dfcdbfd5f293b74fe3b8";
+const PREVIOUS_VERSION = 17;
+const repo = fileURLToPath(new URL("../../", import.meta.url));
+const schema = `t_mixed_${process.pid}`;
+let oldRoot: string;
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  // The previous release's sources from git, built with today's
+  // node_modules (its dependencies are a subset of them).
+  oldRoot = mkdtempSync(join(tmpdir(), "rota-previous-"));
+  const archive = execFileSync(
+    "git",
+    ["-C", repo, "archive", PREVIOUS, "bin", "src", "scripts", "package.json", "tsconfig.json"],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  execFileSync("tar", ["-x", "-C", oldRoot], { input: archive });
+  symlinkSync(join(repo, "node_modules"), join(oldRoot, "node_modules"));
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: oldRoot, stdio: "ignore" });
+}, 180_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await dropSchema(databaseUrl(), schema);
+  rmSync(oldRoot, { recursive: true, force: true });
+});
+
+/** A process of the previous release's CLI. */
+function previous(args: string[]): ChildProcess {
+  const child = spawn(
+    process.execPath,
+    [join(oldRoot, "bin/rota.js"), ...args, "--schema", schema],
+    {
+      env: { ...process.env, DATABASE_URL: databaseUrl(), ROTA_TEST_SCHEMA: schema },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  children.push(child);
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("a live upgrade from the previous release", () => {
+  it("migrates under its running worker and orchestrator; the new ones take over; every job and occurrence runs once", async () => {
+    expect(await exited(previous(["migrate"]))).toBe(0);
+    const s = pg.escapeIdentifier(schema);
+    const version = await withClient((c) =>
+      c.query(`select max(version) as v from ${s}.migrations`),
+    );
+    expect(version.rows[0].v).toBe(PREVIOUS_VERSION);
+    await createSideTable(schema);
+    expect(
+      await exited(previous(["schedules", "add", "tick", "--task", "record", "--every", "1s"])),
+    ).toBe(0);
+    const oldWorker = previous(["worker", "--tasks", SIDE_TASKS, "--queues", "default"]);
+    const oldOrchestrator = previous(["orchestrator", "--tick-ms", "200"]);
+
+    // Jobs from SQL all along: the function exists in both versions.
+    let enqueuing = true;
+    let enqueued = 0;
+    const producer = (async () => {
+      while (enqueuing) {
+        await withClient((c) => c.query(`select ${s}.enqueue('record', '{}'::jsonb)`));
+        enqueued++;
+        await sleep(20);
+      }
+    })();
+    await sleep(2_000);
+
+    // The upgrade, while the old processes run.
+    const rota = new Rota({ connection: databaseUrl(), schema });
+    try {
+      const applied = await rota.migrate();
+      expect(applied.map((m) => m.version)).toEqual(
+        Array.from(
+          { length: LATEST_SCHEMA_VERSION - PREVIOUS_VERSION },
+          (_, i) => PREVIOUS_VERSION + 1 + i,
+        ),
+      );
+      await sleep(1_500);
+      expect(oldWorker.exitCode).toBeNull();
+      expect(oldOrchestrator.exitCode).toBeNull();
+
+      // The new release takes over, then the old one stops.
+      const sidePool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+      const worker = rota.worker({
+        queues: ["default"],
+        logger: silentLogger,
+        tasks: {
+          record: async (_payload, ctx) => {
+            await sidePool.query(
+              `insert into ${s}.side_runs (job_id, attempt, pid, note) values ($1, $2, $3, 'ran')`,
+              [ctx.job.id, ctx.attempt, -process.pid],
+            );
+          },
+        },
+      });
+      await worker.start();
+      const orchestrator = rota.orchestrator({ tickMs: 200 });
+      await orchestrator.start();
+      oldWorker.kill("SIGTERM");
+      oldOrchestrator.kill("SIGTERM");
+      expect(await exited(oldWorker)).toBe(0);
+      expect(await exited(oldOrchestrator)).toBe(0);
+      await sleep(1_500);
+      enqueuing = false;
+      await producer;
+
+      // Everything enqueued has run, once.
+      for (let i = 0; ; i++) {
+        const open = await withClient((c) =>
+          c.query(
+            `select count(*)::int as n from ${s}.jobs
+              where schedule_id is null and state in ('available', 'scheduled', 'running')`,
+          ),
+        );
+        if (open.rows[0].n === 0) break;
+        if (i > 300) throw new Error(`${open.rows[0].n} job(s) never ran`);
+        await sleep(100);
+      }
+      await orchestrator.stop();
+      await worker.stop();
+      await sidePool.end();
+      const runs = await withClient((c) =>
+        c.query(
+          `select count(*)::int as runs, count(distinct job_id)::int as jobs,
+                  count(*) filter (where pid > 0)::int as by_old, count(*) filter (where pid < 0)::int as by_new
+             from ${s}.side_runs`,
+        ),
+      );
+      const fired = await withClient((c) =>
+        c.query(
+          `select count(*)::int as executions, count(distinct occurrence_at)::int as occurrences
+             from ${s}.jobs where schedule_id is not null and occurrence_at is not null
+              and state in ('succeeded', 'running')`,
+        ),
+      );
+      const { runs: total, jobs, by_old, by_new } = runs.rows[0];
+      expect(total).toBe(jobs);
+      expect(by_old).toBeGreaterThan(0);
+      expect(by_new).toBeGreaterThan(0);
+      // Plain jobs (from SQL) and schedule executions, each run once.
+      expect(jobs).toBeGreaterThanOrEqual(enqueued);
+      expect(fired.rows[0].executions).toBe(fired.rows[0].occurrences);
+      expect(fired.rows[0].occurrences).toBeGreaterThan(3);
+    } finally {
+      await rota.close();
+    }
+  }, 120_000);
+});
