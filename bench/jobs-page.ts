@@ -14,8 +14,8 @@
 import pg from "pg";
 import { databaseOf, Rota } from "../src/client.js";
 import { createDashboard } from "../src/dashboard/dashboard.js";
-import { silentLogger } from "../src/worker/job-context.js";
 import { jobQueries } from "../src/db/queries/jobs.js";
+import { silentLogger } from "../src/logger.js";
 import { FIND_SCAN_LIMIT, type FindJobsFilter, type JobPage } from "../src/queue/job-admin.js";
 
 const url = process.env.DATABASE_URL;

@@ -9,6 +9,7 @@ import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
 import { RotaEvents } from "./events.js";
+import { consoleLogger, type Logger, validateLogger } from "./logger.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
 import {
   type EnqueueResult,
@@ -58,6 +59,13 @@ export interface RotaOptions {
    * give every process the same (the shortest wins).
    */
   retention?: RetentionOptions;
+  /**
+   * Where rota logs: pino, or any object with debug/info/warn/error taking
+   * (fields, message). The default of every worker, orchestrator and
+   * dashboard made from this object; default stderr (info and above, as text).
+   * See docs/logging.md.
+   */
+  logger?: Logger;
 }
 
 /** Set by Rota's static block: the only way past `#db` (see databaseOf). */
@@ -74,6 +82,8 @@ export class Rota {
   readonly clock: DatabaseClock;
   /** Job lifecycle events from this process (see RotaEventMap). */
   readonly events = new RotaEvents();
+  /** Where this Rota's workers, orchestrators and dashboard log unless given their own. */
+  readonly logger: Logger;
   private readonly tasks: Map<string, TaskDefinition>;
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
@@ -99,6 +109,7 @@ export class Rota {
 
   constructor(options: RotaOptions) {
     this.#db = new Database(options);
+    this.logger = validateLogger("logger", options.logger) ?? consoleLogger;
     this.clock = new DatabaseClock(this.#db);
     this.tasks = normalizeTasks(options.tasks ?? []);
     const limit = validateCount(
@@ -173,6 +184,7 @@ export class Rota {
       ],
       // Fields a worker does not give come from the Rota's retention.
       retention: { ...this.retention, ...options.retention },
+      logger: options.logger ?? this.logger,
     });
     this.ownWorkers.add(worker);
     return worker;
@@ -187,6 +199,7 @@ export class Rota {
     const orchestrator = new Orchestrator(this.#db, this.events, {
       ...options,
       retention: { ...this.retention, ...options.retention },
+      logger: options.logger ?? this.logger,
     });
     this.orchestrators.add(orchestrator);
     return orchestrator;

@@ -2,11 +2,12 @@ import { validateMillis } from "../config.js";
 import { storableJson } from "../db/jsonb.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { childLogger, type Logger } from "../logger.js";
 import { backoffDelay } from "../queue/backoff.js";
 import { type TaskDefinition, type TaskHandler, validatePayload } from "../task.js";
 import type { Failure, Success } from "./completer.js";
 import type { ClaimedRow } from "./held-jobs.js";
-import { childLogger, type JobContext, type JobInfo, type Logger } from "./job-context.js";
+import type { JobContext, JobInfo } from "./job-context.js";
 
 /** What an attempt needs from the worker that runs it. */
 export interface AttemptEnvironment {
@@ -198,11 +199,22 @@ export class Attempt {
 
   private context(env: AttemptEnvironment): JobContext {
     const { row } = this;
+    let logger: Logger | undefined;
     return {
       job: this.jobInfo(),
       attempt: row.attempts,
       signal: this.controller.signal,
-      logger: childLogger(env.logger, { job: row.id, task: row.task, attempt: row.attempts }),
+      // Made when the handler first asks for it: a child logger per job (a
+      // pino child binds its fields) is work most handlers never need.
+      get logger() {
+        logger ??= childLogger(env.logger, {
+          jobId: row.id,
+          queue: row.queue,
+          task: row.task,
+          attempt: row.attempts,
+        });
+        return logger;
+      },
       extendLease: async (ms = env.leaseMs) => {
         validateLeaseExtension(ms);
         if (!(await env.extendLease(row, ms))) {

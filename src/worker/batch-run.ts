@@ -1,4 +1,5 @@
 import { RotaError } from "../errors.js";
+import { childLogger, type Logger } from "../logger.js";
 import type { BatchContext, BatchJob, BatchOutcome, BatchTaskDefinition } from "../task.js";
 import {
   type Attempt,
@@ -8,7 +9,6 @@ import {
   startTimeout,
   validateLeaseExtension,
 } from "./attempt.js";
-import { childLogger } from "./job-context.js";
 
 /**
  * One call of a batch task's handler with the attempts of up to
@@ -87,9 +87,17 @@ function batchContext(
   task: BatchTaskDefinition,
   env: AttemptEnvironment,
 ): BatchContext {
+  let logger: Logger | undefined;
   return {
     signal: allAborted(members.map((a) => a.controller.signal)),
-    logger: childLogger(env.logger, { task: task.name, jobs: members.length }),
+    // Made when the handler first asks for it (as a single job's, attempt.ts).
+    get logger() {
+      logger ??= childLogger(env.logger, {
+        task: task.name,
+        jobIds: members.map((a) => a.row.id),
+      });
+      return logger;
+    },
     extendLease: async (ms = env.leaseMs) => {
       validateLeaseExtension(ms);
       const kept = await Promise.all(members.map((a) => env.extendLease(a.row, ms)));

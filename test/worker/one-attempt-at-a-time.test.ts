@@ -3,7 +3,7 @@
 // crowd out the others.
 import { describe, expect, it } from "vitest";
 import { jobQueries } from "../../src/db/queries/jobs.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 import { deferred } from "../helpers/events.js";
 import { useWorkerHarness } from "../helpers/worker-harness.js";
