@@ -8,6 +8,7 @@ import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
+import { describeThrown } from "./errors.js";
 import { RotaEvents } from "./events.js";
 import { consoleLogger, type Logger, validateLogger } from "./logger.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
@@ -38,6 +39,7 @@ import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "./queue/retention.js";
 import { Schedules } from "./schedule/schedules.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
+import { Telemetry, type TelemetryOptions } from "./telemetry/telemetry.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
 import { WorkerRegistry } from "./worker/worker-registry.js";
 
@@ -66,6 +68,14 @@ export interface RotaOptions {
    * See docs/logging.md.
    */
   logger?: Logger;
+  /**
+   * OpenTelemetry spans and metrics (docs/telemetry.md), after the messaging
+   * semantic conventions. Needs @opentelemetry/api installed (an optional
+   * peer dependency), which is loaded only when this is given; `{}` uses the
+   * tracer and meter providers registered with the API. Without it rota
+   * loads nothing and writes no trace context.
+   */
+  telemetry?: TelemetryOptions;
 }
 
 /** Set by Rota's static block: the only way past `#db` (see databaseOf). */
@@ -98,6 +108,10 @@ export class Rota {
   /** Sets of jobs with a callback enqueued once when all have finished: enqueue, get, list (see Batches). */
   readonly batches: Batches;
   private readonly enqueuer: Enqueuer;
+  /** Null without the telemetry option: every part then skips it with one check. */
+  private readonly telemetry: Telemetry | null;
+  /** Ends what telemetry observes (events, the queue depth gauge): close() calls it. */
+  private readonly stopTelemetry: () => void;
   private readonly retention: RetentionOptions;
   /** The workers and orchestrators made here, stopped by close(). */
   private readonly ownWorkers = new Set<Worker>();
@@ -119,13 +133,34 @@ export class Rota {
     // Checked here, so a bad value is refused when rota is set up.
     resolveRetention(options.retention);
     this.retention = { ...options.retention };
-    this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
+    this.telemetry = options.telemetry === undefined ? null : new Telemetry(options.telemetry);
+    this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit, this.telemetry);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
     this.workers = new WorkerRegistry(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
     this.capture = new Captures(this.#db, this.tasks);
     this.batches = new Batches(this.#db, this.enqueuer, limit);
+    this.stopTelemetry = this.observeTelemetry();
+  }
+
+  /** The metrics read from events and from the queues (see Telemetry.observe). */
+  private observeTelemetry(): () => void {
+    const telemetry = this.telemetry;
+    if (telemetry === null) return () => {};
+    const offEvents = telemetry.observe(this.events);
+    const offGauge = telemetry.observeQueueDepth(
+      () => this.queues.list(),
+      (error) =>
+        this.logger.warn(
+          { error: describeThrown(error).message },
+          "the queue depth gauge could not read the queues",
+        ),
+    );
+    return () => {
+      offEvents();
+      offGauge();
+    };
   }
 
   get schema(): string {
@@ -175,17 +210,22 @@ export class Rota {
    * know). stop() is graceful.
    */
   worker(options: WorkerOptions): Worker {
-    const worker = new Worker(this.#db, this.events, {
-      ...options,
-      // The sweeps defined on this Rota run in its workers too.
-      tasks: [
-        ...normalizeTasks(options.tasks ?? [...this.tasks.values()]).values(),
-        ...this.sweeps.tasks(),
-      ],
-      // Fields a worker does not give come from the Rota's retention.
-      retention: { ...this.retention, ...options.retention },
-      logger: options.logger ?? this.logger,
-    });
+    const worker = new Worker(
+      this.#db,
+      this.events,
+      {
+        ...options,
+        // The sweeps defined on this Rota run in its workers too.
+        tasks: [
+          ...normalizeTasks(options.tasks ?? [...this.tasks.values()]).values(),
+          ...this.sweeps.tasks(),
+        ],
+        // Fields a worker does not give come from the Rota's retention.
+        retention: { ...this.retention, ...options.retention },
+        logger: options.logger ?? this.logger,
+      },
+      this.telemetry,
+    );
     this.ownWorkers.add(worker);
     return worker;
   }
@@ -275,6 +315,7 @@ export class Rota {
 
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */
   async close(): Promise<void> {
+    this.stopTelemetry();
     await Promise.all([
       ...[...this.ownWorkers].map((w) => w.stop()),
       ...[...this.orchestrators].map((o) => o.stop()),

@@ -5,6 +5,7 @@ import type { RotaEvents } from "../events.js";
 import { childLogger, type Logger } from "../logger.js";
 import { backoffDelay } from "../queue/backoff.js";
 import { type TaskDefinition, type TaskHandler, validatePayload } from "../task.js";
+import type { ProcessSpan, Telemetry } from "../telemetry/telemetry.js";
 import type { Failure, Success } from "./completer.js";
 import type { ClaimedRow } from "./held-jobs.js";
 import type { JobContext, JobInfo } from "./job-context.js";
@@ -15,6 +16,8 @@ export interface AttemptEnvironment {
   leaseMs: number;
   logger: Logger;
   events: RotaEvents;
+  /** Null without telemetry: then an attempt does nothing for it but check that. */
+  telemetry: Telemetry | null;
   /** Extends the attempt's lease by `ms`; false when the worker no longer holds it. */
   extendLease(row: ClaimedRow, ms: number): Promise<boolean>;
   /** Takes the attempt's outcome; called once per attempt (see Attempt.settled). */
@@ -63,7 +66,14 @@ export class Attempt {
   async run(handler: TaskHandler<unknown>, env: AttemptEnvironment): Promise<void> {
     const { row, task } = this;
     const started = performance.now();
-    const settle = (outcome: Outcome) => env.settle(this, outcome, performance.now() - started);
+    const span = env.telemetry === null ? null : env.telemetry.process([row], env.workerId, false);
+    const settle = (outcome: Outcome) => {
+      env.settle(this, outcome, performance.now() - started);
+      if (span !== null) {
+        settleSpan(span, row, outcome);
+        span.end();
+      }
+    };
     this.announce(env);
     const timeout = startTimeout(
       row.timeout_ms ?? task.timeoutMs ?? null,
@@ -72,7 +82,8 @@ export class Attempt {
     );
     try {
       const payload = await this.payload();
-      const handling = Promise.resolve().then(() => handler(payload, this.context(env)));
+      const call = () => handler(payload, this.context(env));
+      const handling = Promise.resolve().then(span === null ? call : () => span.run(call));
       try {
         // On timeout the attempt is recorded at once ...
         await (timeout.expired ? Promise.race([handling, timeout.expired]) : handling);
@@ -225,6 +236,15 @@ export class Attempt {
         }
       },
     };
+  }
+}
+
+/** One job's outcome on its handler call's span (what a refused payload failed with, unwrapped). */
+export function settleSpan(span: ProcessSpan, row: ClaimedRow, outcome: Outcome): void {
+  if (outcome === SUCCEEDED) span.settled(row, false);
+  else {
+    const { thrown } = outcome;
+    span.settled(row, true, thrown instanceof PayloadRefused ? thrown.cause : thrown);
   }
 }
 

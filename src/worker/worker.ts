@@ -7,6 +7,7 @@ import type { Logger } from "../logger.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs } from "../queue/retention.js";
 import type { TaskDefinition } from "../task.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
 import {
   Attempt,
   type AttemptEnvironment,
@@ -82,7 +83,13 @@ export class Worker {
   /** The claim's own connection (see the constructor). */
   private readonly claimDb: Database;
 
-  constructor(parentDb: Database, sharedEvents: RotaEvents, options: WorkerOptions) {
+  constructor(
+    parentDb: Database,
+    sharedEvents: RotaEvents,
+    options: WorkerOptions,
+    /** The Rota's telemetry; null without (see telemetry.ts). */
+    telemetry: Telemetry | null = null,
+  ) {
     const settings = resolveWorkerOptions(options);
     this.settings = settings;
     this.id = settings.id;
@@ -108,6 +115,7 @@ export class Worker {
       claimDb: this.claimDb,
       db: this.db,
       events,
+      traced: telemetry !== null,
       running: () => this.state === "running",
       listening: () => this.listener?.listening ?? false,
       startBuffered: () => this.startBuffered(),
@@ -129,6 +137,7 @@ export class Worker {
       leaseMs: settings.leaseMs,
       logger: settings.logger,
       events,
+      telemetry,
       extendLease: async (row, ms) => {
         const result = await this.db.run(this.q.ExtendLease, {
           id: row.id,

@@ -81,6 +81,7 @@ describe("a queue's concurrency limit and a key's", () => {
         limit: 10,
         workerId: "me",
         leaseMs: 60_000,
+        traced: false,
         startNow: 10,
         passOver: [],
       });
@@ -403,6 +404,7 @@ describe("a queue's concurrency limit and a key's", () => {
         limit: 10,
         workerId: `buffer-${startNow}`,
         leaseMs: 60_000,
+        traced: false,
         startNow,
         passOver: [],
       });

@@ -220,6 +220,7 @@ describe("the claim's passed-over jobs", () => {
       limit: 10,
       workerId: "w",
       leaseMs: 60_000,
+      traced: false,
       startNow: 10,
       passOver: [passedOver as string],
     });
