@@ -122,8 +122,10 @@ export class Rota {
   }
 
   constructor(options: RotaOptions) {
-    this.#db = new Database(options);
+    // Checked before the pool is made: a bad option leaves nothing to close.
     this.logger = validateLogger("logger", options.logger) ?? consoleLogger;
+    this.telemetry = options.telemetry === undefined ? null : new Telemetry(options.telemetry);
+    this.#db = new Database(options);
     this.clock = new DatabaseClock(this.#db);
     this.tasks = normalizeTasks(options.tasks ?? []);
     const limit = validateCount(
@@ -133,7 +135,6 @@ export class Rota {
     // Checked here, so a bad value is refused when rota is set up.
     resolveRetention(options.retention);
     this.retention = { ...options.retention };
-    this.telemetry = options.telemetry === undefined ? null : new Telemetry(options.telemetry);
     this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit, this.telemetry);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);

@@ -43,7 +43,10 @@ export function streamLogger(options: StreamLoggerOptions = {}): Logger {
   const at = (level: LogLevel) => {
     // A level below the least one is a no-op that builds nothing.
     if (LEVELS.indexOf(level) < least) return () => {};
-    return (fields: LogFields, message = "") => {
+    return (given: LogFields | string, text = "") => {
+      // pino's (message) form too, from code that is not type-checked.
+      const fields = typeof given === "string" ? {} : given;
+      const message = typeof given === "string" ? given : text;
       const time = new Date().toISOString();
       if (json) {
         write(`${safeJson({ level, time, msg: message, ...fields })}\n`);
@@ -68,12 +71,16 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
  */
 export function childLogger(parent: Logger, fields: LogFields): Logger {
   if (typeof parent.child === "function") return parent.child(fields);
-  const merge = (more: LogFields | undefined) => ({ ...fields, ...more });
+  // A string first is pino's (message) form, from code that is not type-checked.
+  const merge = (more: LogFields | string | undefined) =>
+    typeof more === "string" ? fields : { ...fields, ...more };
+  const text = (more: LogFields | string | undefined, message: string | undefined) =>
+    typeof more === "string" ? more : message;
   return {
-    debug: (more, message) => parent.debug(merge(more), message),
-    info: (more, message) => parent.info(merge(more), message),
-    warn: (more, message) => parent.warn(merge(more), message),
-    error: (more, message) => parent.error(merge(more), message),
+    debug: (more, message) => parent.debug(merge(more), text(more, message)),
+    info: (more, message) => parent.info(merge(more), text(more, message)),
+    warn: (more, message) => parent.warn(merge(more), text(more, message)),
+    error: (more, message) => parent.error(merge(more), text(more, message)),
     child: (more) => childLogger(parent, merge(more)),
   };
 }
