@@ -1,4 +1,4 @@
--- rota's schema after migration 0020_job_trace_context, as pg_dump --schema-only prints it
+-- rota's schema after migration 0021_job_trace_context, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.

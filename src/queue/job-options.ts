@@ -177,7 +177,7 @@ export interface NormalizedJob {
   /** With a limit (concurrencyLimit), or null with none. */
   concurrencyKey: string | null;
   concurrencyLimit: number | null;
-  /** Its enqueue's trace context (JSON text, migration 0020); null without telemetry. */
+  /** Its enqueue's trace context (JSON text, migration 0021); null without telemetry. */
   traceContext: string | null;
 }
 

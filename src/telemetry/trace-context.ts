@@ -1,5 +1,5 @@
 /**
- * A job's trace context as jobs.trace_context stores it (migration 0020):
+ * A job's trace context as jobs.trace_context stores it (migration 0021):
  * the W3C Trace Context headers of its enqueue's "send" span. rota writes
  * and reads the traceparent itself instead of asking the global propagator,
  * so the column means the same whatever propagation an application set up

@@ -8,7 +8,7 @@
 -- grouped single enqueues). :jobs is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
 -- timeout_ms, concurrency_key and concurrency_limit, and trace_context
--- (migration 0020) only from a Rota with telemetry on. :batchId: the batch
+-- (migration 0021) only from a Rota with telemetry on. :batchId: the batch
 -- every job is a member of (batches.sql Create), null for none. Ids are
 -- drawn up front, so the result rows come back in input order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
 -- see below). Grouped enqueues under load pass false and send Wake after the
@@ -121,7 +121,7 @@ copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_att
 from stdin with (format binary);
 
 -- name: CopyJobsTraced
--- CopyJobs with each row's trace_context (migration 0020), from a Rota with
+-- CopyJobs with each row's trace_context (migration 0021), from a Rota with
 -- telemetry on. A statement of its own, so a COPY without telemetry sends no
 -- field for it: not even a null per row.
 copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
@@ -135,7 +135,7 @@ from stdin with (format binary);
 -- 'replace' overwrites its payload, run time and options while it has not
 -- started. The SQL function enqueue (migration 0015) writes the same
 -- row and overwrites the same columns: a change here is a migration there.
--- (Except trace_context, migration 0020: the SQL function writes none, and a
+-- (Except trace_context, migration 0021: the SQL function writes none, and a
 -- job it replaces keeps the one it had, linking to the earlier enqueue.) :commitsAlone as in InsertPlain: on rota's own connection, queues
 -- whose written jobs are all delayed are woken with when they come due.
 with clock as materialized (select {{schema}}.clock_now() as now),

@@ -27,7 +27,7 @@ export interface ClaimedRow {
   claimed_at: Date;
   /** Under a concurrency limit (its queue's or its key's): its outcome frees a slot others wait for. */
   limited: boolean;
-  /** Its enqueue's trace context (migration 0020); always null for a claim without `traced`. */
+  /** Its enqueue's trace context (migration 0021); always null for a claim without `traced`. */
   trace_context: StoredTraceContext | null;
 }
 
