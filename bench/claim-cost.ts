@@ -33,6 +33,7 @@ while (claimed < n) {
       tasks: ["x"],
       limit,
       workerId: "w",
+      traced: false,
       leaseMs: 60_000,
       startNow: 10,
       passOver: [],

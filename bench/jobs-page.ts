@@ -15,8 +15,8 @@ import pg from "pg";
 import { databaseOf, Rota } from "../src/client.js";
 import { createDashboard } from "../src/dashboard/dashboard.js";
 import { jobQueries } from "../src/db/queries/jobs.js";
+import { silentLogger } from "../src/logger.js";
 import { FIND_SCAN_LIMIT, type FindJobsFilter, type JobPage } from "../src/queue/job-admin.js";
-import { silentLogger } from "../src/worker/job-context.js";
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("set DATABASE_URL");

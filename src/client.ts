@@ -8,7 +8,9 @@ import { validateCount } from "./config.js";
 import { Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
+import { describeThrown } from "./errors.js";
 import { RotaEvents } from "./events.js";
+import { consoleLogger, type Logger, validateLogger } from "./logger.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
 import {
   type EnqueueResult,
@@ -37,6 +39,7 @@ import { type RescueResult, rescueExpiredJobs } from "./queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "./queue/retention.js";
 import { Schedules } from "./schedule/schedules.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "./task.js";
+import { Telemetry, type TelemetryOptions } from "./telemetry/telemetry.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
 import { WorkerRegistry } from "./worker/worker-registry.js";
 
@@ -58,6 +61,21 @@ export interface RotaOptions {
    * give every process the same (the shortest wins).
    */
   retention?: RetentionOptions;
+  /**
+   * Where rota logs: pino, or any object with debug/info/warn/error taking
+   * (fields, message). The default of every worker, orchestrator and
+   * dashboard made from this object; default stderr (info and above, as text).
+   * See docs/logging.md.
+   */
+  logger?: Logger;
+  /**
+   * OpenTelemetry spans and metrics (docs/telemetry.md), after the messaging
+   * semantic conventions. Needs @opentelemetry/api installed (an optional
+   * peer dependency), which is loaded only when this is given; `{}` uses the
+   * tracer and meter providers registered with the API. Without it rota
+   * loads nothing and writes no trace context.
+   */
+  telemetry?: TelemetryOptions;
 }
 
 /** Set by Rota's static block: the only way past `#db` (see databaseOf). */
@@ -74,6 +92,8 @@ export class Rota {
   readonly clock: DatabaseClock;
   /** Job lifecycle events from this process (see RotaEventMap). */
   readonly events = new RotaEvents();
+  /** Where this Rota's workers, orchestrators and dashboard log unless given their own. */
+  readonly logger: Logger;
   private readonly tasks: Map<string, TaskDefinition>;
   /** Recurring jobs: upsert, pause, skip, trigger, upcoming, history (see Schedules). */
   readonly schedules: Schedules;
@@ -88,6 +108,10 @@ export class Rota {
   /** Sets of jobs with a callback enqueued once when all have finished: enqueue, get, list (see Batches). */
   readonly batches: Batches;
   private readonly enqueuer: Enqueuer;
+  /** Null without the telemetry option: every part then skips it with one check. */
+  private readonly telemetry: Telemetry | null;
+  /** Ends what telemetry observes (events, the queue depth gauge): close() calls it. */
+  private readonly stopTelemetry: () => void;
   private readonly retention: RetentionOptions;
   /** The workers and orchestrators made here, stopped by close(). */
   private readonly ownWorkers = new Set<Worker>();
@@ -98,6 +122,9 @@ export class Rota {
   }
 
   constructor(options: RotaOptions) {
+    // Checked before the pool is made: a bad option leaves nothing to close.
+    this.logger = validateLogger("logger", options.logger) ?? consoleLogger;
+    this.telemetry = options.telemetry === undefined ? null : new Telemetry(options.telemetry);
     this.#db = new Database(options);
     this.clock = new DatabaseClock(this.#db);
     this.tasks = normalizeTasks(options.tasks ?? []);
@@ -108,13 +135,33 @@ export class Rota {
     // Checked here, so a bad value is refused when rota is set up.
     resolveRetention(options.retention);
     this.retention = { ...options.retention };
-    this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit);
+    this.enqueuer = new Enqueuer(this.#db, this.events, this.tasks, limit, this.telemetry);
     this.schedules = new Schedules(this.#db, this.events, this.tasks, limit);
     this.queues = new Queues(this.#db);
     this.workers = new WorkerRegistry(this.#db);
     this.sweeps = new Sweeps(this.#db, this.schedules);
     this.capture = new Captures(this.#db, this.tasks);
     this.batches = new Batches(this.#db, this.enqueuer, limit);
+    this.stopTelemetry = this.observeTelemetry();
+  }
+
+  /** The metrics read from events and from the queues (see Telemetry.observe). */
+  private observeTelemetry(): () => void {
+    const telemetry = this.telemetry;
+    if (telemetry === null) return () => {};
+    const offEvents = telemetry.observe(this.events);
+    const offGauge = telemetry.observeQueueDepth(
+      () => this.queues.list(),
+      (error) =>
+        this.logger.warn(
+          { error: describeThrown(error).message },
+          "the queue depth gauge could not read the queues",
+        ),
+    );
+    return () => {
+      offEvents();
+      offGauge();
+    };
   }
 
   get schema(): string {
@@ -164,16 +211,22 @@ export class Rota {
    * know). stop() is graceful.
    */
   worker(options: WorkerOptions): Worker {
-    const worker = new Worker(this.#db, this.events, {
-      ...options,
-      // The sweeps defined on this Rota run in its workers too.
-      tasks: [
-        ...normalizeTasks(options.tasks ?? [...this.tasks.values()]).values(),
-        ...this.sweeps.tasks(),
-      ],
-      // Fields a worker does not give come from the Rota's retention.
-      retention: { ...this.retention, ...options.retention },
-    });
+    const worker = new Worker(
+      this.#db,
+      this.events,
+      {
+        ...options,
+        // The sweeps defined on this Rota run in its workers too.
+        tasks: [
+          ...normalizeTasks(options.tasks ?? [...this.tasks.values()]).values(),
+          ...this.sweeps.tasks(),
+        ],
+        // Fields a worker does not give come from the Rota's retention.
+        retention: { ...this.retention, ...options.retention },
+        logger: options.logger ?? this.logger,
+      },
+      this.telemetry,
+    );
     this.ownWorkers.add(worker);
     return worker;
   }
@@ -187,6 +240,7 @@ export class Rota {
     const orchestrator = new Orchestrator(this.#db, this.events, {
       ...options,
       retention: { ...this.retention, ...options.retention },
+      logger: options.logger ?? this.logger,
     });
     this.orchestrators.add(orchestrator);
     return orchestrator;
@@ -262,6 +316,7 @@ export class Rota {
 
   /** Stops this instance's workers (gracefully) and orchestrators, then ends the pool if rota created it. */
   async close(): Promise<void> {
+    this.stopTelemetry();
     await Promise.all([
       ...[...this.ownWorkers].map((w) => w.stop()),
       ...[...this.orchestrators].map((o) => o.stop()),

@@ -16,6 +16,8 @@ export const errorCodes = {
   INVALID_RUN_AT: "the run time or delay is invalid",
   INVALID_MAX_ATTEMPTS: "max attempts must be a whole number of at least 1",
   INVALID_PRIORITY: "priority must be a whole number",
+  TELEMETRY_UNAVAILABLE:
+    "telemetry was asked for but @opentelemetry/api cannot be loaded (it is an optional peer dependency: install it)",
   // schedules
   INVALID_SCHEDULE_NAME: "the schedule name is empty, too long or has unsupported characters",
   INVALID_SCHEDULE_SPEC: "the schedule needs exactly one of cron or every",

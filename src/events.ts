@@ -138,3 +138,64 @@ export class RotaEvents {
     }
   }
 }
+
+/** Handlers a part of rota runs for some events of its own (see tapEvents). */
+export type EventTaps = { [E in RotaEventName]?: (payload: RotaEventMap[E]) => void };
+
+/**
+ * The events as one part of rota (a worker, an orchestrator) emits them,
+ * with `taps` run for its own events before they go to the listeners of
+ * `events`. This is how the part logs what it did: a listener on the shared
+ * events would also hear the other workers and orchestrators of the same
+ * Rota. Only the tapped events are wanted for the tap's sake, so emitting
+ * stays free for the others (a part taps rare events, never per-job ones).
+ */
+export function tapEvents(events: RotaEvents, taps: EventTaps): RotaEvents {
+  return new TappedEvents(events, taps);
+}
+
+class TappedEvents extends RotaEvents {
+  constructor(
+    private readonly parent: RotaEvents,
+    private readonly taps: EventTaps,
+  ) {
+    super();
+  }
+
+  override on<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): () => void {
+    return this.parent.on(event, listener);
+  }
+
+  override once<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): () => void {
+    return this.parent.once(event, listener);
+  }
+
+  override off<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): void {
+    this.parent.off(event, listener);
+  }
+
+  override wants(event: RotaEventName): boolean {
+    return this.taps[event] !== undefined || this.parent.wants(event);
+  }
+
+  override emit<E extends RotaEventName>(event: E, payload: RotaEventMap[E]): void {
+    const tap = this.taps[event];
+    if (tap !== undefined) {
+      try {
+        tap(payload);
+      } catch {
+        // a logger that throws must not break the job pipeline either
+      }
+    }
+    this.parent.emit(event, payload);
+  }
+}

@@ -44,6 +44,13 @@ export { type EmbeddedPostgres, startEmbeddedPostgres } from "./dev/embedded.js"
 export type { DiagnoseOptions, Diagnosis, DiagnosisProblem } from "./diagnose.js";
 export { errorCodes, isRotaError, RotaError, type RotaErrorCode } from "./errors.js";
 export type { RotaEventMap, RotaEventName, RotaEvents } from "./events.js";
+export {
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  type StreamLoggerOptions,
+  streamLogger,
+} from "./logger.js";
 export type { LeaseState } from "./orchestrator/leader.js";
 export type { Orchestrator, OrchestratorOptions, TickReport } from "./orchestrator/orchestrator.js";
 export { type BackoffFunction, type BackoffPolicy, backoffDelay } from "./queue/backoff.js";
@@ -107,6 +114,6 @@ export {
   type TaskHandler,
   type TaskList,
 } from "./task.js";
-export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
+export type { JobContext, JobInfo } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";
 export type { WorkerInfo, WorkerRegistry } from "./worker/worker-registry.js";

@@ -1,7 +1,8 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { RotaError } from "./errors.js";
+import type { Logger } from "./logger.js";
 import type { BackoffFunction, BackoffPolicy } from "./queue/backoff.js";
-import type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
+import type { JobContext, JobInfo } from "./worker/job-context.js";
 
 export type TaskHandler<Payload> = (
   payload: Payload,

@@ -79,18 +79,21 @@ export class Batches {
       (task) => this.enqueuer.resolveTask(task),
       this.payloadLimitBytes,
     );
-    const checked = await this.enqueuer.prepareMembers(members);
-    const write = async (client: Executor): Promise<BatchEnqueued> => {
-      const created = await this.db.run(
-        batchQueries(this.db.schema).Create,
-        { total: checked.length, ...batch },
-        client,
-      );
-      const row = created.rows[0] as { id: string; created_at: Date; expires_at: Date | null };
-      const enqueued = await this.enqueuer.insertMembers(checked, row.id, client);
-      return { id: row.id, jobs: enqueued, createdAt: row.created_at, expiresAt: row.expires_at };
-    };
-    return options.client ? write(options.client) : this.db.transaction(write);
+    // One enqueue call: with telemetry on, one send span for the members.
+    return this.enqueuer.sendMany(members, async (traceContext) => {
+      const checked = await this.enqueuer.prepareMembers(members);
+      const write = async (client: Executor): Promise<BatchEnqueued> => {
+        const created = await this.db.run(
+          batchQueries(this.db.schema).Create,
+          { total: checked.length, ...batch },
+          client,
+        );
+        const row = created.rows[0] as { id: string; created_at: Date; expires_at: Date | null };
+        const enqueued = await this.enqueuer.insertMembers(checked, row.id, client, traceContext);
+        return { id: row.id, jobs: enqueued, createdAt: row.created_at, expiresAt: row.expires_at };
+      };
+      return options.client ? write(options.client) : this.db.transaction(write);
+    });
   }
 
   /** One batch, or null. */

@@ -2,11 +2,42 @@ import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../dev/embedded.js";
 import { RotaError } from "../errors.js";
+import { type Logger, type LogLevel, streamLogger } from "../logger.js";
 
 /** Options every command accepts (see main.ts). */
 export interface GlobalOptions {
   databaseUrl?: string;
   schema?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+const LOG_FORMATS = ["text", "json"] as const;
+
+/**
+ * The logger of the long-running commands (worker, orchestrator, dev,
+ * dashboard), from --log-level and --log-format: what their workers and
+ * orchestrators log, on stderr.
+ */
+export function cliLogger(options: GlobalOptions): Logger {
+  const level = options.logLevel ?? "info";
+  const format = options.logFormat ?? "text";
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${level}".`,
+      { details: { flag: "--log-level" } },
+    );
+  }
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new RotaError(
+      "INVALID_OPTION",
+      `--log-format must be one of ${LOG_FORMATS.join(", ")}, got "${format}".`,
+      { details: { flag: "--log-format" } },
+    );
+  }
+  return streamLogger({ level: level as LogLevel, format: format as "text" | "json" });
 }
 
 /** The URL from --database-url, else DATABASE_URL, else none. */
@@ -25,7 +56,7 @@ export function rotaFor(options: GlobalOptions): Rota {
       { details: { field: "databaseUrl" } },
     );
   }
-  return new Rota({ connection: url, schema: options.schema });
+  return new Rota({ connection: url, schema: options.schema, logger: cliLogger(options) });
 }
 
 /** Runs `fn` with a Rota for the command's global options, closing it after. */

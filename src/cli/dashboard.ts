@@ -58,12 +58,6 @@ export async function startDashboard(
     host: options.host ?? "127.0.0.1",
     readOnly: options.readOnly === true,
     ...(tokens.length > 0 ? { tokens } : {}),
-    logger: {
-      debug: () => {},
-      info: (message) => logLine(message),
-      warn: (message) => logLine(`warning: ${message}`),
-      error: (message) => logLine(`error: ${message}`),
-    },
   });
   logLine(
     tokens.length > 0

@@ -16,7 +16,7 @@ export const demoTasks = [
     name: "demo.greet",
     queue: "demo",
     handler: async (payload, ctx) => {
-      ctx.logger.debug("greeting", payload);
+      ctx.logger.debug({ n: payload.n }, "greeting");
     },
   }),
   defineTask<{ n: number }>({
@@ -33,7 +33,7 @@ export const demoTasks = [
     name: "demo.scan",
     queue: "demo",
     handler: async (_payload, ctx) => {
-      ctx.logger.debug("scan", { project: ctx.job.targetKey });
+      ctx.logger.debug({ project: ctx.job.targetKey }, "scan");
     },
   }),
   defineTask<{ card: string }>({
@@ -49,14 +49,14 @@ export const demoTasks = [
     queue: "demo",
     batch: { size: 20, waitMs: 2_000 },
     batchHandler: async (jobs, ctx) => {
-      ctx.logger.debug("synced", { contacts: jobs.map((j) => j.payload.contact) });
+      ctx.logger.debug({ contacts: jobs.length }, "synced");
     },
   }),
   defineTask<{ report: string }>({
     name: "demo.report",
     queue: "demo",
     handler: async (payload, ctx) => {
-      ctx.logger.debug("report", payload);
+      ctx.logger.debug({ report: payload.report }, "report");
     },
   }),
 ];

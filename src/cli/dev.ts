@@ -2,10 +2,9 @@ import type { Command } from "commander";
 import { Rota } from "../client.js";
 import { DEFAULT_SCHEMA, validateSchemaName } from "../config.js";
 import { migrationLabel } from "../db/migrate.js";
-import { type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
+import { cliLogger, type GlobalOptions, untilSignal, urlOrEmbedded } from "./context.js";
 import { startDashboard } from "./dashboard.js";
 import { startDemo } from "./demo.js";
-import { logOrchestrator } from "./orchestrator.js";
 import { integerOption, logLine } from "./output.js";
 
 export function registerDev(program: Command): void {
@@ -27,11 +26,12 @@ export function registerDev(program: Command): void {
         const globals = command.optsWithGlobals<GlobalOptions>();
         // Bad input is refused before a server is started for it.
         const schema = validateSchemaName(globals.schema ?? DEFAULT_SCHEMA);
+        const logger = cliLogger(globals);
         const stop = untilSignal();
         const { url, embedded } = await urlOrEmbedded(globals, logLine);
         let rota: Rota | null = null;
         try {
-          rota = new Rota({ connection: url, schema });
+          rota = new Rota({ connection: url, schema, logger });
           const applied = await rota.migrate((m) =>
             logLine(`applied migration ${migrationLabel(m)}`),
           );
@@ -40,7 +40,6 @@ export function registerDev(program: Command): void {
             `schema "${rota.schema}" at version ${status.version}${applied.length ? ` (${applied.length} applied now)` : ""}`,
           );
           const orchestrator = rota.orchestrator();
-          const offs = logOrchestrator(rota, orchestrator);
           await orchestrator.start();
           const demo = options.demo ? await startDemo(rota, logLine) : null;
           const dashboard = options.dashboard
@@ -54,7 +53,6 @@ export function registerDev(program: Command): void {
           await dashboard?.close();
           await demo?.stop();
           await orchestrator.stop();
-          for (const off of offs) off();
         } finally {
           await rota?.close();
           if (embedded) {

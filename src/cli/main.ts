@@ -21,6 +21,8 @@ export function buildProgram(): Command {
     .description("rota: a durable job queue and recurring-job scheduler on PostgreSQL")
     .option("--database-url <url>", "PostgreSQL URL (default: $DATABASE_URL)")
     .option("--schema <name>", "schema holding rota's tables", "rota")
+    .option("--log-level <level>", "least level logged on stderr: debug, info, warn, error", "info")
+    .option("--log-format <format>", "log lines as text, or json (one object a line)", "text")
     .showHelpAfterError()
     .exitOverride();
   registerMigrate(program);

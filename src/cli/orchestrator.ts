@@ -36,13 +36,11 @@ export function registerOrchestrator(program: Command): void {
           return;
         }
         const stop = untilSignal();
-        const offs = logOrchestrator(rota, orchestrator);
         await orchestrator.start();
         logLine(`orchestrator ${orchestrator.holder} running; SIGINT/SIGTERM stops it`);
         const signal = await stop;
         logLine(`received ${signal}: stopping (the leader lease is released)`);
         await orchestrator.stop();
-        for (const off of offs) off();
       } finally {
         await rota.close();
       }
@@ -59,26 +57,6 @@ export function createOrchestrator(
       ? { leaseTtlMs: integerOption("--lease-ttl-ms", options.leaseTtlMs) }
       : {}),
   });
-}
-
-/** Leadership changes and failed steps, printed as they happen. */
-export function logOrchestrator(rota: Rota, orchestrator: Orchestrator): (() => void)[] {
-  return [
-    rota.events.on("leader:acquired", (e) =>
-      logLine(`orchestrator ${e.holder}: leader (epoch ${e.epoch})`),
-    ),
-    rota.events.on("leader:lost", (e) =>
-      logLine(`orchestrator ${e.holder}: no longer leader (${e.reason})`),
-    ),
-    rota.events.on("orchestrator:error", (e) =>
-      logLine(
-        `orchestrator ${orchestrator.holder}: step ${e.step} failed: ${e.error instanceof Error ? e.error.message : String(e.error)}`,
-      ),
-    ),
-    rota.events.on("schedule:quiesced", (e) =>
-      logLine(`schedule "${e.name}" disabled: ${e.error}`),
-    ),
-  ];
 }
 
 function describeReport(report: TickReport) {

@@ -5,7 +5,7 @@ import type { SweepDefinition } from "../capacity/sweeps.js";
 import { RotaError } from "../errors.js";
 import { isTaskDefinition, type TaskList } from "../task.js";
 import { type GlobalOptions, rotaFor } from "./context.js";
-import { createOrchestrator, logOrchestrator } from "./orchestrator.js";
+import { createOrchestrator } from "./orchestrator.js";
 import { integerOption, logLine } from "./output.js";
 
 interface WorkerCliOptions {
@@ -57,7 +57,6 @@ export function registerWorker(program: Command): void {
         });
         await worker.start();
         const orchestrator = options.orchestrate ? createOrchestrator(rota, {}) : null;
-        const offs = orchestrator ? logOrchestrator(rota, orchestrator) : [];
         await orchestrator?.start();
         logLine(
           `worker ${worker.id} running (${options.tasks}); SIGINT/SIGTERM stops it gracefully`,
@@ -68,7 +67,6 @@ export function registerWorker(program: Command): void {
           process.once("SIGTERM", stopped);
         });
         await Promise.all([worker.stop(), orchestrator?.stop()]);
-        for (const off of offs) off();
         logLine(`worker ${worker.id} stopped`);
       } finally {
         await rota.close();

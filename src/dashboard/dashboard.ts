@@ -4,7 +4,7 @@ import { type Context, Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import type { Rota } from "../client.js";
 import { describeThrown, isRotaError, RotaError } from "../errors.js";
-import { consoleLogger, type Logger } from "../worker/job-context.js";
+import type { Logger } from "../logger.js";
 import { Access, type DashboardToken, generateToken, TOKEN_COOKIE } from "./access.js";
 import { ACTIONS } from "./actions.js";
 import type { Html, View } from "./layout.js";
@@ -27,7 +27,7 @@ export interface DashboardOptions {
   basePath?: string;
   /** How often pages refresh their figures in place; default 5,000 ms, 0 never. */
   refreshMs?: number;
-  /** Where each action is logged (besides the dashboard:action event); default stderr. */
+  /** Where each action is logged (besides the dashboard:action event); default the Rota's logger. */
   logger?: Logger;
 }
 
@@ -70,7 +70,7 @@ export function createDashboard(rota: Rota, options: DashboardOptions = {}): Das
   const access = new Access(tokens);
   const base = normalizeBase(options.basePath ?? "");
   const refreshMs = options.refreshMs ?? 5_000;
-  const logger = options.logger ?? consoleLogger;
+  const logger = options.logger ?? rota.logger;
   const app = new Hono<Env>();
 
   app.use("*", async (c, next) => {
@@ -188,12 +188,10 @@ export function createDashboard(rota: Rota, options: DashboardOptions = {}): Das
       ok,
       result,
     });
-    logger.info(`dashboard ${action.name} by ${holder.name}: ${result}`, {
-      actor: holder.name,
-      action: action.name,
-      target,
-      ok,
-    });
+    logger.info(
+      { actor: holder.name, action: action.name, target, ok },
+      `dashboard ${action.name} by ${holder.name}: ${result}`,
+    );
     const url = new URL(back, "http://dashboard.invalid");
     url.searchParams.set(ok ? "done" : "failed", result);
     return c.redirect(`${url.pathname}${url.search}`, 303);
@@ -203,8 +201,10 @@ export function createDashboard(rota: Rota, options: DashboardOptions = {}): Das
   app.route(base === "" ? "/" : base, routes);
   app.notFound((c) => refuse(c, 404, "Not found."));
   app.onError((error, c) => {
+    const path = new URL(c.req.url).pathname;
     logger.error(
-      `dashboard ${c.req.method} ${new URL(c.req.url).pathname} failed: ${describeThrown(error).message}`,
+      { method: c.req.method, path, error: describeThrown(error).message },
+      `dashboard ${c.req.method} ${path} failed`,
     );
     return refuse(c, 500, "The dashboard could not answer: see the server's log.");
   });

@@ -1,4 +1,4 @@
--- rota's schema after migration 0020_jobs_ended_by_state, as pg_dump --schema-only prints it
+-- rota's schema after migration 0021_job_trace_context, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -665,6 +665,7 @@ CREATE TABLE rota.jobs (
     planned_offset_ms bigint,
     distribution text,
     error_history jsonb,
+    trace_context jsonb,
     CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
     CONSTRAINT jobs_concurrency_limit_valid CHECK (((concurrency_limit IS NULL) OR ((concurrency_limit >= 1) AND (concurrency_key IS NOT NULL)))),
     CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),

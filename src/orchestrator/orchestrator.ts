@@ -4,8 +4,9 @@ import { type ExpiryResult, expireBatches } from "../batches/expiry.js";
 import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
-import { RotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { describeThrown, RotaError } from "../errors.js";
+import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
+import { childLogger, consoleLogger, type Logger, validateLogger } from "../logger.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { type MaterializeResult, materializeDue } from "../schedule/materializer.js";
@@ -28,6 +29,13 @@ export interface OrchestratorOptions {
   holder?: string;
   /** The lease row's name; default "orchestrator". */
   leaseName?: string;
+  /**
+   * Where the orchestrator logs (pino, or anything with debug/info/warn/error
+   * taking (fields, message)): leadership with its epoch, failed steps,
+   * rescued jobs, schedules disabled or missing runs (scheduleId), each line
+   * with holder. Default the Rota's `logger`, else stderr.
+   */
+  logger?: Logger;
 }
 
 export interface TickReport {
@@ -80,10 +88,13 @@ export class Orchestrator {
   private lastWatchdog = Number.NEGATIVE_INFINITY;
   private lastPrune = Number.NEGATIVE_INFINITY;
   private watchdogAfter = "0";
+  private readonly logger: Logger;
+  /** The Rota's events as this orchestrator's steps emit them, the rare ones logged (see logTaps). */
+  private readonly events: RotaEvents;
 
   constructor(
     private readonly db: Database,
-    private readonly events: RotaEvents,
+    sharedEvents: RotaEvents,
     options: OrchestratorOptions = {},
   ) {
     this.tickMs = validateMillis("tickMs", options.tickMs ?? 1_000, 1);
@@ -106,7 +117,20 @@ export class Orchestrator {
     this.batchSize = validateCount("batchSize", options.batchSize ?? 5_000);
     this.holder =
       options.holder ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-    this.lease = new LeaderLease(db, events, options.leaseName ?? "orchestrator", this.holder, ttl);
+    this.logger = childLogger(validateLogger("logger", options.logger) ?? consoleLogger, {
+      holder: this.holder,
+    });
+    this.events = tapEvents(
+      sharedEvents,
+      logTaps(this.logger, () => this.lease.epoch),
+    );
+    this.lease = new LeaderLease(
+      db,
+      this.events,
+      options.leaseName ?? "orchestrator",
+      this.holder,
+      ttl,
+    );
   }
 
   get isLeader(): boolean {
@@ -132,7 +156,13 @@ export class Orchestrator {
       }
     };
     this.starting = assertSchemaCurrentToStart(this.db).then(
-      () => void loop(),
+      () => {
+        this.logger.info(
+          { tickMs: this.tickMs, leaseTtlMs: this.lease.ttlMs },
+          "orchestrator started",
+        );
+        void loop();
+      },
       (error: unknown) => {
         if (this.runs === run) this.running = false;
         throw error;
@@ -143,12 +173,16 @@ export class Orchestrator {
 
   /** Stops ticking, waits for a tick in progress, and releases the lease. */
   async stop(): Promise<void> {
+    // Logged for one that ran (started, or ticked as leader), not for each
+    // orchestrator close() stops.
+    const ran = this.running || this.lease.isLeader;
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
+    if (ran) this.logger.info({}, "orchestrator stopped");
   }
 
   /** One tick: take or keep the lease, then, as leader, run the steps. */
@@ -251,5 +285,63 @@ export class Orchestrator {
   private fail(report: TickReport, step: string, error: unknown): void {
     report.errors.push({ step, error });
     this.events.emit("orchestrator:error", { holder: this.holder, step, error });
+    this.logger.error(
+      { step, epoch: this.lease.epoch, error: describeThrown(error).message },
+      `orchestrator step ${step} failed; the other steps still ran`,
+    );
   }
+}
+
+/**
+ * What an orchestrator logs of its own steps' events (its logger adds
+ * holder): leadership with its epoch, and per schedule (scheduleId) only
+ * what needs a person: disabled, runs missed, a target source that failed.
+ * Never the per-execution events, and never a payload.
+ */
+function logTaps(logger: Logger, epoch: () => number | null): EventTaps {
+  return {
+    "leader:acquired": (e) => logger.info({ lease: e.lease, epoch: e.epoch }, "became the leader"),
+    "leader:lost": (e) =>
+      logger.warn({ lease: e.lease, epoch: e.epoch, reason: e.reason }, "no longer the leader"),
+    "job:rescued": (e) =>
+      logger.warn(
+        {
+          jobId: e.id,
+          queue: e.queue,
+          task: e.task,
+          attempt: e.attempt,
+          state: e.state,
+          epoch: epoch(),
+        },
+        "rescued a job whose lease expired (its worker stopped heartbeating)",
+      ),
+    "schedule:quiesced": (e) =>
+      logger.warn(
+        { scheduleId: e.scheduleId, schedule: e.name, error: e.error, epoch: epoch() },
+        "schedule disabled: its spec does not parse",
+      ),
+    "schedule:execution:missed": (e) =>
+      logger.warn(
+        {
+          scheduleId: e.scheduleId,
+          executionId: e.executionId,
+          occurrenceAt: e.occurrenceAt,
+          count: e.count,
+          epoch: epoch(),
+        },
+        "schedule runs missed: past their catch-up window",
+      ),
+    "schedule:targets:refreshed": (e) => {
+      if (e.error === null) return;
+      logger.warn(
+        { scheduleId: e.scheduleId, schedule: e.name, error: e.error, epoch: epoch() },
+        "schedule target source failed; its targets stay as they were",
+      );
+    },
+    "batch:expired": (e) =>
+      logger.info(
+        { batchId: e.batchId, callbackJobId: e.callbackJobId, open: e.open, epoch: epoch() },
+        "batch expired with members still open; its callback was enqueued",
+      ),
+  };
 }

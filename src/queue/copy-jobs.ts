@@ -51,7 +51,7 @@ export interface JobSource {
 
 /** Jobs checked and encoded per step of the stream, so the server inserts one step while the next is built. */
 const CHUNK_ROWS = 1_000;
-/** Fields per row: the columns of CopyJobs. */
+/** Fields per row: the columns of CopyJobs (CopyJobsTraced has one more, trace_context). */
 const COPY_FIELDS = 14;
 /** Most bytes of a row besides its text and JSON fields (lengths, numbers, timestamps). */
 const ROW_FIXED_BYTES = 2 + COPY_FIELDS * 4 + 8 + 4 + 8 + 4 + 4 + 8 + 4 + 8;
@@ -82,13 +82,20 @@ export async function drawIds(
  * by itself and Wake follows it, telling the workers of a queue whose jobs
  * are all delayed when the first comes due. `batchId`: the batch every job
  * is a member of (inserted before, in the caller's transaction).
+ * `traceContext`: the enqueue's send span's, written on every row through
+ * CopyJobsTraced; without one the COPY has no such field at all.
  */
 export async function copyJobs(
   db: Database,
   source: JobSource,
   drawing: Promise<DrawnIds>,
   client: pg.ClientBase,
-  options: { ownConnection?: boolean; keepJobs?: boolean; batchId?: string | null } = {},
+  options: {
+    ownConnection?: boolean;
+    keepJobs?: boolean;
+    batchId?: string | null;
+    traceContext?: string | null;
+  } = {},
 ): Promise<CopiedJobs> {
   const q = enqueueQueries(db.schema);
   const count = source.count;
@@ -121,6 +128,9 @@ export async function copyJobs(
   const ids: string[] = firstId >= 0 ? new Array(count) : listedIds(drawn, count);
   const nowUs = Number(drawn.now_us);
   const batchId = options.batchId ?? null;
+  const traceContext = options.traceContext ?? null;
+  const fields = traceContext === null ? COPY_FIELDS : COPY_FIELDS + 1;
+  const traceBytes = traceContext === null ? 0 : textBytes(traceContext);
   async function* encoded(): AsyncGenerator<Buffer> {
     const writer = new CopyBinaryWriter();
     for (let start = 0; start < count; start += CHUNK_ROWS) {
@@ -141,9 +151,10 @@ export async function copyJobs(
             textBytes(job.task) +
             textBytes(job.payload) +
             (job.backoff === null ? 0 : textBytes(job.backoff)) +
-            (job.concurrencyKey === null ? 0 : textBytes(job.concurrencyKey)),
+            (job.concurrencyKey === null ? 0 : textBytes(job.concurrencyKey)) +
+            traceBytes,
         );
-        writer.row(COPY_FIELDS);
+        writer.row(fields);
         if (firstId >= 0) {
           writer.int8(firstId + i);
           ids[i] = String(firstId + i);
@@ -171,11 +182,13 @@ export async function copyJobs(
         }
         if (batchId === null) writer.null();
         else writer.int8Text(batchId);
+        if (traceContext !== null) writer.jsonb(traceContext);
       }
       yield* writer.drain(end === count);
     }
   }
-  await pipeline(Readable.from(encoded()), client.query(copyFrom(q.CopyJobs.text)));
+  const copy = traceContext === null ? q.CopyJobs : q.CopyJobsTraced;
+  await pipeline(Readable.from(encoded()), client.query(copyFrom(copy.text)));
   if (woken.size > 0) {
     // Inside a caller's transaction the wake-up is delivered at its commit,
     // however late: the queues are woken as due now. On rota's own

@@ -5,8 +5,10 @@ import { isStatementError } from "../db/sqlstate.js";
 import { isRotaError, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
 import { canCopy, copyJobs, drawIds, type JobSource } from "./copy-jobs.js";
 import {
+  DEFAULT_QUEUE,
   ENQUEUE_OPTION_KEYS,
   type EnqueueOptions,
   type NormalizedJob,
@@ -98,6 +100,8 @@ export class Enqueuer {
     private readonly events: RotaEvents,
     private readonly tasks: Map<string, TaskDefinition>,
     private readonly payloadLimitBytes: number,
+    /** Null without telemetry: then an enqueue does nothing for it but check that. */
+    private readonly telemetry: Telemetry | null = null,
   ) {
     this.q = enqueueQueries(db.schema);
   }
@@ -107,16 +111,74 @@ export class Enqueuer {
     payload: unknown,
     options: EnqueueOptions & TransactionOption = {},
   ): Promise<EnqueueResult> {
+    if (this.telemetry !== null) return this.tracedEnqueue(this.telemetry, task, payload, options);
     const prepared = this.prepare({ task, payload, options });
     const job = prepared instanceof Promise ? await prepared : prepared;
-    if (options.client) {
-      const [result] = await this.insert([job], options.client);
-      return result as EnqueueResult;
-    }
+    return this.submit(job, options.client);
+  }
+
+  /** enqueue() inside its send span: the span's trace context is stored on the job. */
+  private tracedEnqueue(
+    telemetry: Telemetry,
+    task: EnqueueSpec["task"],
+    payload: unknown,
+    options: EnqueueOptions & TransactionOption,
+  ): Promise<EnqueueResult> {
+    return telemetry.send(
+      this.destinations([{ task, options }]),
+      false,
+      async (traceContext) => {
+        const prepared = this.prepare({ task, payload, options });
+        const job = prepared instanceof Promise ? await prepared : prepared;
+        job.traceContext = traceContext;
+        return this.submit(job, options.client);
+      },
+      (result) => result.id,
+    );
+  }
+
+  /** A checked job: inserted on the caller's client, or grouped with others on rota's pool (pump). */
+  private submit(job: NormalizedJob, client: Executor | undefined): Promise<EnqueueResult> {
+    if (client) return this.insert([job], client).then((results) => results[0] as EnqueueResult);
     return new Promise<EnqueueResult>((resolve, reject) => {
       this.waiting.push({ job, resolve, reject });
       this.pump();
     });
+  }
+
+  /**
+   * Runs `write`, one enqueue call of `specs`' jobs, inside its send span when
+   * telemetry is on: one span for all of them (enqueueMany, a batch's
+   * members). `write` gets the trace context to store on each job, or null.
+   */
+  sendMany<T>(
+    specs: readonly EnqueueSpec[],
+    write: (traceContext: string | null) => Promise<T>,
+  ): Promise<T> {
+    if (this.telemetry === null) return write(null);
+    return this.telemetry.send(this.destinations(specs), true, write);
+  }
+
+  /**
+   * How many of the jobs go to each queue, for the send span and the sent
+   * counter: read from the specs before they are checked, so a call refused
+   * for bad input still has its span (with error.type).
+   */
+  private destinations(specs: readonly Partial<EnqueueSpec>[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const spec of specs) {
+      const option = (spec?.options as EnqueueOptions | undefined)?.queue;
+      const task = spec?.task;
+      const definition =
+        typeof task === "object" && task !== null
+          ? task
+          : typeof task === "string"
+            ? this.tasks.get(task)
+            : undefined;
+      const queue = typeof option === "string" ? option : (definition?.queue ?? DEFAULT_QUEUE);
+      counts.set(queue, (counts.get(queue) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /**
@@ -138,12 +200,21 @@ export class Enqueuer {
         },
       );
     }
+    return this.sendMany(specs, (traceContext) => this.writeMany(specs, options, traceContext));
+  }
+
+  /** enqueueMany's write, each job with `traceContext` (null without telemetry). */
+  private async writeMany(
+    specs: readonly EnqueueSpec[],
+    options: TransactionOption,
+    traceContext: string | null,
+  ): Promise<EnqueueResult[]> {
     if (specs.length >= COPY_MIN_JOBS && !specs.some(hasUniqueKey)) {
       if (!options.client) {
         const client = await this.db.connect();
         let broken: Error | undefined;
         try {
-          return await this.copy(specs, client, { ownConnection: true });
+          return await this.copy(specs, client, { ownConnection: true, traceContext });
         } catch (error) {
           // A statement error leaves the connection usable; anything else
           // (a broken stream, a lost connection) may not, so it is discarded.
@@ -153,9 +224,9 @@ export class Enqueuer {
           client.release(broken);
         }
       }
-      if (canCopy(options.client)) return this.copy(specs, options.client);
+      if (canCopy(options.client)) return this.copy(specs, options.client, { traceContext });
     }
-    const jobs = await this.prepareAll(specs);
+    const jobs = withTraceContext(await this.prepareAll(specs), traceContext);
     if (jobs.length === 0) return [];
     return this.insert(jobs, options.client ?? this.db.pool);
   }
@@ -189,7 +260,7 @@ export class Enqueuer {
   private async copy(
     specs: readonly EnqueueSpec[],
     client: pg.ClientBase,
-    options: { ownConnection?: boolean } = {},
+    options: { ownConnection?: boolean; traceContext: string | null },
   ): Promise<EnqueueResult[]> {
     // The server draws the ids while the first jobs are checked here. A
     // failure is handled at once (and thrown below), so it is never an
@@ -217,6 +288,7 @@ export class Enqueuer {
     return this.copySource(source, drawing, client, {
       ownConnection: options.ownConnection === true,
       batchId: null,
+      traceContext: options.traceContext,
     });
   }
 
@@ -225,7 +297,7 @@ export class Enqueuer {
     source: JobSource,
     drawing: ReturnType<typeof drawIds>,
     client: pg.ClientBase,
-    options: { ownConnection: boolean; batchId: string | null },
+    options: { ownConnection: boolean; batchId: string | null; traceContext: string | null },
   ): Promise<EnqueueResult[]> {
     const emit = this.events.wants("job:enqueued");
     const { jobs, ids, states } = await copyJobs(this.db, source, drawing, client, {
@@ -278,6 +350,7 @@ export class Enqueuer {
     jobs: NormalizedJob[],
     batchId: string,
     client: Executor,
+    traceContext: string | null,
   ): Promise<EnqueueResult[]> {
     if (jobs.length >= COPY_MIN_JOBS && canCopy(client)) {
       const drawing = drawIds(this.db, jobs.length, client);
@@ -286,11 +359,17 @@ export class Enqueuer {
       return this.copySource(checkedSource(jobs), drawing, client, {
         ownConnection: false,
         batchId,
+        traceContext,
       });
     }
     const result = await this.db.run(
       this.q.InsertPlain,
-      { jobs: jobsJson(jobs, false), notify: true, commitsAlone: false, batchId },
+      {
+        jobs: jobsJson(withTraceContext(jobs, traceContext), false),
+        notify: true,
+        commitsAlone: false,
+        batchId,
+      },
       client,
     );
     return result.rows.map((row, i) => this.outcome(jobs[i] as NormalizedJob, row));
@@ -554,9 +633,17 @@ function jobsJson(jobs: NormalizedJob[], withKeys: boolean): string {
       if (j.uniqueKey !== null) fields.push(`"unique_key":${JSON.stringify(j.uniqueKey)}`);
       fields.push(`"conflict":${JSON.stringify(j.conflict)}`);
     }
+    // JSON text rota wrote itself (trace-context.ts).
+    if (j.traceContext !== null) fields.push(`"trace_context":${j.traceContext}`);
     return `{${fields.join(",")}}`;
   });
   return `[${parts.join(",")}]`;
+}
+
+/** The jobs of one enqueue call, each with its send span's trace context (none when null). */
+function withTraceContext(jobs: NormalizedJob[], traceContext: string | null): NormalizedJob[] {
+  if (traceContext !== null) for (const job of jobs) job.traceContext = traceContext;
+  return jobs;
 }
 
 /** Jobs already checked, as the source of a COPY. */

@@ -195,6 +195,8 @@ export interface NormalizedJob {
   /** With a limit (concurrencyLimit), or null with none. */
   concurrencyKey: string | null;
   concurrencyLimit: number | null;
+  /** Its enqueue's trace context (JSON text, migration 0021); null without telemetry. */
+  traceContext: string | null;
 }
 
 export interface JobDefaults {
@@ -364,6 +366,8 @@ export function normalizeJob(
     conflict,
     concurrencyKey: concurrency?.key ?? null,
     concurrencyLimit: concurrency?.limit ?? null,
+    // Set by the enqueue's send span (telemetry.ts), when there is one.
+    traceContext: null,
   };
 }
 

@@ -2,11 +2,13 @@ import { validateMillis } from "../config.js";
 import { storableJson } from "../db/jsonb.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { childLogger, type Logger } from "../logger.js";
 import { backoffDelay } from "../queue/backoff.js";
 import { type TaskDefinition, type TaskHandler, validatePayload } from "../task.js";
+import type { ProcessSpan, Telemetry } from "../telemetry/telemetry.js";
 import type { Failure, Success } from "./completer.js";
 import type { ClaimedRow } from "./held-jobs.js";
-import { childLogger, type JobContext, type JobInfo, type Logger } from "./job-context.js";
+import type { JobContext, JobInfo } from "./job-context.js";
 
 /** What an attempt needs from the worker that runs it. */
 export interface AttemptEnvironment {
@@ -14,6 +16,8 @@ export interface AttemptEnvironment {
   leaseMs: number;
   logger: Logger;
   events: RotaEvents;
+  /** Null without telemetry: then an attempt does nothing for it but check that. */
+  telemetry: Telemetry | null;
   /** Extends the attempt's lease by `ms`; false when the worker no longer holds it. */
   extendLease(row: ClaimedRow, ms: number): Promise<boolean>;
   /** Takes the attempt's outcome; called once per attempt (see Attempt.settled). */
@@ -62,7 +66,14 @@ export class Attempt {
   async run(handler: TaskHandler<unknown>, env: AttemptEnvironment): Promise<void> {
     const { row, task } = this;
     const started = performance.now();
-    const settle = (outcome: Outcome) => env.settle(this, outcome, performance.now() - started);
+    const span = env.telemetry === null ? null : env.telemetry.process([row], env.workerId, false);
+    const settle = (outcome: Outcome) => {
+      env.settle(this, outcome, performance.now() - started);
+      if (span !== null) {
+        settleSpan(span, row, outcome);
+        span.end();
+      }
+    };
     this.announce(env);
     const timeout = startTimeout(
       row.timeout_ms ?? task.timeoutMs ?? null,
@@ -71,7 +82,8 @@ export class Attempt {
     );
     try {
       const payload = await this.payload();
-      const handling = Promise.resolve().then(() => handler(payload, this.context(env)));
+      const call = () => handler(payload, this.context(env));
+      const handling = Promise.resolve().then(span === null ? call : () => span.run(call));
       try {
         // On timeout the attempt is recorded at once ...
         await (timeout.expired ? Promise.race([handling, timeout.expired]) : handling);
@@ -198,11 +210,22 @@ export class Attempt {
 
   private context(env: AttemptEnvironment): JobContext {
     const { row } = this;
+    let logger: Logger | undefined;
     return {
       job: this.jobInfo(),
       attempt: row.attempts,
       signal: this.controller.signal,
-      logger: childLogger(env.logger, { job: row.id, task: row.task, attempt: row.attempts }),
+      // Made when the handler first asks for it: a child logger per job (a
+      // pino child binds its fields) is work most handlers never need.
+      get logger() {
+        logger ??= childLogger(env.logger, {
+          jobId: row.id,
+          queue: row.queue,
+          task: row.task,
+          attempt: row.attempts,
+        });
+        return logger;
+      },
       extendLease: async (ms = env.leaseMs) => {
         validateLeaseExtension(ms);
         if (!(await env.extendLease(row, ms))) {
@@ -213,6 +236,15 @@ export class Attempt {
         }
       },
     };
+  }
+}
+
+/** One job's outcome on its handler call's span (what a refused payload failed with, unwrapped). */
+export function settleSpan(span: ProcessSpan, row: ClaimedRow, outcome: Outcome): void {
+  if (outcome === SUCCEEDED) span.settled(row, false);
+  else {
+    const { thrown } = outcome;
+    span.settled(row, true, thrown instanceof PayloadRefused ? thrown.cause : thrown);
   }
 }
 

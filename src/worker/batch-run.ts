@@ -1,14 +1,16 @@
 import { RotaError } from "../errors.js";
+import { childLogger, type Logger } from "../logger.js";
 import type { BatchContext, BatchJob, BatchOutcome, BatchTaskDefinition } from "../task.js";
+import type { ProcessSpan } from "../telemetry/telemetry.js";
 import {
   type Attempt,
   type AttemptEnvironment,
   type Outcome,
   SUCCEEDED,
+  settleSpan,
   startTimeout,
   validateLeaseExtension,
 } from "./attempt.js";
-import { childLogger } from "./job-context.js";
 
 /**
  * One call of a batch task's handler with the attempts of up to
@@ -31,8 +33,35 @@ export async function runBatch(
   env: AttemptEnvironment,
 ): Promise<void> {
   const started = performance.now();
-  const settle = (attempt: Attempt, outcome: Outcome) =>
+  // One span for the call, with a link per job (its refused payloads too).
+  const span =
+    env.telemetry === null
+      ? null
+      : env.telemetry.process(
+          attempts.map((a) => a.row),
+          env.workerId,
+          true,
+        );
+  const settle = (attempt: Attempt, outcome: Outcome) => {
     env.settle(attempt, outcome, performance.now() - started);
+    if (span !== null) settleSpan(span, attempt.row, outcome);
+  };
+  try {
+    await runCall(attempts, task, env, settle, span);
+  } finally {
+    // Every payload refused, or the call's setup threw: no outcome ended it.
+    span?.end();
+  }
+}
+
+/** runBatch's call: the payloads checked, the handler called, each job's outcome handed over. */
+async function runCall(
+  attempts: readonly Attempt[],
+  task: BatchTaskDefinition,
+  env: AttemptEnvironment,
+  settle: (attempt: Attempt, outcome: Outcome) => void,
+  span: ProcessSpan | null,
+): Promise<void> {
   for (const attempt of attempts) attempt.announce(env);
 
   const members: Attempt[] = [];
@@ -62,9 +91,8 @@ export async function runBatch(
     },
   );
   try {
-    const handling = Promise.resolve().then(() =>
-      task.batchHandler(jobs, batchContext(members, task, env)),
-    );
+    const call = () => task.batchHandler(jobs, batchContext(members, task, env));
+    const handling = Promise.resolve().then(span === null ? call : () => span.run(call));
     try {
       // On timeout every job is recorded at once ...
       const result = await (timeout.expired ? Promise.race([handling, timeout.expired]) : handling);
@@ -75,6 +103,8 @@ export async function runBatch(
     } catch (error) {
       for (const attempt of members) settle(attempt, { thrown: error });
     }
+    // The span ends with the outcomes, as a single job's does (attempt.ts) ...
+    span?.end();
     // ... but the slot stays taken until the handler really returns.
     await handling.catch(() => {});
   } finally {
@@ -87,9 +117,17 @@ function batchContext(
   task: BatchTaskDefinition,
   env: AttemptEnvironment,
 ): BatchContext {
+  let logger: Logger | undefined;
   return {
     signal: allAborted(members.map((a) => a.controller.signal)),
-    logger: childLogger(env.logger, { task: task.name, jobs: members.length }),
+    // Made when the handler first asks for it (as a single job's, attempt.ts).
+    get logger() {
+      logger ??= childLogger(env.logger, {
+        task: task.name,
+        jobIds: members.map((a) => a.row.id),
+      });
+      return logger;
+    },
     extendLease: async (ms = env.leaseMs) => {
       validateLeaseExtension(ms);
       const kept = await Promise.all(members.map((a) => env.extendLease(a.row, ms)));

@@ -13,6 +13,8 @@ export interface ClaimerEnvironment {
   /** The worker's bookkeeping connections (NextDue). */
   db: Database;
   events: RotaEvents;
+  /** The worker has telemetry on: claims bring each job's trace context. */
+  traced: boolean;
   /** Whether the worker still runs (claims stop when it stops). */
   running(): boolean;
   /** Whether LISTEN works (the idle poll is longer then). */
@@ -208,6 +210,7 @@ export class Claimer {
           limit: room,
           workerId: this.settings.id,
           leaseMs,
+          traced: this.env.traced,
           // The rows that start at once (the buffer starts first); the rest
           // wait in the buffer and are marked started when they leave it.
           // A batch task's rows may wait for their batch to fill: all of a
@@ -298,6 +301,7 @@ export class Claimer {
         tasks: taskNames,
         workerId: this.settings.id,
         leaseMs,
+        traced: this.env.traced,
       });
       row = result.rows[0];
     } catch (error) {

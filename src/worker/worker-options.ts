@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { validateCount, validateMillis } from "../config.js";
 import { RotaError } from "../errors.js";
+import { childLogger, consoleLogger, type Logger, validateLogger } from "../logger.js";
 import { DEFAULT_QUEUE, validateQueueName } from "../queue/job-options.js";
 import { type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "../task.js";
-import { childLogger, consoleLogger, type Logger } from "./job-context.js";
 
 /** What `rota.worker(options)` takes; every field but `tasks` is optional. */
 export interface WorkerOptions {
@@ -60,6 +60,11 @@ export interface WorkerOptions {
   /** Stop gracefully on SIGINT/SIGTERM; default false (the CLI turns it on). */
   handleSignals?: boolean;
   workerId?: string;
+  /**
+   * Where the worker logs (pino, or anything with debug/info/warn/error taking
+   * (fields, message)); every line carries workerId, a job's also jobId,
+   * queue, task and attempt. Default the Rota's `logger`, else stderr.
+   */
   logger?: Logger;
 }
 
@@ -158,6 +163,8 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     listen: options.listen ?? true,
     handleSignals: options.handleSignals ?? false,
     retention: resolveRetention(options.retention),
-    logger: childLogger(options.logger ?? consoleLogger, { worker: id }),
+    logger: childLogger(validateLogger("logger", options.logger) ?? consoleLogger, {
+      workerId: id,
+    }),
   };
 }

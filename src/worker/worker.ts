@@ -2,10 +2,12 @@ import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
+import type { Logger } from "../logger.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs } from "../queue/retention.js";
 import type { TaskDefinition } from "../task.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
 import {
   Attempt,
   type AttemptEnvironment,
@@ -67,6 +69,8 @@ export class Worker {
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
+  /** The Rota's events as this worker emits them, its own rare ones logged (see logTaps). */
+  private readonly events: RotaEvents;
 
   /**
    * The worker's own connections. Its bookkeeping (claim, heartbeat,
@@ -81,12 +85,16 @@ export class Worker {
 
   constructor(
     parentDb: Database,
-    private readonly events: RotaEvents,
+    sharedEvents: RotaEvents,
     options: WorkerOptions,
+    /** The Rota's telemetry; null without (see telemetry.ts). */
+    telemetry: Telemetry | null = null,
   ) {
     const settings = resolveWorkerOptions(options);
     this.settings = settings;
     this.id = settings.id;
+    const events = tapEvents(sharedEvents, logTaps(settings.logger, settings.fallbackPollMs));
+    this.events = events;
     this.heldJobs = new HeldJobs(settings.concurrency, (task) => settings.tasks.get(task)?.batch);
     this.db = parentDb.derive({
       poolSize: 4,
@@ -107,6 +115,7 @@ export class Worker {
       claimDb: this.claimDb,
       db: this.db,
       events,
+      traced: telemetry !== null,
       running: () => this.state === "running",
       listening: () => this.listener?.listening ?? false,
       startBuffered: () => this.startBuffered(),
@@ -128,6 +137,7 @@ export class Worker {
       leaseMs: settings.leaseMs,
       logger: settings.logger,
       events,
+      telemetry,
       extendLease: async (row, ms) => {
         const result = await this.db.run(this.q.ExtendLease, {
           id: row.id,
@@ -258,6 +268,14 @@ export class Worker {
     // The first report, so that an idle worker is seen from the start (one
     // that fails is reported as a worker error; start() goes on).
     await this.stats?.start();
+    this.settings.logger.info(
+      {
+        queues: this.settings.queues,
+        tasks: this.settings.taskNames,
+        concurrency: this.settings.concurrency,
+      },
+      "worker started",
+    );
   }
 
   /** Graceful stop; resolves when every held job is finished or handed back. */
@@ -470,6 +488,7 @@ export class Worker {
       Promise.all([this.db.close(), this.claimDb.close()]),
       "its connections to close",
     );
+    this.settings.logger.info({}, "worker stopped");
   }
 
   /** Waits for `work` (its failure is reported where it happens), at most STOP_STEP_LIMIT_MS. */
@@ -513,8 +532,59 @@ export class Worker {
 
   private reportError(during: string, error: unknown): void {
     this.events.emit("worker:error", { workerId: this.id, error, during });
-    this.settings.logger.warn(`worker ${during} failed: ${describeThrown(error).message}`);
+    this.settings.logger.warn(
+      { during, error: describeThrown(error).message },
+      `worker ${during} failed`,
+    );
   }
+}
+
+/**
+ * What a worker logs of its own events, with the job's fields (its logger
+ * adds workerId). Only failures and rarities: a job that succeeds logs
+ * nothing, so the hot path builds no log line. Never a payload.
+ */
+function logTaps(logger: Logger, fallbackPollMs: number): EventTaps {
+  return {
+    "job:run:retry": (e) =>
+      logger.warn(
+        {
+          jobId: e.id,
+          queue: e.queue,
+          task: e.task,
+          attempt: e.attempt,
+          error: e.error,
+          retryAt: e.retryAt,
+        },
+        "job attempt failed; it is retried",
+      ),
+    "job:failed": (e) =>
+      logger.error(
+        { jobId: e.id, queue: e.queue, task: e.task, attempt: e.attempt, error: e.error },
+        "job failed: no attempts left",
+      ),
+    "job:cancelled": (e) => logger.info({ jobId: e.id }, "job cancelled while held by this worker"),
+    "job:fenced": (e) =>
+      logger.warn(
+        { jobId: e.id, attempt: e.attempt },
+        "outcome not recorded: the job was rescued from this worker meanwhile (its lease had expired)",
+      ),
+    "job:lease:lost": (e) =>
+      logger.warn(
+        { jobId: e.id },
+        "lost the lease of a held job (it was rescued); its handler's signal is aborted",
+      ),
+    "job:rescued": (e) =>
+      logger.warn(
+        { jobId: e.id, queue: e.queue, task: e.task, attempt: e.attempt, state: e.state },
+        "rescued a job whose lease expired (its worker stopped heartbeating)",
+      ),
+    "worker:listen:lost": (e) =>
+      logger.warn(
+        { error: describeThrown(e.error).message, pollMs: fallbackPollMs },
+        "LISTEN connection lost; polling until it is back",
+      ),
+  };
 }
 
 /**

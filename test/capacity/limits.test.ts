@@ -5,7 +5,7 @@
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobQueries } from "../../src/db/queries/jobs.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { collect, runCli, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 
@@ -81,6 +81,7 @@ describe("a queue's concurrency limit and a key's", () => {
         limit: 10,
         workerId: "me",
         leaseMs: 60_000,
+        traced: false,
         startNow: 10,
         passOver: [],
       });
@@ -403,6 +404,7 @@ describe("a queue's concurrency limit and a key's", () => {
         limit: 10,
         workerId: `buffer-${startNow}`,
         leaseMs: 60_000,
+        traced: false,
         startNow,
         passOver: [],
       });

@@ -3,7 +3,7 @@
 // every job runs once; planned executions wait and follow their catch-up
 // policy.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { runCli } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";

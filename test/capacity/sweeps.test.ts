@@ -4,7 +4,7 @@
 // finishes it; the cron kick, the CLI, and bad definitions.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SweepDefinition } from "../../src/capacity/sweeps.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { collect, runCli, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";

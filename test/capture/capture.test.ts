@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CaptureInfo } from "../../src/capture/captures.js";
 import { isRotaError } from "../../src/errors.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { migratedSchemaWithClient, type TestSchemaWithClient } from "../helpers/database.js";
 

@@ -36,7 +36,7 @@ describe("rota worker --orchestrate", () => {
     for (const child of children) child.kill("SIGTERM");
     const results = await Promise.all(exits);
     for (const result of results) expect(result.code, result.stderr).toBe(0);
-    const leaders = results.filter((r) => /leader \(epoch \d+\)/.test(r.stderr));
+    const leaders = results.filter((r) => /became the leader .*"epoch":\d+/.test(r.stderr));
     expect(leaders).toHaveLength(1);
     const counts = await sideCounts(t.schema);
     expect(counts.distinct).toBe(counts.runs);

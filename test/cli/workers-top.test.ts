@@ -1,7 +1,7 @@
 // `rota workers list` and `rota top`, against a real PostgreSQL: a worker's
 // own report (its row, its outcomes per minute) as an operator reads it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { cliOn } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";

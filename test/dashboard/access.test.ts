@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDashboard, type Dashboard } from "../../src/dashboard/dashboard.js";
 import { serveDashboard } from "../../src/dashboard/serve.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
 let t: TestSchema;

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServedDashboard, serveDashboard } from "../../src/dashboard/serve.js";
+import { silentLogger } from "../../src/logger.js";
 import { defineTask } from "../../src/task.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 

@@ -14,7 +14,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { databaseUrl, dropSchema, withClient } from "../helpers/database.js";
 import { createSideTable, SIDE_TASKS } from "../helpers/side-table.js";
 

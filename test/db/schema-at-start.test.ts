@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 import { nextEvent } from "../helpers/events.js";
 

@@ -153,8 +153,10 @@ describe("query modules", () => {
       "passOver",
       "workerId",
       "leaseMs",
+      "traced",
     ]);
     expect(enqueueQueries("s2").CopyJobs.params).toEqual([]);
+    expect(enqueueQueries("s2").CopyJobsTraced.params).toEqual([]);
     expect(scheduleQueries("s2").Upsert.params).toHaveLength(22);
   });
 });

@@ -10,7 +10,7 @@ import { expireBatches } from "../../src/batches/expiry.js";
 import { Rota } from "../../src/client.js";
 import { batchQueries } from "../../src/db/queries/batches.js";
 import { jobQueries } from "../../src/db/queries/jobs.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";

@@ -4,8 +4,8 @@
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { databaseOf, Rota } from "../../src/client.js";
+import { silentLogger } from "../../src/logger.js";
 import { FAILED_WRITE_DELAY_MS, materializeDue } from "../../src/schedule/materializer.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
 const MINUTE = 60_000;

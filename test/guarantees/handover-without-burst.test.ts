@@ -3,7 +3,7 @@
 // never in a burst for what came due before; a hand-over ramps by percent
 // and rolls back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { nextEvent } from "../helpers/events.js";
 

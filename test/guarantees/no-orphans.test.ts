@@ -2,7 +2,7 @@
 // its not-yet-started executions in the same transaction — and when that
 // transaction fails, nothing of the change is left either.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { deferred, nextEvent } from "../helpers/events.js";
 

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseOf, Rota } from "../../src/client.js";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/dev/embedded.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { events, nextEvent } from "../helpers/events.js";

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { TestSchema } from "./database.js";
 import { nextEvent } from "./events.js";
 

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import type { Worker, WorkerOptions } from "../../src/worker/worker.js";
 import { migratedSchema, type TestSchema } from "./database.js";
 import { deferred } from "./events.js";

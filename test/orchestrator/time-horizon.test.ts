@@ -1,8 +1,8 @@
 // The time horizon: a leader that dies delays nothing already planned, and a
 // per-second schedule plans minutes ahead, never more than the cap.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/logger.js";
 import { TIME_HORIZON_CAP } from "../../src/schedule/plan.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
 let t: TestSchema;

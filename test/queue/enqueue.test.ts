@@ -233,6 +233,7 @@ describe("enqueueMany by COPY (lists of 500 jobs or more without unique keys)", 
       conflict: "keep" as const,
       concurrencyKey: null,
       concurrencyLimit: null,
+      traceContext: null,
     }));
     const client = await t.db.connect();
     try {

@@ -1,10 +1,10 @@
 // Scheduling policies against a real PostgreSQL, time driven by the database
 // clock: baseline, catch-up, overlap, skip, supersede, trigger, pause, watchdog.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/logger.js";
 import type { Orchestrator } from "../../src/orchestrator/orchestrator.js";
 import { watchdogSlice } from "../../src/schedule/reconciler.js";
 import type { JobContext } from "../../src/worker/job-context.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { deferred, events, nextEvent } from "../helpers/events.js";

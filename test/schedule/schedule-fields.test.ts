@@ -1,7 +1,7 @@
 // What a schedule reports says what it holds: the next planned run, the last
 // run that started, and the planning cursor apart from both (API and CLI).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { runCli } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { nextEvent } from "../helpers/events.js";

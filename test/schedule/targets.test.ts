@@ -3,12 +3,12 @@
 // at occurrence + offset, the offset inside the capped window, placed by the
 // schedule's strategy. Time moves through the database clock seam only.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/logger.js";
 import { defineDistribution } from "../../src/schedule/distribution.js";
 import { fanOutCadence } from "../../src/schedule/fan-out.js";
 import { materializeDue } from "../../src/schedule/materializer.js";
 import type { ScheduleInput } from "../../src/schedule/schedule-options.js";
 import { compileSpec } from "../../src/schedule/spec.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 
 let t: TestSchema;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/logger.js";
 import type { Orchestrator } from "../../src/orchestrator/orchestrator.js";
 import type { UpcomingRun } from "../../src/schedule/schedules.js";
-import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker } from "../../src/worker/worker.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { nextEvent } from "../helpers/events.js";

@@ -4,7 +4,7 @@
 // enqueued and run, and a schedule that fires once when the database clock
 // reaches its occurrence.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { nextEvent } from "../helpers/events.js";
 

@@ -2,7 +2,7 @@
 // whose job was rescued cannot complete or fail it a second time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRotaError } from "../../src/errors.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { deferred, nextEvent } from "../helpers/events.js";
 

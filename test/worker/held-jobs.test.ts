@@ -28,6 +28,7 @@ function row(id: string, attempts = 1, task = "t"): ClaimedRow {
     started_at: null,
     claimed_at: at,
     limited: false,
+    trace_context: null,
   };
 }
 

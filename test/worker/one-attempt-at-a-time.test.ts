@@ -3,7 +3,7 @@
 // crowd out the others.
 import { describe, expect, it } from "vitest";
 import { jobQueries } from "../../src/db/queries/jobs.js";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema, withClient } from "../helpers/database.js";
 import { deferred } from "../helpers/events.js";
 import { useWorkerHarness } from "../helpers/worker-harness.js";
@@ -220,6 +220,7 @@ describe("the claim's passed-over jobs", () => {
       limit: 10,
       workerId: "w",
       leaseMs: 60_000,
+      traced: false,
       startNow: 10,
       passOver: [passedOver as string],
     });

@@ -1,7 +1,7 @@
 // The worker's prefetch adapts: it grows while handlers outpace the claims,
 // and a worker with slow jobs never hoards more than it can start.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { deferred, events } from "../helpers/events.js";
 

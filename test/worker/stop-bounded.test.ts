@@ -1,7 +1,7 @@
 // stop() always ends: its waits on the database are bounded, and a stop
 // during start leaves nothing behind.
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/worker/job-context.js";
+import { silentLogger } from "../../src/logger.js";
 import { type TestSchema, withClient } from "../helpers/database.js";
 import { useWorkerHarness } from "../helpers/worker-harness.js";
 

@@ -198,11 +198,12 @@ describe("throughput per queue and minute", () => {
     const settled = events(t.rota.events, "job:run:success", 5 + 3);
     const failed = events(t.rota.events, "job:failed", 2);
     const retried = events(t.rota.events, "job:run:retry", 3);
+    // Listened for before the enqueues: a slow job may start before its
+    // enqueue's promise is answered.
+    const running = events(t.rota.events, "job:run:start", 2, (e) => e.task === "slow");
     for (let i = 0; i < 5; i++) await t.rota.enqueue("ok", {}, { queue });
     for (let i = 0; i < 2; i++) await t.rota.enqueue("boom", {}, { queue, maxAttempts: 1 });
     for (let i = 0; i < 3; i++) await t.rota.enqueue("flaky", {}, { queue, maxAttempts: 2 });
-    // Listening before they are enqueued: a job can start before enqueue returns.
-    const running = events(t.rota.events, "job:run:start", 2, (e) => e.task === "slow");
     const slow = [];
     for (let i = 0; i < 2; i++) slow.push(await t.rota.enqueue("slow", {}, { queue }));
     await running;

@@ -7,7 +7,8 @@
 -- enqueueMany inside the caller's transaction, short enqueueMany lists, and
 -- grouped single enqueues). :jobs is a JSON array with one object per job:
 -- queue, task, payload, priority, delay_ms | run_at, max_attempts, backoff,
--- timeout_ms, concurrency_key and concurrency_limit. :batchId: the batch
+-- timeout_ms, concurrency_key and concurrency_limit, and trace_context
+-- (migration 0021) only from a Rota with telemetry on. :batchId: the batch
 -- every job is a member of (batches.sql Create), null for none. Ids are
 -- drawn up front, so the result rows come back in input order. :notify: send the workers' NOTIFY from this statement (:commitsAlone:
 -- see below). Grouped enqueues under load pass false and send Wake after the
@@ -23,14 +24,14 @@ input as (
   from rows from (
     jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
       delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
-      concurrency_key text, concurrency_limit int)
+      concurrency_key text, concurrency_limit int, trace_context jsonb)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
-                         timeout_ms, concurrency_key, concurrency_limit, ord)
+                         timeout_ms, concurrency_key, concurrency_limit, trace_context, ord)
 ),
 planned as (
   select input.new_id, input.ord, input.queue, input.task, input.payload, input.priority,
          due.at as due_at, input.max_attempts, input.backoff, input.timeout_ms,
-         input.concurrency_key, input.concurrency_limit, clock.now,
+         input.concurrency_key, input.concurrency_limit, input.trace_context, clock.now,
          case when due.at > clock.now then 'scheduled' else 'available' end as initial_state
   from input
   cross join clock
@@ -41,11 +42,11 @@ planned as (
 inserted as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
                                max_attempts, backoff, timeout_ms, concurrency_key,
-                               concurrency_limit, created_at, batch_id)
+                               concurrency_limit, created_at, batch_id, trace_context)
   overriding system value
   select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
          max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, now,
-         :batchId::bigint
+         :batchId::bigint, trace_context
   from planned
   order by ord
 ),
@@ -121,12 +122,23 @@ copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_att
                       timeout_ms, created_at, concurrency_key, concurrency_limit, batch_id)
 from stdin with (format binary);
 
+-- name: CopyJobsTraced
+-- CopyJobs with each row's trace_context (migration 0021), from a Rota with
+-- telemetry on. A statement of its own, so a COPY without telemetry sends no
+-- field for it: not even a null per row.
+copy {{schema}}.jobs (id, queue, task, payload, state, priority, run_at, max_attempts, backoff,
+                      timeout_ms, created_at, concurrency_key, concurrency_limit, batch_id,
+                      trace_context)
+from stdin with (format binary);
+
 -- name: Insert
 -- The same for lists where some jobs have a unique key. Per job, conflict
 -- 'keep' leaves an existing queued job with the same key alone and returns it;
 -- 'replace' overwrites its payload, run time and options while it has not
 -- started. The SQL function enqueue (migration 0015) writes the same
--- row and overwrites the same columns: a change here is a migration there. :commitsAlone as in InsertPlain: on rota's own connection, queues
+-- row and overwrites the same columns: a change here is a migration there.
+-- (Except trace_context, migration 0021: the SQL function writes none, and a
+-- job it replaces keeps the one it had, linking to the earlier enqueue.) :commitsAlone as in InsertPlain: on rota's own connection, queues
 -- whose written jobs are all delayed are woken with when they come due.
 with clock as materialized (select {{schema}}.clock_now() as now),
 input as (
@@ -134,9 +146,11 @@ input as (
   from rows from (
     jsonb_to_recordset(:jobs::jsonb) as (queue text, task text, payload jsonb, priority int,
       delay_ms double precision, run_at timestamptz, max_attempts int, backoff jsonb, timeout_ms int,
-      concurrency_key text, concurrency_limit int, unique_key text, conflict text)
+      concurrency_key text, concurrency_limit int, unique_key text, conflict text,
+      trace_context jsonb)
   ) with ordinality as x(queue, task, payload, priority, delay_ms, run_at, max_attempts, backoff,
-                         timeout_ms, concurrency_key, concurrency_limit, unique_key, conflict, ord)
+                         timeout_ms, concurrency_key, concurrency_limit, unique_key, conflict,
+                         trace_context, ord)
 ),
 planned as (
   select input.*, due.at as due_at, clock.now,
@@ -150,10 +164,11 @@ planned as (
 kept as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
                                max_attempts, backoff, timeout_ms, concurrency_key,
-                               concurrency_limit, unique_key, created_at)
+                               concurrency_limit, unique_key, created_at, trace_context)
   overriding system value
   select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now,
+         trace_context
   from planned
   where conflict is distinct from 'replace'
   order by ord
@@ -164,10 +179,11 @@ kept as (
 replaced as (
   insert into {{schema}}.jobs (id, queue, task, payload, state, priority, run_at,
                                max_attempts, backoff, timeout_ms, concurrency_key,
-                               concurrency_limit, unique_key, created_at)
+                               concurrency_limit, unique_key, created_at, trace_context)
   overriding system value
   select new_id, queue, task, coalesce(payload, 'null'), initial_state, priority, due_at,
-         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now
+         max_attempts, backoff, timeout_ms, concurrency_key, concurrency_limit, unique_key, now,
+         trace_context
   from planned
   where conflict = 'replace'
   order by ord
@@ -177,7 +193,8 @@ replaced as (
                 backoff = excluded.backoff, timeout_ms = excluded.timeout_ms,
                 concurrency_key = excluded.concurrency_key,
                 concurrency_limit = excluded.concurrency_limit,
-                queue = excluded.queue, task = excluded.task
+                queue = excluded.queue, task = excluded.task,
+                trace_context = excluded.trace_context
   returning id, queue, state, run_at, unique_key, (xmax = 0) as inserted
 ),
 notified as (

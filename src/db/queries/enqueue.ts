@@ -33,6 +33,8 @@ export const enqueueQueries = defineQueries("enqueue", {
   DrawIdList: statement<{ count: number }, DrawnIds>(),
   /** Run only as a COPY (copy-jobs.ts), through its text. */
   CopyJobs: statement(),
+  /** CopyJobs with each row's trace_context (telemetry on). */
+  CopyJobsTraced: statement(),
   Insert: statement<{ jobs: string; commitsAlone: boolean }, InsertRow>(),
   QueuedByUniqueKey: statement<{ uniqueKey: string }, { id: string; state: string }>(),
 });

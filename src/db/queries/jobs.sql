@@ -154,7 +154,10 @@ where j.id = d.id and d.to_state not in ('held', 'later')
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at, d.claim_rank, d.limited
+          clock.now as claimed_at, d.claim_rank, d.limited,
+          -- Only for a worker with telemetry on (:traced): one without it
+          -- never receives, nor parses, a trace context another process wrote.
+          case when :traced::boolean then j.trace_context end as trace_context
 ),
 -- What the limits held back in this claim, for the worker's claim:limited
 -- event: jobs of keys at their limit, and the queues at theirs.
@@ -191,7 +194,8 @@ order by c.claim_rank;
 -- through its primary key instead of reading the claim indexes. Only what
 -- Claim would start as it is: available, of the worker's queues :queues and
 -- tasks :tasks, with no concurrency key or deadline (schedule executions go
--- through Claim). Leased to worker :workerId for :leaseMs ms and started now.
+-- through Claim). Leased to worker :workerId for :leaseMs ms and started now;
+-- :traced as in Claim.
 -- No row when another worker took it first (SKIP LOCKED) or it is not such a
 -- job; the worker then claims as usual.
 with clock as materialized (select {{schema}}.clock_now() as now),
@@ -215,7 +219,8 @@ where j.id = picked.id
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
           j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at, false as limited;
+          clock.now as claimed_at, false as limited,
+          case when :traced::boolean then j.trace_context end as trace_context;
 
 -- name: NextDue
 -- Milliseconds until the next scheduled job of these queues and tasks is due,

@@ -1,4 +1,5 @@
 import type { BackoffPolicy } from "../../queue/backoff.js";
+import type { StoredTraceContext } from "../../telemetry/trace-context.js";
 import { defineQueries, statement } from "../sql.js";
 
 /** A job as Claim and ClaimOne lease it to a worker. */
@@ -26,6 +27,8 @@ export interface ClaimedRow {
   claimed_at: Date;
   /** Under a concurrency limit (its queue's or its key's): its outcome frees a slot others wait for. */
   limited: boolean;
+  /** Its enqueue's trace context (migration 0021); always null for a claim without `traced`. */
+  trace_context: StoredTraceContext | null;
 }
 
 /**
@@ -118,6 +121,14 @@ interface Takes {
   tasks: readonly string[];
 }
 
+/** A claim's: to whom and for how long, and whether the jobs' trace contexts come back. */
+interface Leases {
+  workerId: string;
+  leaseMs: number;
+  /** The worker has telemetry on: the rows carry trace_context. */
+  traced: boolean;
+}
+
 /** `done`: selected only so that the statement's NOTIFY runs. */
 type Notified = { done: unknown };
 
@@ -140,17 +151,16 @@ type Prune = { states: readonly string[]; keepMs: number; limit: number };
  */
 export const jobQueries = defineQueries("jobs", {
   Claim: statement<
-    Takes & {
-      limit: number;
-      workerId: string;
-      leaseMs: number;
-      /** How many of the claimed jobs start at once (the worker's free slots). */
-      startNow: number;
-      passOver: readonly string[];
-    },
+    Takes &
+      Leases & {
+        limit: number;
+        /** How many of the claimed jobs start at once (the worker's free slots). */
+        startNow: number;
+        passOver: readonly string[];
+      },
     ClaimRow
   >(),
-  ClaimOne: statement<Takes & { id: string; workerId: string; leaseMs: number }, ClaimedRow>(),
+  ClaimOne: statement<Takes & Leases & { id: string }, ClaimedRow>(),
   /** due_in_ms is numeric: text from pg. */
   NextDue: statement<Takes, { due_in_ms: string | null }>(),
   CompleteByDelete: statement<Outcomes, { id: string }>(),
