@@ -10,7 +10,7 @@ import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
 import { describeThrown } from "./errors.js";
 import { RotaEvents } from "./events.js";
-import { consoleLogger, type Logger, validateLogger } from "./logger.js";
+import { defaultLogger, type Logger, validateLogger } from "./logger.js";
 import { Orchestrator, type OrchestratorOptions } from "./orchestrator/orchestrator.js";
 import {
   type EnqueueResult,
@@ -123,7 +123,7 @@ export class Rota {
 
   constructor(options: RotaOptions) {
     // Checked before the pool is made: a bad option leaves nothing to close.
-    this.logger = validateLogger("logger", options.logger) ?? consoleLogger;
+    this.logger = validateLogger("logger", options.logger) ?? defaultLogger;
     this.telemetry = options.telemetry === undefined ? null : new Telemetry(options.telemetry);
     this.#db = new Database(options);
     this.clock = new DatabaseClock(this.#db);

@@ -62,6 +62,14 @@ export function streamLogger(options: StreamLoggerOptions = {}): Logger {
 /** Writes info and above to stderr as text. */
 export const consoleLogger: Logger = streamLogger();
 
+/**
+ * A Rota's logger when it is given none: warnings and errors on stderr. An
+ * application's own output stays its own; what rota says at info (a worker
+ * started, a leader elected) is there for a logger given to it, and for the
+ * CLI, which logs at info.
+ */
+export const defaultLogger: Logger = streamLogger({ level: "warn" });
+
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**

@@ -24,6 +24,13 @@ import { bindSchema } from "./sql.js";
  * failure half-way leaves the version unrecorded, and the next migrate runs
  * the whole file again. Such a migration needs a session connection: run
  * `rota migrate` on a direct URL, not through a transaction pooler.
+ *
+ * It may hold only `create index concurrently` and `drop index concurrently
+ * if exists` statements (checked when the files are read). On a schema this
+ * very call created (migrating from version 0: no process uses it yet) they
+ * run as plain index statements in a transaction like any other migration:
+ * a CONCURRENTLY build waits for every older transaction of the database,
+ * which an empty new table need not.
  */
 export interface Migration {
   version: number;
@@ -35,6 +42,18 @@ export interface Migration {
 
 /** The directive that makes a migration run outside a transaction. */
 const NO_TRANSACTION = /^-- rota:no-transaction\s*$/m;
+
+/** What a no-transaction migration may hold: index builds and drops, concurrently. */
+const CONCURRENT_INDEX_STATEMENT =
+  /^(create (unique )?index concurrently |drop index concurrently if exists )/i;
+
+/**
+ * A no-transaction migration's statements as a plain transaction runs them
+ * (a fresh schema): CONCURRENTLY dropped from each.
+ */
+export function inTransactionForm(statements: readonly string[]): string[] {
+  return statements.map((statement) => statement.replace(/ index concurrently /i, " index "));
+}
 
 /** A no-transaction migration's statements: split at each `;` ending a line, comments dropped. */
 export function migrationStatements(sql: string): string[] {
@@ -57,21 +76,28 @@ export function migrationLabel(migration: { version: number; name: string }): st
   return `${String(migration.version).padStart(4, "0")}_${migration.name}`;
 }
 
+/** A migration file read: its number, name, text, and whether it runs in a transaction (checked). */
+export function migrationFromFile(file: string, sql: string): Migration {
+  const match = FILE.exec(file);
+  if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
+  const transactional = !NO_TRANSACTION.test(sql);
+  if (!transactional) {
+    for (const statement of migrationStatements(sql)) {
+      if (!CONCURRENT_INDEX_STATEMENT.test(statement)) {
+        throw new Error(
+          `migration ${file} is -- rota:no-transaction and holds "${statement.split("\n")[0]}": such a migration holds only create index concurrently and drop index concurrently if exists`,
+        );
+      }
+    }
+  }
+  return { version: Number(match[1]), name: match[2] as string, sql, transactional };
+}
+
 export function loadMigrations(): Migration[] {
   const dir = new URL("./migrations/", import.meta.url);
   const migrations = readdirSync(dir)
     .filter((file) => file.endsWith(".sql"))
-    .map((file) => {
-      const match = FILE.exec(file);
-      if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
-      const sql = readFileSync(new URL(file, dir), "utf8");
-      return {
-        version: Number(match[1]),
-        name: match[2] as string,
-        sql,
-        transactional: !NO_TRANSACTION.test(sql),
-      };
-    })
+    .map((file) => migrationFromFile(file, readFileSync(new URL(file, dir), "utf8")))
     .sort((a, b) => a.version - b.version);
   migrations.forEach((migration, index) => {
     // Two changes developed side by side may each take the next number.
@@ -160,6 +186,9 @@ export async function migrate(
   const applied: MigrateProgress[] = [];
   const to = options.to ?? LATEST_SCHEMA_VERSION;
   const wait = new LockWait();
+  // Set when this call found the schema at version 0: it creates the
+  // tables, and no process uses them yet.
+  let fresh: boolean | null = null;
   for (;;) {
     const step = await db.transaction(async (client) => {
       if (!(await tryLockMigrations(client, db.schema, "xact"))) return "busy" as const;
@@ -176,11 +205,22 @@ export async function migrate(
       );
       const version = await readVersion(client, db.schema);
       refuseNewerSchema(db.schema, version);
+      fresh ??= version === 0;
       const migration = migrations.find((m) => m.version === version + 1);
       if (!migration || migration.version > to) return null;
-      // Applied below, on a connection of its own, outside any transaction.
-      if (!migration.transactional) return { migration, done: false };
-      await applyMigration(client, db.schema, migration, [migration.sql]);
+      if (migration.transactional) {
+        await applyMigration(client, db.schema, migration, [migration.sql]);
+      } else if (fresh) {
+        await applyMigration(
+          client,
+          db.schema,
+          migration,
+          inTransactionForm(migrationStatements(migration.sql)),
+        );
+      } else {
+        // Applied below, on a connection of its own, outside any transaction.
+        return { migration, done: false };
+      }
       return { migration, done: true };
     });
     if (!step) return applied;

@@ -6,7 +6,7 @@ import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { describeThrown, RotaError } from "../errors.js";
 import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
-import { childLogger, consoleLogger, type Logger, validateLogger } from "../logger.js";
+import { childLogger, defaultLogger, type Logger, validateLogger } from "../logger.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { type MaterializeResult, materializeDue } from "../schedule/materializer.js";
@@ -117,7 +117,7 @@ export class Orchestrator {
     this.batchSize = validateCount("batchSize", options.batchSize ?? 5_000);
     this.holder =
       options.holder ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-    this.logger = childLogger(validateLogger("logger", options.logger) ?? consoleLogger, {
+    this.logger = childLogger(validateLogger("logger", options.logger) ?? defaultLogger, {
       holder: this.holder,
     });
     this.events = tapEvents(

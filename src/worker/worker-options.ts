@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { validateCount, validateMillis } from "../config.js";
 import { RotaError } from "../errors.js";
-import { childLogger, consoleLogger, type Logger, validateLogger } from "../logger.js";
+import { childLogger, defaultLogger, type Logger, validateLogger } from "../logger.js";
 import { DEFAULT_QUEUE, validateQueueName } from "../queue/job-options.js";
 import { type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { normalizeTasks, type TaskDefinition, type TaskList } from "../task.js";
@@ -163,7 +163,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     listen: options.listen ?? true,
     handleSignals: options.handleSignals ?? false,
     retention: resolveRetention(options.retention),
-    logger: childLogger(validateLogger("logger", options.logger) ?? consoleLogger, {
+    logger: childLogger(validateLogger("logger", options.logger) ?? defaultLogger, {
       workerId: id,
     }),
   };

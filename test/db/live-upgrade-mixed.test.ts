@@ -15,18 +15,33 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
 import { silentLogger } from "../../src/logger.js";
-import { databaseUrl, dropSchema, withClient } from "../helpers/database.js";
-import { createSideTable, SIDE_TASKS } from "../helpers/side-table.js";
+import { ownDatabase } from "../helpers/database.js";
+import { SIDE_TASKS } from "../helpers/side-table.js";
 
 /** The last commit at schema version 17, before migrations 18 to 20. */
 const PREVIOUS = "adeccfd0ea1fdc4e0116dfcdbfd5f293b74fe3b8";
 const PREVIOUS_VERSION = 17;
 const repo = fileURLToPath(new URL("../../", import.meta.url));
-const schema = `t_mixed_${process.pid}`;
+const schema = "rota";
 let oldRoot: string;
+// A database of its own: the migration builds an index CONCURRENTLY, which
+// waits for every older transaction of its database (the other test files'
+// in the shared one).
+let database: Awaited<ReturnType<typeof ownDatabase>>;
+const databaseUrl = () => database.url;
+async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(database.url);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
 const children: ChildProcess[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
+  database = await ownDatabase();
   // The previous release's sources from git, built with today's
   // node_modules (its dependencies are a subset of them).
   oldRoot = mkdtempSync(join(tmpdir(), "rota-previous-"));
@@ -42,7 +57,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
-  await dropSchema(databaseUrl(), schema);
+  await database?.drop();
   rmSync(oldRoot, { recursive: true, force: true });
 });
 
@@ -75,7 +90,13 @@ describe("a live upgrade from the previous release", () => {
       c.query(`select max(version) as v from ${s}.migrations`),
     );
     expect(version.rows[0].v).toBe(PREVIOUS_VERSION);
-    await createSideTable(schema);
+    // The side table the tasks module writes each run into (as createSideTable makes it).
+    await withClient((c) =>
+      c.query(
+        `create table ${s}.side_runs (job_id bigint not null, attempt int not null, pid int not null,
+           note text not null, at timestamptz not null default clock_timestamp())`,
+      ),
+    );
     expect(
       await exited(previous(["schedules", "add", "tick", "--task", "record", "--every", "1s"])),
     ).toBe(0);

@@ -106,3 +106,24 @@ export async function inTransaction<T>(
     client.release();
   }
 }
+
+/**
+ * A database of its own, for a test whose statements wait on every other
+ * transaction of the database (CREATE INDEX CONCURRENTLY does): in the
+ * shared one, the other test files' transactions would hold it up. Returns
+ * its URL and a drop() that ends its connections first.
+ */
+export async function ownDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = uniqueSchema("rota_db");
+  const admin = databaseUrl();
+  await withClient((c) => c.query(`create database ${pg.escapeIdentifier(name)}`));
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () =>
+      withClient(async (c) => {
+        await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+      }),
+  };
+}
