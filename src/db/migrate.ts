@@ -189,41 +189,63 @@ export async function migrate(
   // Set when this call found the schema at version 0: it creates the
   // tables, and no process uses them yet.
   let fresh: boolean | null = null;
+  let lockTimeouts = 0;
   for (;;) {
-    const step = await db.transaction(async (client) => {
-      if (!(await tryLockMigrations(client, db.schema, "xact"))) return "busy" as const;
-      await client.query(bindSchema("create schema if not exists {{schema}}", db.schema));
-      await client.query(
-        bindSchema(
-          `create table if not exists {{schema}}.migrations (
+    const step = await db
+      .transaction(async (client) => {
+        if (!(await tryLockMigrations(client, db.schema, "xact"))) return "busy" as const;
+        await client.query(bindSchema("create schema if not exists {{schema}}", db.schema));
+        await client.query(
+          bindSchema(
+            `create table if not exists {{schema}}.migrations (
              version integer primary key,
              name text not null,
              applied_at timestamptz not null default now()
            )`,
-          db.schema,
-        ),
-      );
-      const version = await readVersion(client, db.schema);
-      refuseNewerSchema(db.schema, version);
-      fresh ??= version === 0;
-      const migration = migrations.find((m) => m.version === version + 1);
-      if (!migration || migration.version > to) return null;
-      if (migration.transactional) {
-        await applyMigration(client, db.schema, migration, [migration.sql]);
-      } else if (fresh) {
-        await applyMigration(
-          client,
-          db.schema,
-          migration,
-          inTransactionForm(migrationStatements(migration.sql)),
+            db.schema,
+          ),
         );
-      } else {
-        // Applied below, on a connection of its own, outside any transaction.
-        return { migration, done: false };
-      }
-      return { migration, done: true };
-    });
+        const version = await readVersion(client, db.schema);
+        refuseNewerSchema(db.schema, version);
+        fresh ??= version === 0;
+        // A lock a migration cannot get at once (an ALTER TABLE behind a long
+        // transaction) is given up after this, and the migration tried again:
+        // waiting in the lock queue would hold every enqueue and claim queued
+        // behind it.
+        await client.query(`set local lock_timeout = '${MIGRATION_LOCK_TIMEOUT_MS}ms'`);
+        const migration = migrations.find((m) => m.version === version + 1);
+        if (!migration || migration.version > to) return null;
+        if (migration.transactional) {
+          await applyMigration(client, db.schema, migration, [migration.sql]);
+        } else if (fresh) {
+          await applyMigration(
+            client,
+            db.schema,
+            migration,
+            inTransactionForm(migrationStatements(migration.sql)),
+          );
+        } else {
+          // Applied below, on a connection of its own, outside any transaction.
+          return { migration, done: false };
+        }
+        return { migration, done: true };
+      })
+      .catch((error: unknown) => {
+        if (isLockTimeout(error)) return "lock timeout" as const;
+        throw error;
+      });
     if (!step) return applied;
+    if (step === "lock timeout") {
+      if (++lockTimeouts > MIGRATION_LOCK_TRIES) {
+        throw new RotaError(
+          "MIGRATION_FAILED",
+          `A migration could not get its locks within ${MIGRATION_LOCK_TIMEOUT_MS} ms, ${MIGRATION_LOCK_TRIES} times: a long transaction holds the tables (see rota doctor); end it and migrate again.`,
+          { details: { schema: db.schema } },
+        );
+      }
+      await wait.next();
+      continue;
+    }
     if (step === "busy") {
       await wait.next();
       continue;
@@ -284,6 +306,16 @@ async function applyMigration(
 
 function migrateKey(schema: string): string {
   return `rota.migrate:${schema}`;
+}
+
+/** How long a migration's statement waits for a lock before the migration is tried again. */
+const MIGRATION_LOCK_TIMEOUT_MS = 1_000;
+const MIGRATION_LOCK_TRIES = 30;
+
+/** lock_timeout expired (55P03), also as the cause of a MIGRATION_FAILED. */
+function isLockTimeout(error: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: string } | null)?.code;
+  return code(error) === "55P03" || code((error as { cause?: unknown } | null)?.cause) === "55P03";
 }
 
 /**

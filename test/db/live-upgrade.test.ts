@@ -74,14 +74,16 @@ describe("a migration on a live jobs table", () => {
     const latencies: number[] = [];
     let migrating = true;
     // What a plain CREATE INDEX takes on the table: a SHARE lock, which
-    // holds every insert and update until the build ends. Watched for.
+    // holds every insert and update until the build ends. Watched for. (An
+    // ADD COLUMN's ACCESS EXCLUSIVE lock is a moment's, bounded by the
+    // migrations' lock_timeout; the enqueue latency below covers it.)
     const sharedLocks: string[] = [];
     const watcher = (async () => {
       while (migrating) {
         const locks = await db.pool.query(
           `select l.mode from pg_locks l join pg_class c on c.oid = l.relation
              join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = $1 and c.relname = 'jobs' and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
+            where n.nspname = $1 and c.relname = 'jobs' and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock')`,
           [schema],
         );
         sharedLocks.push(...locks.rows.map((row) => row.mode as string));
@@ -121,5 +123,44 @@ describe("a migration on a live jobs table", () => {
       [schema],
     );
     expect(index.rows).toEqual([{ indisvalid: true }]);
+  });
+
+  it("an ALTER behind a long transaction gives up its place in the lock queue after a second, and is tried again", async () => {
+    const second = new Rota({ connection: database.url, schema: "rota_alter" });
+    const db = databaseOf(second);
+    try {
+      await migrate(db, () => {}, { to: 20 });
+      const jobs = `${pg.escapeIdentifier("rota_alter")}.jobs`;
+      // A long transaction that read the jobs table: 0021's ALTER TABLE
+      // (ADD COLUMN) needs its ACCESS EXCLUSIVE lock, and waits for it.
+      const holder = new pg.Client(database.url);
+      await holder.connect();
+      await holder.query("begin");
+      await holder.query(`select count(*) from ${jobs}`);
+      const latencies: number[] = [];
+      let migrated = false;
+      const migration = migrate(db).then(() => {
+        migrated = true;
+      });
+      // Enqueues meanwhile: queued behind the waiting ALTER, they would wait
+      // as long as the long transaction lasts; the ALTER steps aside instead.
+      const deadline = performance.now() + 4_000;
+      while (performance.now() < deadline) {
+        const started = performance.now();
+        await db.pool.query(
+          `select ${pg.escapeIdentifier("rota_alter")}.enqueue('during.alter', '{}'::jsonb)`,
+        );
+        latencies.push(performance.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(migrated).toBe(false);
+      expect(Math.max(...latencies)).toBeLessThan(1_500);
+      await holder.query("commit");
+      await holder.end();
+      await migration;
+      expect(migrated).toBe(true);
+    } finally {
+      await second.close();
+    }
   });
 });
