@@ -4,6 +4,7 @@ import { type ExpiryResult, expireBatches } from "../batches/expiry.js";
 import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
+import { isConnectionLoss } from "../db/sqlstate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
@@ -28,6 +29,13 @@ export interface OrchestratorOptions {
   holder?: string;
   /** The lease row's name; default "orchestrator". */
   leaseName?: string;
+  /**
+   * Give up on one of the orchestrator's statements after this many ms
+   * without an answer (0: wait for ever). Client-side, so it also ends a
+   * statement whose connection went silent; without it such a statement
+   * would hold the tick, and so the loop, for good. Default 30 s.
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface TickReport {
@@ -41,8 +49,14 @@ export interface TickReport {
   /** Cursors the watchdog repaired (null when its slice did not run this tick). */
   watchdog: { repaired: number } | null;
   pruned: number | null;
-  /** Steps that failed in this tick (the others still ran). */
+  /** Steps that failed in this tick (the others still ran, unless the database was unreachable). */
   errors: { step: string; error: unknown }[];
+  /**
+   * A statement failed for want of a connection (refused, cut, timed out,
+   * the server shutting down): the steps after it were not run, since they
+   * would fail the same way, and the next tick waits longer (see the loop).
+   */
+  databaseUnreachable: boolean;
 }
 
 /**
@@ -62,6 +76,13 @@ export interface TickReport {
  * Standbys try to take the lease each tick, so one takes over within one
  * lease TTL (plus a tick) of the leader dying; a leader that stops releases
  * the lease, and a standby takes over at its next tick.
+ *
+ * Connections: a pool of its own (two connections, made when first needed,
+ * ended by stop()) whose statements give up after `queryTimeoutMs`. While
+ * the database cannot be reached, a tick ends at the first statement that
+ * fails so, and the next comes after twice the wait of the last, from
+ * tickMs up to a third of the lease TTL (it is renewed in time once the
+ * database is back); the first tick that reaches it goes back to tickMs.
  */
 export class Orchestrator {
   readonly holder: string;
@@ -71,6 +92,13 @@ export class Orchestrator {
   private readonly pruneIntervalMs: number;
   private readonly retention: Required<RetentionOptions>;
   private readonly batchSize: number;
+  private readonly queryTimeoutMs: number;
+  /** The longest wait between ticks while the database is unreachable. */
+  private readonly retryMaxMs: number;
+  /** Ticks in a row that found the database unreachable. */
+  private unreachableTicks = 0;
+  /** The orchestrator's own connections (see `db`). */
+  private ownDb: Database | null = null;
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<TickReport> | null = null;
   private running = false;
@@ -82,7 +110,7 @@ export class Orchestrator {
   private watchdogAfter = "0";
 
   constructor(
-    private readonly db: Database,
+    private readonly parentDb: Database,
     private readonly events: RotaEvents,
     options: OrchestratorOptions = {},
   ) {
@@ -104,9 +132,33 @@ export class Orchestrator {
     this.pruneIntervalMs = validateMillis("pruneIntervalMs", options.pruneIntervalMs ?? 60_000);
     this.retention = resolveRetention(options.retention);
     this.batchSize = validateCount("batchSize", options.batchSize ?? 5_000);
+    this.queryTimeoutMs = validateMillis("queryTimeoutMs", options.queryTimeoutMs ?? 30_000);
+    this.retryMaxMs = Math.max(this.tickMs, Math.floor(ttl / 3));
     this.holder =
       options.holder ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-    this.lease = new LeaderLease(db, events, options.leaseName ?? "orchestrator", this.holder, ttl);
+    this.lease = new LeaderLease(
+      () => this.db,
+      events,
+      options.leaseName ?? "orchestrator",
+      this.holder,
+      ttl,
+    );
+  }
+
+  /**
+   * The orchestrator's connections: two, with its query timeout, made when
+   * first needed (tick() may run without start()) and ended by stop(). Its
+   * own rather than the Rota's pool, whose statements (a caller's COPY of a
+   * million jobs, a migration) may rightly take longer than any timeout.
+   */
+  private get db(): Database {
+    this.ownDb ??= this.parentDb.derive({
+      poolSize: 2,
+      settings: {},
+      applicationName: "rota orchestrator",
+      queryTimeoutMs: this.queryTimeoutMs,
+    });
+    return this.ownDb;
   }
 
   get isLeader(): boolean {
@@ -125,9 +177,10 @@ export class Orchestrator {
     const run = ++this.runs;
     const loop = async () => {
       if (!this.running || this.runs !== run) return;
-      await this.tick().catch(() => {});
+      const report = await this.tick().catch(() => null);
+      this.unreachableTicks = report?.databaseUnreachable ? this.unreachableTicks + 1 : 0;
       if (this.running && this.runs === run) {
-        this.timer = setTimeout(loop, this.tickMs);
+        this.timer = setTimeout(loop, this.nextTickInMs());
         this.timer.unref();
       }
     };
@@ -141,7 +194,7 @@ export class Orchestrator {
     return this.starting;
   }
 
-  /** Stops ticking, waits for a tick in progress, and releases the lease. */
+  /** Stops ticking, waits for a tick in progress, releases the lease and ends its connections. */
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
@@ -149,6 +202,16 @@ export class Orchestrator {
     await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
+    const db = this.ownDb;
+    this.ownDb = null;
+    await db?.close();
+  }
+
+  /** tickMs, or while the database is unreachable twice the last wait, up to retryMaxMs. */
+  private nextTickInMs(): number {
+    if (this.unreachableTicks === 0) return this.tickMs;
+    const doubled = this.tickMs * 2 ** Math.min(this.unreachableTicks, 20);
+    return Math.min(this.retryMaxMs, doubled);
   }
 
   /** One tick: take or keep the lease, then, as leader, run the steps. */
@@ -170,6 +233,7 @@ export class Orchestrator {
       watchdog: null,
       pruned: null,
       errors: [],
+      databaseUnreachable: false,
     };
     try {
       report.leader = await this.lease.acquireOrRenew();
@@ -178,7 +242,7 @@ export class Orchestrator {
       report.leader = this.lease.isLeader;
       this.fail(report, "lease", error);
     }
-    if (!report.leader) return report;
+    if (!report.leader || report.databaseUnreachable) return report;
     const epoch = this.lease.epoch as number;
     report.epoch = epoch;
     const fence = { name: this.lease.name, holder: this.holder, epoch };
@@ -224,6 +288,8 @@ export class Orchestrator {
     name: string,
     run: () => Promise<T>,
   ): Promise<T | null> {
+    // The database was found unreachable earlier in this tick.
+    if (report.databaseUnreachable) return null;
     // Renewed between steps when due; a tick that lost the lease stops: only
     // materialization is fenced in its statement, so the other steps must
     // not run without leadership.
@@ -249,6 +315,7 @@ export class Orchestrator {
   }
 
   private fail(report: TickReport, step: string, error: unknown): void {
+    if (isConnectionLoss(error)) report.databaseUnreachable = true;
     report.errors.push({ step, error });
     this.events.emit("orchestrator:error", { holder: this.holder, step, error });
   }

@@ -1,0 +1,108 @@
+// Fault: the network drops every packet (a firewall or NAT that lost its
+// state): open connections stay open and hear nothing, new ones connect
+// and hear nothing. No error ever comes; only rota's own timeouts end the
+// wait (connectTimeoutMs, the worker's and the orchestrator's
+// queryTimeoutMs, the LISTEN connection's check). Connections that were
+// blackholed stay dead after the network is back, as after a lost NAT entry.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Rota } from "../../src/client.js";
+import { migratedSchema, type TestSchema } from "../helpers/database.js";
+import { FAULT_TIMEOUTS, startFaultRig } from "../helpers/fault-rig.js";
+import { startTcpProxy, type TcpProxy, targetOf } from "../helpers/tcp-proxy.js";
+
+let t: TestSchema;
+let proxy: TcpProxy;
+beforeAll(async () => {
+  t = await migratedSchema();
+  proxy = await startTcpProxy(targetOf(t.url));
+});
+afterAll(async () => {
+  await proxy?.close();
+  await t?.drop();
+});
+
+describe("faults: a network that drops every packet, then comes back", () => {
+  it("timeouts end every wait: the worker, its LISTEN and the orchestrator recover; every job completes once", async () => {
+    const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota });
+    try {
+      const first = await rig.enqueue(5);
+      await expect.poll(() => rig.ran.size).toBe(5);
+
+      proxy.blackhole();
+      const started = performance.now();
+      const before = { claims: rig.worker.claims, accepted: proxy.accepted };
+      rig.openGate();
+      const second = await rig.enqueue(5);
+
+      // A statement times out after queryTimeoutMs; the LISTEN check
+      // within twice that: the worker says so.
+      await expect
+        .poll(() => rig.worker.health(), { timeout: 10_000 })
+        .toMatchObject({
+          ok: false,
+          databaseReachable: false,
+          listening: false,
+        });
+      const codes = [
+        rig.worker.health().lastListenError?.code,
+        rig.worker.health().lastClaimError?.code,
+      ];
+      for (const code of codes) expect(["QUERY_TIMEOUT", "DATABASE_UNREACHABLE"]).toContain(code);
+
+      // A diagnosis through the same network answers within connectTimeoutMs.
+      const doctor = new Rota({
+        connection: proxy.url(t.url),
+        schema: t.schema,
+        connectTimeoutMs: FAULT_TIMEOUTS.connectMs,
+      });
+      try {
+        const asked = performance.now();
+        const diagnosis = await doctor.diagnose();
+        expect(performance.now() - asked).toBeLessThan(FAULT_TIMEOUTS.connectMs + 2_000);
+        expect(diagnosis).toMatchObject({ ok: false, reachable: false });
+        expect(diagnosis.problems[0]?.code).toBe("DATABASE_UNREACHABLE");
+        expect(diagnosis.problems[0]?.message).toMatch(/no answer within 1000 ms/);
+      } finally {
+        await doctor.close();
+      }
+
+      await expect
+        .poll(() => rig.worker.health().claimFailures, { timeout: 15_000 })
+        .toBeGreaterThanOrEqual(3);
+      const seconds = (performance.now() - started) / 1000;
+      // Bounded: each attempt waits out its timeout, then backs off.
+      expect(rig.worker.claims - before.claims).toBeLessThanOrEqual(6);
+      expect((proxy.accepted - before.accepted) / seconds).toBeLessThan(10);
+
+      proxy.restore();
+      await rig.settled([...first, ...second]);
+      rig.expectOnceEach([...first, ...second]);
+      expect(rig.fenced).toEqual([]);
+      await rig.expectWokenByNotify();
+      await expect.poll(() => rig.orchestrator.isLeader, { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => rig.worker.health().ok, { timeout: 10_000 }).toBe(true);
+      expect(rig.rejections).toEqual([]);
+    } finally {
+      await rig.stop();
+    }
+  });
+
+  it("stop() and close() end while the network still drops everything", async () => {
+    const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota });
+    try {
+      await rig.enqueue(3);
+      await expect.poll(() => rig.ran.size).toBe(3);
+      proxy.blackhole();
+      rig.openGate();
+      const stopping = performance.now();
+      await rig.stop();
+      // Each wait on the database is bounded (5 s a step, outcomes at most
+      // max(gracefulStopMs, 5 s)); the timeouts make most of them far shorter.
+      expect(performance.now() - stopping).toBeLessThan(20_000);
+      expect(rig.worker.health().state).toBe("stopped");
+      expect(rig.rejections).toEqual([]);
+    } finally {
+      proxy.restore();
+    }
+  });
+});
