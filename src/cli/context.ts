@@ -7,6 +7,8 @@ import { RotaError } from "../errors.js";
 export interface GlobalOptions {
   databaseUrl?: string;
   schema?: string;
+  transactionPooler?: boolean;
+  listenUrl?: string;
 }
 
 /** The URL from --database-url, else DATABASE_URL, else none. */
@@ -25,7 +27,12 @@ export function rotaFor(options: GlobalOptions): Rota {
       { details: { field: "databaseUrl" } },
     );
   }
-  return new Rota({ connection: url, schema: options.schema });
+  return new Rota({
+    connection: url,
+    schema: options.schema,
+    ...(options.transactionPooler ? { transactionPooler: true } : {}),
+    ...(options.listenUrl !== undefined ? { listenConnection: options.listenUrl } : {}),
+  });
 }
 
 /** Runs `fn` with a Rota for the command's global options, closing it after. */

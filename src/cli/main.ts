@@ -21,6 +21,14 @@ export function buildProgram(): Command {
     .description("rota: a durable job queue and recurring-job scheduler on PostgreSQL")
     .option("--database-url <url>", "PostgreSQL URL (default: $DATABASE_URL)")
     .option("--schema <name>", "schema holding rota's tables", "rota")
+    .option(
+      "--transaction-pooler",
+      "the URL goes through a pooler in transaction mode (PgBouncer): unnamed statements, no session settings (docs/connections.md)",
+    )
+    .option(
+      "--listen-url <url>",
+      "a URL straight to PostgreSQL for the workers' LISTEN, when --database-url goes through a transaction pooler",
+    )
     .showHelpAfterError()
     .exitOverride();
   registerMigrate(program);
