@@ -4,29 +4,18 @@
 // wait (connectTimeoutMs, the worker's and the orchestrator's
 // queryTimeoutMs, the LISTEN connection's check). Connections that were
 // blackholed stay dead after the network is back, as after a lost NAT entry.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
-import { migratedSchema, type TestSchema } from "../helpers/database.js";
-import { FAULT_TIMEOUTS, startFaultRig } from "../helpers/fault-rig.js";
-import { startTcpProxy, type TcpProxy, targetOf } from "../helpers/tcp-proxy.js";
+import { FAULT_TIMEOUTS, startFaultRig, useProxiedSchema } from "../helpers/fault-rig.js";
 
-let t: TestSchema;
-let proxy: TcpProxy;
-beforeAll(async () => {
-  t = await migratedSchema();
-  proxy = await startTcpProxy(targetOf(t.url));
-});
-afterAll(async () => {
-  await proxy?.close();
-  await t?.drop();
-});
+const proxied = useProxiedSchema();
 
 describe("faults: a network that drops every packet, then comes back", () => {
   it("timeouts end every wait: the worker, its LISTEN and the orchestrator recover; every job completes once", async () => {
+    const { t, proxy } = proxied;
     const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota });
     try {
-      const first = await rig.enqueue(5);
-      await expect.poll(() => rig.ran.size).toBe(5);
+      const first = await rig.running(5);
 
       proxy.blackhole();
       const started = performance.now();
@@ -36,13 +25,7 @@ describe("faults: a network that drops every packet, then comes back", () => {
 
       // A statement times out after queryTimeoutMs; the LISTEN check
       // within twice that: the worker says so.
-      await expect
-        .poll(() => rig.worker.health(), { timeout: 10_000 })
-        .toMatchObject({
-          ok: false,
-          databaseReachable: false,
-          listening: false,
-        });
+      await rig.expectOutageSeen();
       const codes = [
         rig.worker.health().lastListenError?.code,
         rig.worker.health().lastClaimError?.code,
@@ -75,23 +58,17 @@ describe("faults: a network that drops every packet, then comes back", () => {
       expect((proxy.accepted - before.accepted) / seconds).toBeLessThan(10);
 
       proxy.restore();
-      await rig.settled([...first, ...second]);
-      rig.expectOnceEach([...first, ...second]);
-      expect(rig.fenced).toEqual([]);
-      await rig.expectWokenByNotify();
-      await expect.poll(() => rig.orchestrator.isLeader, { timeout: 10_000 }).toBe(true);
-      await expect.poll(() => rig.worker.health().ok, { timeout: 10_000 }).toBe(true);
-      expect(rig.rejections).toEqual([]);
+      await rig.expectRecovered([...first, ...second]);
     } finally {
       await rig.stop();
     }
   });
 
   it("stop() and close() end while the network still drops everything", async () => {
+    const { t, proxy } = proxied;
     const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota });
     try {
-      await rig.enqueue(3);
-      await expect.poll(() => rig.ran.size).toBe(3);
+      await rig.running(3);
       proxy.blackhole();
       rig.openGate();
       const stopping = performance.now();

@@ -2,29 +2,18 @@
 // at once), then connections are refused for a while, then it comes back.
 // Only rota's connections go through the proxy: the shared server and
 // everyone else's connections to it are left alone.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
-import { migratedSchema, type TestSchema } from "../helpers/database.js";
-import { startFaultRig } from "../helpers/fault-rig.js";
-import { startTcpProxy, type TcpProxy, targetOf } from "../helpers/tcp-proxy.js";
+import { startFaultRig, useProxiedSchema } from "../helpers/fault-rig.js";
 
-let t: TestSchema;
-let proxy: TcpProxy;
-beforeAll(async () => {
-  t = await migratedSchema();
-  proxy = await startTcpProxy(targetOf(t.url));
-});
-afterAll(async () => {
-  await proxy?.close();
-  await t?.drop();
-});
+const proxied = useProxiedSchema();
 
 describe("faults: connections cut, then refused, then back", () => {
   it("the worker, its LISTEN and the orchestrator come back by themselves, with bounded attempts meanwhile; every job completes once", async () => {
+    const { t, proxy } = proxied;
     const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota });
     try {
-      const first = await rig.enqueue(5);
-      await expect.poll(() => rig.ran.size).toBe(5);
+      const first = await rig.running(5);
 
       proxy.refuse();
       const started = performance.now();
@@ -35,14 +24,7 @@ describe("faults: connections cut, then refused, then back", () => {
       const second = await rig.enqueue(5);
 
       // The worker says what is wrong, without asking the database.
-      await expect
-        .poll(() => rig.worker.health(), { timeout: 10_000 })
-        .toMatchObject({
-          ok: false,
-          state: "running",
-          databaseReachable: false,
-          listening: false,
-        });
+      await rig.expectOutageSeen();
       // rota doctor, run against the same (refusing) address, says it too.
       const doctor = await runCli([
         "doctor",
@@ -77,30 +59,24 @@ describe("faults: connections cut, then refused, then back", () => {
       expect(connections / seconds).toBeLessThan(10);
 
       proxy.restore();
-      await rig.settled([...first, ...second]);
-      rig.expectOnceEach([...first, ...second]);
-      expect(rig.fenced).toEqual([]);
-      await rig.expectWokenByNotify();
-      await expect.poll(() => rig.orchestrator.isLeader, { timeout: 10_000 }).toBe(true);
+      await rig.expectRecovered([...first, ...second]);
       expect(rig.worker.health()).toMatchObject({
-        ok: true,
         databaseReachable: true,
         listening: true,
         claimFailures: 0,
       });
       expect(rig.worker.health().listenAttempts).toBeGreaterThan(1);
-      expect(rig.rejections).toEqual([]);
     } finally {
       await rig.stop();
     }
   });
 
   it("an outcome written after its job was rescued is fenced: the job runs again and succeeds once", async () => {
+    const { t, proxy } = proxied;
     const leaseMs = 5_000;
     const rig = await startFaultRig({ url: proxy.url(t.url), direct: t.rota, leaseMs });
     try {
-      const ids = await rig.enqueue(3);
-      await expect.poll(() => rig.ran.size).toBe(3);
+      const ids = await rig.running(3);
       proxy.refuse();
       rig.openGate();
       // The handlers have returned; their outcomes cannot be written.

@@ -35,19 +35,12 @@ describe("faults: the PostgreSQL server restarts", () => {
     const lost: unknown[] = [];
     rig.rota.events.on("worker:listen:lost", (e) => void lost.push(e.error));
     try {
-      const first = await rig.enqueue(5);
-      await expect.poll(() => rig.ran.size).toBe(5);
+      const first = await rig.running(5);
 
       await server.stop();
       const before = rig.worker.claims;
       rig.openGate();
-      await expect
-        .poll(() => rig.worker.health(), { timeout: 10_000 })
-        .toMatchObject({
-          ok: false,
-          databaseReachable: false,
-          listening: false,
-        });
+      await rig.expectOutageSeen();
       // The server's goodbye (57P01 or a cut connection), then ECONNREFUSED.
       await expect
         .poll(() => rig.worker.health().claimFailures, { timeout: 15_000 })
@@ -58,13 +51,7 @@ describe("faults: the PostgreSQL server restarts", () => {
 
       server = await startEmbeddedPostgres({ dataDir, port });
       const second = await rig.enqueue(5);
-      await rig.settled([...first, ...second]);
-      rig.expectOnceEach([...first, ...second]);
-      expect(rig.fenced).toEqual([]);
-      await rig.expectWokenByNotify();
-      await expect.poll(() => rig.orchestrator.isLeader, { timeout: 10_000 }).toBe(true);
-      await expect.poll(() => rig.worker.health().ok, { timeout: 10_000 }).toBe(true);
-      expect(rig.rejections).toEqual([]);
+      await rig.expectRecovered([...first, ...second]);
     } finally {
       await rig.stop();
     }

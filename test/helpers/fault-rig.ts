@@ -1,9 +1,11 @@
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { Rota } from "../../src/client.js";
 import type { Orchestrator } from "../../src/orchestrator/orchestrator.js";
 import { silentLogger } from "../../src/worker/job-context.js";
 import type { Worker } from "../../src/worker/worker.js";
+import { migratedSchema, type TestSchema } from "./database.js";
 import { deferred } from "./events.js";
+import { startTcpProxy, type TcpProxy, targetOf } from "./tcp-proxy.js";
 
 /**
  * What the fault tests (test/faults/) run while they take the database away:
@@ -30,6 +32,10 @@ export interface FaultRig {
   openGate(): void;
   /** Enqueues `count` jobs of `work` through `direct`; their ids. */
   enqueue(count: number): Promise<string[]>;
+  /** enqueue(count), then waits until all of them run (held at the gate). */
+  running(count: number): Promise<string[]>;
+  /** Waits until the worker's health shows the outage: not ok, the database unreachable, LISTEN down. */
+  expectOutageSeen(): Promise<void>;
   /** Waits until every job is 'succeeded' (kept by the retention). */
   settled(ids: string[]): Promise<void>;
   /** Each job ran once and its success was written once. */
@@ -39,14 +45,50 @@ export interface FaultRig {
    * worker claims it by id (ClaimOne): proof that LISTEN works again.
    */
   expectWokenByNotify(): Promise<void>;
+  /**
+   * All is well again: every job of `ids` succeeded once and ran once, no
+   * outcome was fenced, LISTEN works, the orchestrator leads, the worker's
+   * health is ok, and nothing was rejected unhandled.
+   */
+  expectRecovered(ids: string[]): Promise<void>;
   stop(): Promise<void>;
+}
+
+/**
+ * For one test file: a migrated schema of its own and a TCP proxy in front
+ * of the suite's database (only what connects through it is affected by a
+ * fault). Read them in tests, after beforeAll.
+ */
+export function useProxiedSchema(): { readonly t: TestSchema; readonly proxy: TcpProxy } {
+  let t: TestSchema | undefined;
+  let proxy: TcpProxy | undefined;
+  beforeAll(async () => {
+    t = await migratedSchema();
+    proxy = await startTcpProxy(targetOf(t.url));
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await t?.drop();
+  });
+  return {
+    get t() {
+      return t as TestSchema;
+    },
+    get proxy() {
+      return proxy as TcpProxy;
+    },
+  };
 }
 
 export const FAULT_TIMEOUTS = {
   /** The Rota's connectTimeoutMs. */
   connectMs: 1_000,
-  /** The worker's and the orchestrator's queryTimeoutMs. */
-  queryMs: 1_000,
+  /**
+   * The worker's and the orchestrator's queryTimeoutMs (and so the LISTEN
+   * check's interval): short, so a silent connection is given up quickly,
+   * and not so short that a loaded test machine trips it.
+   */
+  queryMs: 2_000,
 } as const;
 
 export async function startFaultRig(options: {
@@ -96,7 +138,7 @@ export async function startFaultRig(options: {
   await expect.poll(() => orchestrator.isLeader).toBe(true);
   await expect.poll(() => worker.health().listening).toBe(true);
 
-  return {
+  const rig: FaultRig = {
     rota,
     worker,
     orchestrator,
@@ -110,6 +152,21 @@ export async function startFaultRig(options: {
         Array.from({ length: count }, (_, n) => ({ task: "work", payload: { n } })),
       );
       return jobs.map((j) => j.id);
+    },
+    async running(count) {
+      const ids = await rig.enqueue(count);
+      await expect.poll(() => ids.every((id) => ran.has(id))).toBe(true);
+      return ids;
+    },
+    async expectOutageSeen() {
+      await expect
+        .poll(() => worker.health(), { timeout: 10_000 })
+        .toMatchObject({
+          ok: false,
+          state: "running",
+          databaseReachable: false,
+          listening: false,
+        });
     },
     async settled(ids) {
       await expect
@@ -132,12 +189,31 @@ export async function startFaultRig(options: {
       }
     },
     async expectWokenByNotify() {
-      await expect.poll(() => worker.health().listening, { timeout: 20_000 }).toBe(true);
-      await expect.poll(() => worker.idle, { timeout: 10_000 }).toBe(true);
-      const before = worker.claimedById;
-      const { id } = await options.direct.enqueue("work", { lone: true });
-      await expect.poll(() => worker.claimedById, { timeout: 10_000 }).toBeGreaterThan(before);
-      await expect.poll(() => successes.get(id), { timeout: 10_000 }).toBe(1);
+      // Tried again only when LISTEN was made anew meanwhile: on a loaded
+      // machine a check can miss this rig's short timeout, and a job whose
+      // NOTIFY came while LISTEN reconnected is found by the poll instead.
+      for (let tries = 1; ; tries++) {
+        await expect.poll(() => worker.health().listening, { timeout: 20_000 }).toBe(true);
+        await expect.poll(() => worker.idle, { timeout: 10_000 }).toBe(true);
+        const before = { byId: worker.claimedById, listens: worker.health().listenAttempts };
+        const { id } = await options.direct.enqueue("work", { lone: true });
+        await expect.poll(() => successes.get(id), { timeout: 10_000 }).toBe(1);
+        if (worker.claimedById > before.byId) return;
+        expect(
+          worker.health().listenAttempts,
+          "the lone job was not claimed by id although LISTEN was up all along",
+        ).toBeGreaterThan(before.listens);
+        if (tries === 3) throw new Error("LISTEN was made anew during each of 3 tries");
+      }
+    },
+    async expectRecovered(ids) {
+      await rig.settled(ids);
+      rig.expectOnceEach(ids);
+      expect(fenced).toEqual([]);
+      await rig.expectWokenByNotify();
+      await expect.poll(() => orchestrator.isLeader, { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => worker.health().ok, { timeout: 10_000 }).toBe(true);
+      expect(rejections).toEqual([]);
     },
     async stop() {
       gate.resolve();
@@ -149,4 +225,5 @@ export async function startFaultRig(options: {
       }
     },
   };
+  return rig;
 }
