@@ -5,7 +5,7 @@ import { Sweeps } from "./capacity/sweeps.js";
 import { Captures } from "./capture/captures.js";
 import { DatabaseClock } from "./clock.js";
 import { validateCount } from "./config.js";
-import { Database } from "./db/database.js";
+import { type ConnectionOptions, Database } from "./db/database.js";
 import { type MigrateProgress, migrate, type SchemaStatus, schemaStatus } from "./db/migrate.js";
 import { type DiagnoseOptions, type Diagnosis, diagnose } from "./diagnose.js";
 import { describeThrown } from "./errors.js";
@@ -43,7 +43,11 @@ import { Telemetry, type TelemetryOptions } from "./telemetry/telemetry.js";
 import { Worker, type WorkerOptions } from "./worker/worker.js";
 import { WorkerRegistry } from "./worker/worker-registry.js";
 
-export interface RotaOptions {
+/**
+ * With ConnectionOptions: connectTimeoutMs, transactionPooler and
+ * listenConnection (see docs/connections.md).
+ */
+export interface RotaOptions extends ConnectionOptions {
   /** A postgres:// URL, or an existing pg.Pool (rota will not end a pool it did not create). */
   connection: string | pg.Pool;
   /** Schema holding rota's tables; default "rota". */

@@ -29,12 +29,16 @@ export function validateSchemaName(schema: unknown): string {
   return schema;
 }
 
-/** Checks that a connection string is a postgres:// URL and says which part is wrong if not. */
-export function validateDatabaseUrl(url: unknown): string {
+/**
+ * Checks that a connection string is a postgres:// URL and says which part is
+ * wrong if not; `field` names the option it came from.
+ */
+export function validateDatabaseUrl(url: unknown, field = "databaseUrl"): string {
+  const what = field === "databaseUrl" ? "database URL" : `database URL in ${field}`;
   const hint = "expected a URL like postgres://user:password@host:5432/database (or postgresql://)";
   if (typeof url !== "string" || url.trim() === "") {
-    throw new RotaError("INVALID_DATABASE_URL", `Invalid database URL: it is empty; ${hint}.`, {
-      details: { field: "databaseUrl" },
+    throw new RotaError("INVALID_DATABASE_URL", `Invalid ${what}: it is empty; ${hint}.`, {
+      details: { field },
     });
   }
   let parsed: URL;
@@ -43,20 +47,20 @@ export function validateDatabaseUrl(url: unknown): string {
   } catch (cause) {
     throw new RotaError(
       "INVALID_DATABASE_URL",
-      `Invalid database URL ${JSON.stringify(redactUrl(url))}: it is not a URL; ${hint}.`,
-      { cause, details: { field: "databaseUrl" } },
+      `Invalid ${what} ${JSON.stringify(redactUrl(url))}: it is not a URL; ${hint}.`,
+      { cause, details: { field } },
     );
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new RotaError(
       "INVALID_DATABASE_URL",
-      `Invalid database URL: the scheme is "${parsed.protocol}"; ${hint}.`,
-      { details: { field: "databaseUrl", protocol: parsed.protocol } },
+      `Invalid ${what}: the scheme is "${parsed.protocol}"; ${hint}.`,
+      { details: { field, protocol: parsed.protocol } },
     );
   }
   if (parsed.port !== "" && !/^\d+$/.test(parsed.port)) {
-    throw new RotaError("INVALID_DATABASE_URL", `Invalid database URL: bad port; ${hint}.`, {
-      details: { field: "databaseUrl" },
+    throw new RotaError("INVALID_DATABASE_URL", `Invalid ${what}: bad port; ${hint}.`, {
+      details: { field },
     });
   }
   return url;

@@ -41,6 +41,8 @@ export const errorCodes = {
   SIMULATION_TOO_LARGE: "a simulation's range or number of executions is past its limit",
   // database and schema
   DATABASE_UNREACHABLE: "rota cannot connect to PostgreSQL",
+  QUERY_TIMEOUT:
+    "a statement of a worker or orchestrator got no answer within its queryTimeoutMs (a connection gone silent, or a statement that slow); its connection was dropped",
   SCHEMA_NOT_MIGRATED: "the rota schema is missing or behind the code",
   SCHEMA_TOO_NEW: "the database schema is newer than this version of rota",
   MIGRATION_FAILED: "a migration failed and was rolled back",

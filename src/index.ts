@@ -37,7 +37,7 @@ export type {
 export { createRota, Rota, type RotaOptions } from "./client.js";
 export { type Clock, DatabaseClock, ManualClock, systemClock } from "./clock.js";
 export { DEFAULT_SCHEMA } from "./config.js";
-export type { Executor } from "./db/database.js";
+export type { ConnectionOptions, Executor } from "./db/database.js";
 export { LATEST_SCHEMA_VERSION, type SchemaStatus } from "./db/migrate.js";
 export type { Overlap, Owner } from "./db/queries/schedules.js";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./dev/embedded.js";
@@ -116,4 +116,5 @@ export {
 } from "./task.js";
 export type { JobContext, JobInfo } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";
+export type { HealthFailure, WorkerHealth } from "./worker/worker-health.js";
 export type { WorkerInfo, WorkerRegistry } from "./worker/worker-registry.js";

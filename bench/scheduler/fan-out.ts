@@ -118,7 +118,7 @@ export async function fanOutWorkload(
     log(`${tag}: added and planned in ${(addMs / 1000).toFixed(1)} s`);
 
     const orchestrator = measuredOrchestrator(rota, "bench-fan-out");
-    const statements = recordStatements(databaseOf(rota));
+    const statements = recordStatements();
     try {
       const warm = checked(await orchestrator.tick(), "first tick");
       if (warm.materialized?.schedules !== 0) {

@@ -87,7 +87,7 @@ export async function materializeWorkload(
 
     // The first (baseline) tick runs the watchdog and pruning.
     const orchestrator = measuredOrchestrator(rota, "bench-scheduler");
-    const statements = recordStatements(databaseOf(rota));
+    const statements = recordStatements();
     try {
       log(`${workload}: baseline (every schedule materialized once, horizon 1)`);
       began = nowMs();

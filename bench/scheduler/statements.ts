@@ -1,4 +1,4 @@
-import type { Database } from "../../src/db/database.js";
+import { Database } from "../../src/db/database.js";
 import { nowMs } from "../time.js";
 
 /** One statement rota ran: its name in the .sql file, and when it started and ended. */
@@ -12,19 +12,23 @@ export interface StatementTiming {
 export const TRANSACTION = "(transaction)";
 
 /**
- * Records every named statement a Database runs, with its wall time, by
- * wrapping this one instance's `run` (the library itself is untouched), and
- * each transaction it runs, begin to commit, as TRANSACTION. The
- * orchestrator runs its steps through the Rota's Database, so a tick's
- * statements show which step took what: DueForFill and Materialize are the
- * materialization step, and the time between them is planning in the process.
+ * Records every named statement any Database runs, with its wall time, by
+ * wrapping `run` on Database's prototype (the library itself is untouched;
+ * restore() puts it back), and each transaction it runs, begin to commit, as
+ * TRANSACTION. The orchestrator runs its steps on connections of its own (a
+ * Database it derives), so every instance is recorded, not the Rota's alone;
+ * a workload records while only its orchestrator runs statements, so a
+ * tick's statements show which step took what: DueForFill and Materialize
+ * are the materialization step, and the time between them is planning in
+ * the process.
  */
-export function recordStatements(db: Database): {
+export function recordStatements(): {
   take(): StatementTiming[];
   restore(): void;
 } {
-  const original = db.run;
-  const originalTransaction = db.transaction;
+  const proto = Database.prototype;
+  const original = proto.run;
+  const originalTransaction = proto.transaction;
   let timings: StatementTiming[] = [];
   const wrapped = function (this: Database, ...args: Parameters<Database["run"]>) {
     const [query] = args;
@@ -37,8 +41,8 @@ export function recordStatements(db: Database): {
     );
     return pending;
   };
-  db.run = wrapped as Database["run"];
-  db.transaction = function <T>(this: Database, fn: Parameters<Database["transaction"]>[0]) {
+  proto.run = wrapped as Database["run"];
+  proto.transaction = function <T>(this: Database, fn: Parameters<Database["transaction"]>[0]) {
     const start = nowMs();
     const pending = originalTransaction.call(this, fn) as Promise<T>;
     const record = () => timings.push({ name: TRANSACTION, start, end: nowMs() });
@@ -52,8 +56,8 @@ export function recordStatements(db: Database): {
       return taken;
     },
     restore() {
-      db.run = original;
-      db.transaction = originalTransaction;
+      proto.run = original;
+      proto.transaction = originalTransaction;
     },
   };
 }

@@ -10,6 +10,8 @@ export interface GlobalOptions {
   schema?: string;
   logLevel?: string;
   logFormat?: string;
+  transactionPooler?: boolean;
+  listenUrl?: string;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -56,7 +58,13 @@ export function rotaFor(options: GlobalOptions): Rota {
       { details: { field: "databaseUrl" } },
     );
   }
-  return new Rota({ connection: url, schema: options.schema, logger: cliLogger(options) });
+  return new Rota({
+    connection: url,
+    schema: options.schema,
+    logger: cliLogger(options),
+    ...(options.transactionPooler ? { transactionPooler: true } : {}),
+    ...(options.listenUrl !== undefined ? { listenConnection: options.listenUrl } : {}),
+  });
 }
 
 /** Runs `fn` with a Rota for the command's global options, closing it after. */

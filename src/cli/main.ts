@@ -23,6 +23,14 @@ export function buildProgram(): Command {
     .option("--schema <name>", "schema holding rota's tables", "rota")
     .option("--log-level <level>", "least level logged on stderr: debug, info, warn, error", "info")
     .option("--log-format <format>", "log lines as text, or json (one object a line)", "text")
+    .option(
+      "--transaction-pooler",
+      "the URL goes through a pooler in transaction mode (PgBouncer): unnamed statements, no session settings (docs/connections.md)",
+    )
+    .option(
+      "--listen-url <url>",
+      "a URL straight to PostgreSQL for the workers' LISTEN, when --database-url goes through a transaction pooler",
+    )
     .showHelpAfterError()
     .exitOverride();
   registerMigrate(program);

@@ -68,6 +68,7 @@ function describeReport(report: TickReport) {
     materialized: report.materialized,
     reconciled: report.reconciled,
     pruned: report.pruned,
+    database_unreachable: report.databaseUnreachable,
     errors: report.errors.map((e) => ({
       step: e.step,
       message: e.error instanceof Error ? e.error.message : String(e.error),

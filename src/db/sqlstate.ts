@@ -1,4 +1,5 @@
 import pg from "pg";
+import { isRotaError } from "../errors.js";
 
 /**
  * Every decision rota makes from a PostgreSQL error, in one place. The
@@ -72,4 +73,22 @@ export function isDeadlock(error: unknown): boolean {
  */
 export function isConcurrencyRace(error: unknown): boolean {
   return isUniqueViolation(error, "jobs_running_concurrency") || isDeadlock(error);
+}
+
+/**
+ * The statement failed for want of a working connection, not because the
+ * server refused it: the connection was refused, cut or timed out (no
+ * SQLSTATE: the error is the driver's or the network's), it broke (class
+ * 08), or the server is shutting down, was told to end this backend
+ * (pg_terminate_backend: 57P01) or is still starting (57P02, 57P03). Of
+ * rota's own errors, DATABASE_UNREACHABLE and QUERY_TIMEOUT count (a
+ * statement that got no answer in time: most often the connection went
+ * silent).
+ */
+export function isConnectionLoss(error: unknown): boolean {
+  if (isRotaError(error))
+    return error.code === "DATABASE_UNREACHABLE" || error.code === "QUERY_TIMEOUT";
+  const state = sqlstate(error);
+  if (state === undefined) return true;
+  return state.startsWith("08") || state === "57P01" || state === "57P02" || state === "57P03";
 }

@@ -31,7 +31,8 @@ export class LeaderLease {
   private validUntil = 0;
 
   constructor(
-    private readonly db: Database,
+    /** The orchestrator's connections (made when first needed, see Orchestrator). */
+    private readonly db: () => Database,
     private readonly events: RotaEvents,
     readonly name: string,
     readonly holder: string,
@@ -54,9 +55,10 @@ export class LeaderLease {
    */
   async acquireOrRenew(): Promise<boolean> {
     const started = performance.now();
-    const q = leaseQueries(this.db.schema);
+    const db = this.db();
+    const q = leaseQueries(db.schema);
     if (this.epochHeld !== null) {
-      const renewed = await this.db.run(q.Renew, {
+      const renewed = await db.run(q.Renew, {
         name: this.name,
         holder: this.holder,
         epoch: this.epochHeld,
@@ -68,7 +70,7 @@ export class LeaderLease {
       }
       this.lose("the lease was taken over or expired before it was renewed");
     }
-    const acquired = await this.db.run(q.Acquire, {
+    const acquired = await db.run(q.Acquire, {
       name: this.name,
       holder: this.holder,
       ttlMs: this.ttlMs,
@@ -114,7 +116,8 @@ export class LeaderLease {
     if (this.epochHeld === null) return;
     const epoch = this.epochHeld;
     try {
-      await this.db.run(leaseQueries(this.db.schema).Release, {
+      const db = this.db();
+      await db.run(leaseQueries(db.schema).Release, {
         name: this.name,
         holder: this.holder,
         epoch,

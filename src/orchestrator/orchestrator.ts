@@ -4,6 +4,7 @@ import { type ExpiryResult, expireBatches } from "../batches/expiry.js";
 import { validateCount, validateMillis } from "../config.js";
 import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
+import { isConnectionLoss } from "../db/sqlstate.js";
 import { describeThrown, RotaError } from "../errors.js";
 import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
 import { childLogger, defaultLogger, type Logger, validateLogger } from "../logger.js";
@@ -36,6 +37,13 @@ export interface OrchestratorOptions {
    * with holder. Default the Rota's `logger`, else stderr.
    */
   logger?: Logger;
+  /**
+   * Give up on one of the orchestrator's statements after this many ms
+   * without an answer (0: wait for ever). Client-side, so it also ends a
+   * statement whose connection went silent; without it such a statement
+   * would hold the tick, and so the loop, for good. Default 30 s.
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface TickReport {
@@ -49,8 +57,14 @@ export interface TickReport {
   /** Cursors the watchdog repaired (null when its slice did not run this tick). */
   watchdog: { repaired: number } | null;
   pruned: number | null;
-  /** Steps that failed in this tick (the others still ran). */
+  /** Steps that failed in this tick (the others still ran, unless the database was unreachable). */
   errors: { step: string; error: unknown }[];
+  /**
+   * A statement failed for want of a connection (refused, cut, timed out,
+   * the server shutting down): the steps after it were not run, since they
+   * would fail the same way, and the next tick waits longer (see the loop).
+   */
+  databaseUnreachable: boolean;
 }
 
 /**
@@ -70,6 +84,13 @@ export interface TickReport {
  * Standbys try to take the lease each tick, so one takes over within one
  * lease TTL (plus a tick) of the leader dying; a leader that stops releases
  * the lease, and a standby takes over at its next tick.
+ *
+ * Connections: a pool of its own (two connections, made when first needed,
+ * ended by stop()) whose statements give up after `queryTimeoutMs`. While
+ * the database cannot be reached, a tick ends at the first statement that
+ * fails so, and the next comes after twice the wait of the last, from
+ * tickMs up to a third of the lease TTL (it is renewed in time once the
+ * database is back); the first tick that reaches it goes back to tickMs.
  */
 export class Orchestrator {
   readonly holder: string;
@@ -79,6 +100,13 @@ export class Orchestrator {
   private readonly pruneIntervalMs: number;
   private readonly retention: Required<RetentionOptions>;
   private readonly batchSize: number;
+  private readonly queryTimeoutMs: number;
+  /** The longest wait between ticks while the database is unreachable. */
+  private readonly retryMaxMs: number;
+  /** Ticks in a row that found the database unreachable. */
+  private unreachableTicks = 0;
+  /** The orchestrator's own connections (see `db`). */
+  private ownDb: Database | null = null;
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<TickReport> | null = null;
   private running = false;
@@ -93,7 +121,7 @@ export class Orchestrator {
   private readonly events: RotaEvents;
 
   constructor(
-    private readonly db: Database,
+    private readonly parentDb: Database,
     sharedEvents: RotaEvents,
     options: OrchestratorOptions = {},
   ) {
@@ -115,6 +143,8 @@ export class Orchestrator {
     this.pruneIntervalMs = validateMillis("pruneIntervalMs", options.pruneIntervalMs ?? 60_000);
     this.retention = resolveRetention(options.retention);
     this.batchSize = validateCount("batchSize", options.batchSize ?? 5_000);
+    this.queryTimeoutMs = validateMillis("queryTimeoutMs", options.queryTimeoutMs ?? 30_000);
+    this.retryMaxMs = Math.max(this.tickMs, Math.floor(ttl / 3));
     this.holder =
       options.holder ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.logger = childLogger(validateLogger("logger", options.logger) ?? defaultLogger, {
@@ -125,12 +155,28 @@ export class Orchestrator {
       logTaps(this.logger, () => this.lease.epoch),
     );
     this.lease = new LeaderLease(
-      db,
+      () => this.db,
       this.events,
       options.leaseName ?? "orchestrator",
       this.holder,
       ttl,
     );
+  }
+
+  /**
+   * The orchestrator's connections: two, with its query timeout, made when
+   * first needed (tick() may run without start()) and ended by stop(). Its
+   * own rather than the Rota's pool, whose statements (a caller's COPY of a
+   * million jobs, a migration) may rightly take longer than any timeout.
+   */
+  private get db(): Database {
+    this.ownDb ??= this.parentDb.derive({
+      poolSize: 2,
+      settings: {},
+      applicationName: "rota orchestrator",
+      queryTimeoutMs: this.queryTimeoutMs,
+    });
+    return this.ownDb;
   }
 
   get isLeader(): boolean {
@@ -149,9 +195,10 @@ export class Orchestrator {
     const run = ++this.runs;
     const loop = async () => {
       if (!this.running || this.runs !== run) return;
-      await this.tick().catch(() => {});
+      const report = await this.tick().catch(() => null);
+      this.unreachableTicks = report?.databaseUnreachable ? this.unreachableTicks + 1 : 0;
       if (this.running && this.runs === run) {
-        this.timer = setTimeout(loop, this.tickMs);
+        this.timer = setTimeout(loop, this.nextTickInMs());
         this.timer.unref();
       }
     };
@@ -171,7 +218,7 @@ export class Orchestrator {
     return this.starting;
   }
 
-  /** Stops ticking, waits for a tick in progress, and releases the lease. */
+  /** Stops ticking, waits for a tick in progress, releases the lease and ends its connections. */
   async stop(): Promise<void> {
     // Logged for one that ran (started, or ticked as leader), not for each
     // orchestrator close() stops.
@@ -182,7 +229,17 @@ export class Orchestrator {
     await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
+    const db = this.ownDb;
+    this.ownDb = null;
+    await db?.close();
     if (ran) this.logger.info({}, "orchestrator stopped");
+  }
+
+  /** tickMs, or while the database is unreachable twice the last wait, up to retryMaxMs. */
+  private nextTickInMs(): number {
+    if (this.unreachableTicks === 0) return this.tickMs;
+    const doubled = this.tickMs * 2 ** Math.min(this.unreachableTicks, 20);
+    return Math.min(this.retryMaxMs, doubled);
   }
 
   /** One tick: take or keep the lease, then, as leader, run the steps. */
@@ -204,6 +261,7 @@ export class Orchestrator {
       watchdog: null,
       pruned: null,
       errors: [],
+      databaseUnreachable: false,
     };
     try {
       report.leader = await this.lease.acquireOrRenew();
@@ -212,7 +270,7 @@ export class Orchestrator {
       report.leader = this.lease.isLeader;
       this.fail(report, "lease", error);
     }
-    if (!report.leader) return report;
+    if (!report.leader || report.databaseUnreachable) return report;
     const epoch = this.lease.epoch as number;
     report.epoch = epoch;
     const fence = { name: this.lease.name, holder: this.holder, epoch };
@@ -258,6 +316,8 @@ export class Orchestrator {
     name: string,
     run: () => Promise<T>,
   ): Promise<T | null> {
+    // The database was found unreachable earlier in this tick.
+    if (report.databaseUnreachable) return null;
     // Renewed between steps when due; a tick that lost the lease stops: only
     // materialization is fenced in its statement, so the other steps must
     // not run without leadership.
@@ -283,6 +343,7 @@ export class Orchestrator {
   }
 
   private fail(report: TickReport, step: string, error: unknown): void {
+    if (isConnectionLoss(error)) report.databaseUnreachable = true;
     report.errors.push({ step, error });
     this.events.emit("orchestrator:error", { holder: this.holder, step, error });
     this.logger.error(

@@ -1,8 +1,8 @@
 import type pg from "pg";
 import type { Database, Executor } from "../db/database.js";
 import { enqueueQueries, type InsertRow } from "../db/queries/enqueue.js";
-import { isStatementError } from "../db/sqlstate.js";
-import { isRotaError, RotaError } from "../errors.js";
+import { isConnectionLoss, isStatementError } from "../db/sqlstate.js";
+import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
@@ -216,9 +216,11 @@ export class Enqueuer {
         try {
           return await this.copy(specs, client, { ownConnection: true, traceContext });
         } catch (error) {
-          // A statement error leaves the connection usable; anything else
-          // (a broken stream, a lost connection) may not, so it is discarded.
-          if (!isStatementError(error) && !isRotaError(error)) broken = error as Error;
+          // A statement error or bad input leaves the connection usable; a
+          // broken stream, a lost connection or a statement that timed out
+          // (rota's QUERY_TIMEOUT, on a pool with a query timeout) may not,
+          // so it is discarded.
+          if (isConnectionLoss(error)) broken = error as Error;
           throw error;
         } finally {
           client.release(broken);

@@ -46,7 +46,11 @@ export interface ClaimerEnvironment {
  * toward `prefetch` when a claim comes back to a buffer that still held a
  * round of work. An empty claim asks the database when the next queued job
  * is due and sleeps until then (at most `pollIntervalMs`); while LISTEN is
- * down it polls every `fallbackPollMs`.
+ * down it polls every `fallbackPollMs`. A claim that fails (the database
+ * unreachable, most often) is tried again after max(fallbackPollMs, 1 s),
+ * doubling per failure in a row up to CLAIM_RETRY_MAX_MS, so an outage costs
+ * a claim every few seconds, not a tight loop; LISTEN coming back claims at
+ * once.
  */
 export class Claimer {
   /** The current prefetch, between the settings' prefetchFloor and prefetchCap. */
@@ -67,6 +71,10 @@ export class Claimer {
   private namedJob: string | null = null;
   private claimCount = 0;
   private claimOneCount = 0;
+  /** Claim statements failed in a row (0 once one returns). */
+  private failuresInARow = 0;
+  private lastClaimAt: Date | null = null;
+  private lastClaimError: { error: unknown; at: Date } | null = null;
   /** The pause before claiming again a due job another transaction holds (see sleepUntilNextDue). */
   private lockedBackoffMs = LOCKED_BACKOFF_MIN_MS;
   /**
@@ -97,6 +105,28 @@ export class Claimer {
 
   get prefetch(): number {
     return this.prefetchNow;
+  }
+
+  /** When a claim last returned, the last one that failed, and how many failed in a row since. */
+  get record(): {
+    lastClaimAt: Date | null;
+    lastClaimError: { error: unknown; at: Date } | null;
+    failuresInARow: number;
+  } {
+    return {
+      lastClaimAt: this.lastClaimAt,
+      lastClaimError: this.lastClaimError,
+      failuresInARow: this.failuresInARow,
+    };
+  }
+
+  /**
+   * LISTEN was lost: notifications may have been missed, so claim soon,
+   * unless claims are failing already (the database is unreachable: the
+   * retry after the last failure comes in its time).
+   */
+  listenLost(): void {
+    if (this.failuresInARow === 0) this.pollIn(this.settings.fallbackPollMs);
   }
 
   /** The claim in flight, if any. */
@@ -220,6 +250,8 @@ export class Claimer {
             : Math.max(0, this.held.freeSlots - this.held.buffered),
           passOver: this.held.passOver(),
         });
+        this.lastClaimAt = new Date();
+        this.failuresInARow = 0;
         const claimedRows = result.rows.filter(
           (row): row is ClaimRow & ClaimedRow => row.id !== null,
         );
@@ -236,8 +268,16 @@ export class Claimer {
           this.claimAgain = true;
           continue;
         }
+        this.failuresInARow++;
+        this.lastClaimError = { error, at: new Date() };
         this.env.reportError("claim", error);
-        this.pollIn(Math.max(fallbackPollMs, 1_000));
+        const first = Math.max(fallbackPollMs, 1_000);
+        this.pollIn(
+          Math.min(
+            Math.max(first, CLAIM_RETRY_MAX_MS),
+            first * 2 ** Math.min(this.failuresInARow - 1, 10),
+          ),
+        );
         return;
       }
       if (!this.env.running()) {
@@ -429,5 +469,7 @@ export class Claimer {
   }
 }
 
+/** The longest pause between claims that fail in a row (see Claimer). */
+const CLAIM_RETRY_MAX_MS = 5_000;
 /** The first pause before claiming again a due job that another transaction holds. */
 const LOCKED_BACKOFF_MIN_MS = 5;

@@ -37,8 +37,22 @@ export interface WorkerOptions {
   pollIntervalMs?: number;
   /** Poll interval while LISTEN is unavailable; default 250 ms. */
   fallbackPollMs?: number;
-  /** Use LISTEN/NOTIFY wake-ups; default true. */
+  /**
+   * Use LISTEN/NOTIFY wake-ups; default true. Through a transaction pooler
+   * (RotaOptions.transactionPooler) LISTEN needs the Rota's
+   * `listenConnection`; without one, give `listen: false` (the worker then
+   * polls every `pollIntervalMs`).
+   */
   listen?: boolean;
+  /**
+   * Give up on one of the worker's statements after this many ms without
+   * an answer, and on its LISTEN connection when a check (`select 1`, sent
+   * this often) goes unanswered as long; 0 waits for ever. A client-side
+   * limit: it also ends a statement whose connection went silent (a
+   * network that drops packets), which the server's statement_timeout
+   * cannot. Default 30 s. See docs/connections.md.
+   */
+  queryTimeoutMs?: number;
   /** How long stop() lets running jobs finish before aborting them; default 10 s. */
   gracefulStopMs?: number;
   /** Also rescue expired leases (of any worker) every this many ms; 0 disables. Default leaseMs. */
@@ -94,6 +108,8 @@ export interface WorkerSettings {
   /** 0: the worker does not report itself. */
   statsIntervalMs: number;
   listen: boolean;
+  /** 0: no limit, and the LISTEN connection is not checked. */
+  queryTimeoutMs: number;
   handleSignals: boolean;
   retention: Required<RetentionOptions>;
   logger: Logger;
@@ -161,6 +177,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
     rescueIntervalMs: validateMillis("rescueIntervalMs", options.rescueIntervalMs ?? leaseMs),
     statsIntervalMs: validateMillis("statsIntervalMs", options.statsIntervalMs ?? 5_000),
     listen: options.listen ?? true,
+    queryTimeoutMs: validateMillis("queryTimeoutMs", options.queryTimeoutMs ?? 30_000),
     handleSignals: options.handleSignals ?? false,
     retention: resolveRetention(options.retention),
     logger: childLogger(validateLogger("logger", options.logger) ?? defaultLogger, {

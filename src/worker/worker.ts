@@ -22,8 +22,10 @@ import { type ClaimedRow, HeldJobs } from "./held-jobs.js";
 import { Listener } from "./listener.js";
 import { StartRecorder } from "./start-recorder.js";
 import { StatsReporter } from "./stats-reporter.js";
+import { failureOf, latestReach, type WorkerHealth } from "./worker-health.js";
 import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from "./worker-options.js";
 
+export type { WorkerHealth } from "./worker-health.js";
 export type { WorkerOptions } from "./worker-options.js";
 
 /**
@@ -68,6 +70,8 @@ export class Worker {
   private batchTimer: NodeJS.Timeout | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
+  /** The last error reported (worker:error), for health(). */
+  private lastError: WorkerHealth["lastError"] = null;
   private readonly onSignal = () => void this.stop();
   /** The Rota's events as this worker emits them, its own rare ones logged (see logTaps). */
   private readonly events: RotaEvents;
@@ -96,10 +100,22 @@ export class Worker {
     const events = tapEvents(sharedEvents, logTaps(settings.logger, settings.fallbackPollMs));
     this.events = events;
     this.heldJobs = new HeldJobs(settings.concurrency, (task) => settings.tasks.get(task)?.batch);
+    if (settings.listen && parentDb.transactionPooler && parentDb.listenUrl === null) {
+      throw new RotaError(
+        "INVALID_OPTION",
+        "LISTEN does not work through a transaction pooler (each transaction may run on another server connection): give createRota a listenConnection (a postgres:// URL straight to PostgreSQL), or the worker listen: false to poll every pollIntervalMs.",
+        { details: { field: "listen" } },
+      );
+    }
+    // Every statement of the worker's own connections is bounded by
+    // queryTimeoutMs, so a connection that goes silent fails its statement
+    // (and is dropped) instead of holding the claim loop, the heartbeat or
+    // the completer for good.
     this.db = parentDb.derive({
       poolSize: 4,
       settings: { synchronous_commit: "off" },
       applicationName: "rota worker",
+      queryTimeoutMs: settings.queryTimeoutMs,
     });
     // Claims run one at a time on a connection of their own that keeps one
     // cached plan: PostgreSQL otherwise re-plans the claim every time (about
@@ -109,6 +125,7 @@ export class Worker {
       poolSize: 1,
       settings: { synchronous_commit: "off", plan_cache_mode: "force_generic_plan" },
       applicationName: "rota worker claims",
+      queryTimeoutMs: settings.queryTimeoutMs,
     });
     this.q = jobQueries(this.db.schema);
     this.claimer = new Claimer(settings, this.heldJobs, {
@@ -182,33 +199,37 @@ export class Worker {
       (queue, kind) => this.stats?.count(queue, kind),
     );
     this.listener = settings.listen
-      ? new Listener(this.db, {
-          onJobs: ({ queue, jobId, dueInMs }) => {
-            if (queue !== "*" && !settings.queues.includes(queue)) return;
-            // Jobs due later: no claim now, only a timer for when they are.
-            if (dueInMs > 0) {
-              this.claimer.wakeIn(dueInMs);
-              return;
-            }
-            // Taken by id when the claim loop next finds this worker idle;
-            // other jobs, and a named one a claim took first, go as usual.
-            if (jobId !== null) this.claimer.named(jobId);
-            this.claimer.claimSoon();
+      ? new Listener(
+          this.db,
+          {
+            onJobs: ({ queue, jobId, dueInMs }) => {
+              if (queue !== "*" && !settings.queues.includes(queue)) return;
+              // Jobs due later: no claim now, only a timer for when they are.
+              if (dueInMs > 0) {
+                this.claimer.wakeIn(dueInMs);
+                return;
+              }
+              // Taken by id when the claim loop next finds this worker idle;
+              // other jobs, and a named one a claim took first, go as usual.
+              if (jobId !== null) this.claimer.named(jobId);
+              this.claimer.claimSoon();
+            },
+            onCancel: (jobId) => this.cancelHeld(jobId),
+            onPause: (queue) => {
+              if (!settings.queues.includes(queue)) return;
+              this.claimer.queuePaused(queue);
+              this.handBackPaused(queue);
+            },
+            onStatus: (listening, error) => {
+              if (!listening && this.state === "running") {
+                this.events.emit("worker:listen:lost", { workerId: this.id, error });
+                this.claimer.listenLost();
+              }
+              if (listening) this.claimer.claimSoon();
+            },
           },
-          onCancel: (jobId) => this.cancelHeld(jobId),
-          onPause: (queue) => {
-            if (!settings.queues.includes(queue)) return;
-            this.claimer.queuePaused(queue);
-            this.handBackPaused(queue);
-          },
-          onStatus: (listening, error) => {
-            if (!listening && this.state === "running") {
-              this.events.emit("worker:listen:lost", { workerId: this.id, error });
-              this.claimer.pollIn(settings.fallbackPollMs);
-            }
-            if (listening) this.claimer.claimSoon();
-          },
-        })
+          settings.queryTimeoutMs,
+        )
       : null;
   }
 
@@ -238,6 +259,37 @@ export class Worker {
   /** Jobs currently held: claimed and buffered, running, or being recorded. */
   get held(): number {
     return this.heldJobs.count;
+  }
+
+  /**
+   * What the worker knows of its own state and its database, without asking
+   * the database (so it answers during an outage): whether its last
+   * statement reached PostgreSQL, whether LISTEN is up, its last claim and
+   * last error. For a readiness probe, `ok`.
+   */
+  health(): WorkerHealth {
+    const claims = this.claimer.record;
+    const listening = this.listener === null ? null : this.listener.listening;
+    const databaseReachable = latestReach(this.db.reachability, this.claimDb.reachability);
+    const listenLoss = this.listener?.lastLoss ?? null;
+    return {
+      ok:
+        this.state === "running" &&
+        databaseReachable !== false &&
+        listening !== false &&
+        claims.failuresInARow === 0,
+      state: this.state,
+      databaseReachable,
+      listening,
+      lastListenError: listenLoss && failureOf(listenLoss.error, listenLoss.at),
+      listenAttempts: this.listener?.attempts ?? 0,
+      lastClaimAt: claims.lastClaimAt,
+      lastClaimError:
+        claims.lastClaimError && failureOf(claims.lastClaimError.error, claims.lastClaimError.at),
+      claimFailures: claims.failuresInARow,
+      lastError: this.lastError,
+      held: this.heldJobs.count,
+    };
   }
 
   async start(): Promise<void> {
@@ -531,6 +583,7 @@ export class Worker {
   }
 
   private reportError(during: string, error: unknown): void {
+    this.lastError = { during, ...failureOf(error, new Date()) };
     this.events.emit("worker:error", { workerId: this.id, error, during });
     this.settings.logger.warn(
       { during, error: describeThrown(error).message },

@@ -237,7 +237,7 @@ describe("rota schedules", () => {
     const result = await cli("orchestrator", "--once", "--json");
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report).toMatchObject({ leader: true, errors: [] });
+    expect(report).toMatchObject({ leader: true, errors: [], database_unreachable: false });
     expect(report.materialized).toMatchObject({ failed: 0 });
     // doctor shows who led; --once released the lease on its way out.
     const doctor = JSON.parse((await cli("doctor", "--json")).stdout);

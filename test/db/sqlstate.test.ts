@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { storableJson, unstorableEscape } from "../../src/db/jsonb.js";
 import {
   isConcurrencyRace,
+  isConnectionLoss,
   isDataException,
   isIntegrityViolation,
   isRaisedException,
@@ -78,6 +79,35 @@ describe("SQLSTATE classes", () => {
       expect(isRefusal(error)).toBe(false);
       expect(isConcurrencyRace(error)).toBe(false);
     }
+  });
+
+  it("tells a lost connection from a statement the server refused", async () => {
+    const refusedConnect = await new pg.Client({
+      connectionString: "postgres://root@127.0.0.1:1/x",
+    })
+      .connect()
+      .catch((e: unknown) => e);
+    // What pg_terminate_backend does to a backend, seen from its client.
+    const terminated = await withClient(async (victim) => {
+      victim.on("error", () => {});
+      const pid = (await victim.query("select pg_backend_pid() as pid")).rows[0].pid;
+      await withClient((killer) => killer.query("select pg_terminate_backend($1)", [pid]));
+      return victim.query("select 1").catch((e: unknown) => e);
+    }).catch((e: unknown) => e);
+    const lost = [
+      refusedConnect,
+      terminated,
+      new RotaError("DATABASE_UNREACHABLE", "gone"),
+      new RotaError("QUERY_TIMEOUT", "silent"),
+      new Error("Connection terminated unexpectedly"),
+    ];
+    for (const error of lost) expect(isConnectionLoss(error)).toBe(true);
+    const answered = [
+      await refusedBy("select 1 / 0"),
+      await refusedBy("selec 1"),
+      new RotaError("INVALID_OPTION", "no"),
+    ];
+    for (const error of answered) expect(isConnectionLoss(error)).toBe(false);
   });
 });
 

@@ -1,7 +1,6 @@
 // rota dashboard: confirmations, charts and live figures. No framework, no
 // inline script (the Content-Security-Policy forbids it): everything is
 // driven by data-* attributes the server writes, escaped.
-"use strict";
 
 (() => {
   const charts = [];
