@@ -107,6 +107,12 @@ export {
   type TaskHandler,
   type TaskList,
 } from "./task.js";
+export {
+  type DiagnosisWarning,
+  type VacuumThresholds,
+  type WarningCode,
+  warningCodes,
+} from "./vacuum-health.js";
 export type { JobContext, JobInfo, Logger } from "./worker/job-context.js";
 export type { Worker, WorkerOptions } from "./worker/worker.js";
 export type { WorkerInfo, WorkerRegistry } from "./worker/worker-registry.js";
