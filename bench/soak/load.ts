@@ -93,7 +93,8 @@ async function load(
   await client.query(`vacuum analyze ${jobs}`);
   const vacuumed = nowMs();
   return {
-    ...counts,
+    delayed: counts.delayed,
+    finished: counts.finished,
     insert_seconds: Math.round((inserted - started) / 100) / 10,
     vacuum_seconds: Math.round((vacuumed - inserted) / 100) / 10,
   };

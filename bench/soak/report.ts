@@ -73,7 +73,9 @@ export function formatSoakReport(report: SoakReport): string {
       .map(([key, value]) => `${key}=${value ?? "-"}`)
       .join(" ")}`,
     "",
-    "jobs dead: at the minute's end (the most any 2 s sample saw); dead %: the most dead rows among all rows of rota's tables; latency: enqueue call to handler start, of the jobs enqueued that minute",
+    "latency: enqueue call to handler start, of the jobs enqueued that minute; backlog: available jobs at the minute's end; jobs dead: at the minute's end (the most any 2 s sample saw);",
+    "dead %: the most dead rows among all rows of rota's tables in a sample; MB: jobs with its indexes (idx: the indexes alone); autovacuums: runs so far, of jobs / of all rota's tables;",
+    "vacuum s: seconds a vacuum was seen running on jobs, sampled every 2 s (a shorter pass may not show); oldest xmin s: the oldest transaction of the database holding vacuum back, in any sample",
     "",
     formatTable(header, rows, numeric),
     "",

@@ -94,6 +94,17 @@ export function verdictOf(minutes: readonly SoakMinute[], context: VerdictContex
       notes.push(`autovacuum did not vacuum the jobs table during the run${trigger}`);
     }
   }
+  // A saw needs whole teeth: a first half without two vacuums has seen no
+  // whole climb from one vacuum to the next, so its highest is too low a bar.
+  const halfEnd = firstHalf.at(-1);
+  if (context.autovacuum && judged && halfEnd !== undefined) {
+    const runs = halfEnd.jobs_autovacuum_count - context.jobsAutovacuumBefore;
+    if (runs < 2 && last.jobs_autovacuum_count > context.jobsAutovacuumBefore) {
+      notes.push(
+        `the first half (minutes 1-${half}) saw ${runs} autovacuum(s) of the jobs table, so no whole climb of its dead rows from one vacuum to the next to compare the last minute's with: judge the dead rows on a longer run`,
+      );
+    }
+  }
   if (context.jobsStorage?.includes("autovacuum_enabled=false")) {
     notes.push("autovacuum is disabled on the jobs table (autovacuum_enabled=false)");
   }

@@ -117,6 +117,16 @@ describe("the soak's verdict", () => {
     );
   });
 
+  it("says when the first half holds no whole vacuum cycle to compare with", () => {
+    // Autovacuum first came in minute 1, then once a minute: minute 1's highest is not a whole climb.
+    const minutes = [minute(1, 10, 0.02), minute(2, 10, 0.029, { jobs_autovacuum_count: 2 })];
+    const verdict = verdictOf(minutes, context);
+    expect(verdict.dead_tuples.met).toBe(false);
+    expect(verdict.notes).toEqual([
+      expect.stringContaining("the first half (minutes 1-1) saw 1 autovacuum(s) of the jobs table"),
+    ]);
+  });
+
   it("gives none for a run of one minute", () => {
     const verdict = verdictOf([minute(1, 10, 0.1)], context);
     expect(verdict.met).toBeNull();
