@@ -64,6 +64,8 @@ export function formatSoakReport(report: SoakReport): string {
     m.load_average.toFixed(2),
   ]);
   const numeric = new Set(header.map((_, i) => i).filter((i) => i !== 7 && i !== 12));
+  const dead = verdict.dead_tuples;
+  const rowsOf = (count: number | null) => (count === null ? "-" : `${n(count)} rows`);
   const mark = (met: boolean | null) => (met === null ? "not judged" : met ? "met" : "NOT MET");
   const lines = [
     ...formatHeader(report),
@@ -82,7 +84,7 @@ export function formatSoakReport(report: SoakReport): string {
     `totals: ${n(totals.enqueued)} enqueued, ${n(totals.completed)} completed (${n(totals.completed_in_drain)} of them after the last minute, while the run drained)`,
     `verdict: ${verdict.met === null ? "none" : verdict.met ? "MET" : "NOT MET"}`,
     `  latency (${verdict.latency.rule}): minute 1 ${ms(verdict.latency.first_p99_ms)} ms, last ${ms(verdict.latency.last_p99_ms)} ms, ${verdict.latency.ratio ?? "-"}x: ${mark(verdict.latency.met)}`,
-    `  dead rows bounded (${verdict.dead_tuples.rule}): minutes 1-${verdict.dead_tuples.first_half_minutes} ${pct(verdict.dead_tuples.first_half_max_share)} (${n(verdict.dead_tuples.first_half_max_dead ?? 0)} rows), last ${pct(verdict.dead_tuples.last_max_share)} (${n(verdict.dead_tuples.last_max_dead ?? 0)} rows): ${mark(verdict.dead_tuples.met)}`,
+    `  dead rows bounded (${verdict.dead_tuples.rule}): minutes 1-${dead.first_half_minutes} ${pct(dead.first_half_max_share)} (${rowsOf(dead.first_half_max_dead)}), last ${pct(dead.last_max_share)} (${rowsOf(dead.last_max_dead)}): ${mark(dead.met)}`,
     ...verdict.notes.map((note) => `  note: ${note}`),
   ];
   return `${lines.join("\n")}\n`;

@@ -9,18 +9,15 @@
  *   node --import tsx bench/soak/worker-child.ts '{"databaseUrl":…,"schema":…,"concurrency":10}'
  */
 import { createRota } from "../../src/index.js";
+import { sendToParent } from "../child-process.js";
 import { nowMs } from "../time.js";
 import { SOAK_QUEUE, SOAK_RETENTION, SOAK_TASK } from "./load.js";
 import type { SoakChildArguments, SoakChildMessage, SoakParentMessage } from "./protocol.js";
 
 const SEND_EVERY_MS = 1_000;
 
-function send(message: SoakChildMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.send) return resolve();
-    process.send(message, undefined, undefined, () => resolve());
-  });
-}
+/** To the parent, typed. */
+const send = (message: SoakChildMessage) => sendToParent(message);
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error("worker-child.ts runs only as a child of bench/soak/run.ts");
