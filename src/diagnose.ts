@@ -10,6 +10,14 @@ import {
   vacuumWarnings,
 } from "./vacuum-health.js";
 
+// The warnings are part of the diagnosis: exported with it.
+export {
+  type DiagnosisWarning,
+  type VacuumThresholds,
+  type WarningCode,
+  warningCodes,
+} from "./vacuum-health.js";
+
 /**
  * A health report on one rota schema (Rota.diagnose(), printed by `rota
  * doctor`): can rota reach PostgreSQL, is the schema at the version this rota
