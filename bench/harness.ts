@@ -161,7 +161,8 @@ function resultsPath(run: unknown, prefix: string, program: Command): string | u
 function settings(options: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
-    if (["json", "save", "databaseUrl"].includes(key)) continue;
+    // A flag left unset is left out, not recorded as undefined.
+    if (["json", "save", "databaseUrl"].includes(key) || value === undefined) continue;
     out[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value;
   }
   return out;

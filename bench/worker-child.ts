@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/worker-child.ts '{"system":…,"config":…,"env":…,"concurrency":10}'
  */
+import { sendToParent } from "./child-process.js";
 import type { ChildArguments, ChildMessage, ParentMessage } from "./child-protocol.js";
 import { systemFactory } from "./systems/index.js";
 import type { RunningWorker } from "./systems/types.js";
@@ -16,12 +17,8 @@ import { nowMs, sleep } from "./time.js";
 
 const REPORT_EVERY_MS = 5;
 
-function send(message: ChildMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.send) return resolve();
-    process.send(message, undefined, undefined, () => resolve());
-  });
-}
+/** To the parent, typed. */
+const send = (message: ChildMessage) => sendToParent(message);
 
 async function main(): Promise<void> {
   if (!process.send)

@@ -3,12 +3,27 @@ import { LATEST_SCHEMA_VERSION, schemaStatus } from "./db/migrate.js";
 import { serverQueries } from "./db/queries/server.js";
 import { isRotaError, type RotaErrorCode } from "./errors.js";
 import { type LeaseState, readLease } from "./orchestrator/leader.js";
+import {
+  type DiagnosisWarning,
+  resolveVacuumThresholds,
+  type VacuumThresholds,
+  vacuumWarnings,
+} from "./vacuum-health.js";
+
+// The warnings are part of the diagnosis: exported with it.
+export {
+  type DiagnosisWarning,
+  type VacuumThresholds,
+  type WarningCode,
+  warningCodes,
+} from "./vacuum-health.js";
 
 /**
  * A health report on one rota schema (Rota.diagnose(), printed by `rota
  * doctor`): can rota reach PostgreSQL, is the schema at the version this rota
- * needs, which orchestrator leads. diagnose() reports what is wrong in
- * `problems` instead of throwing.
+ * needs, which orchestrator leads, and what keeps vacuum from rota's tables.
+ * diagnose() reports what is wrong in `problems` and what deserves a look in
+ * `warnings` instead of throwing.
  */
 export interface Diagnosis {
   /** No problems. */
@@ -32,6 +47,12 @@ export interface Diagnosis {
   leader: LeaseState | null;
   /** What is wrong, each with the code a RotaError would carry and what to do. */
   problems: DiagnosisProblem[];
+  /**
+   * What deserves a look without being wrong (`ok` ignores them): dead rows
+   * piling up in rota's tables, autovacuum off, transactions old enough to
+   * hold vacuum back (see warningCodes in vacuum-health.ts).
+   */
+  warnings: DiagnosisWarning[];
 }
 
 export interface DiagnosisProblem {
@@ -39,7 +60,8 @@ export interface DiagnosisProblem {
   message: string;
 }
 
-export interface DiagnoseOptions {
+/** The lease to report, and when to warn about vacuum (VacuumThresholds: its defaults there). */
+export interface DiagnoseOptions extends VacuumThresholds {
   /** The lease whose leader is reported; default "orchestrator" (OrchestratorOptions.leaseName). */
   leaseName?: string;
 }
@@ -47,6 +69,8 @@ export interface DiagnoseOptions {
 export async function diagnose(db: Database, options: DiagnoseOptions = {}): Promise<Diagnosis> {
   const report = notReached(db.schema);
   try {
+    // Bad thresholds are the caller's mistake: refused before anything is asked.
+    const thresholds = resolveVacuumThresholds(options);
     // connect() turns a failed connection into DATABASE_UNREACHABLE.
     const client = await db.connect();
     try {
@@ -72,6 +96,8 @@ export async function diagnose(db: Database, options: DiagnoseOptions = {}): Pro
     } else {
       report.leader = await readLease(db, options.leaseName ?? "orchestrator");
     }
+    // Asked whatever the schema's version: the tables there are read as they are.
+    report.warnings = await vacuumWarnings(db, thresholds);
   } catch (error) {
     report.problems.push(problemOf(error));
   }
@@ -101,6 +127,7 @@ function notReached(schema: string): Diagnosis {
     pendingMigrations: [],
     leader: null,
     problems: [],
+    warnings: [],
   };
 }
 

@@ -41,7 +41,15 @@ export type { ConnectionOptions, Executor } from "./db/database.js";
 export { LATEST_SCHEMA_VERSION, type SchemaStatus } from "./db/migrate.js";
 export type { Overlap, Owner } from "./db/queries/schedules.js";
 export { type EmbeddedPostgres, startEmbeddedPostgres } from "./dev/embedded.js";
-export type { DiagnoseOptions, Diagnosis, DiagnosisProblem } from "./diagnose.js";
+export {
+  type DiagnoseOptions,
+  type Diagnosis,
+  type DiagnosisProblem,
+  type DiagnosisWarning,
+  type VacuumThresholds,
+  type WarningCode,
+  warningCodes,
+} from "./diagnose.js";
 export { errorCodes, isRotaError, RotaError, type RotaErrorCode } from "./errors.js";
 export type { RotaEventMap, RotaEventName, RotaEvents } from "./events.js";
 export {

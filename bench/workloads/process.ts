@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { type BenchChild, startBenchChild } from "../child-process.js";
 import type { ChildArguments, ChildMessage, ParentMessage } from "../child-protocol.js";
 import type { Measurement } from "../results.js";
 import { maxOverlap } from "../stats.js";
@@ -8,7 +8,6 @@ import { nowMs, withDeadline, withTimeout } from "../time.js";
 import { payloads, stopWorker, type WorkloadContext } from "./context.js";
 
 const PRE_INSERT_CHUNK = 5_000;
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CHILD = fileURLToPath(new URL("../worker-child.ts", import.meta.url));
 
 /** Inserts the jobs to process (not timed), in chunks through the bulk API. */
@@ -189,68 +188,33 @@ async function inTwoProcesses(
   }
 }
 
-interface Child {
-  ready: Promise<void>;
-  /** Rejects when the child reports an error or exits before it was asked to stop. */
-  failed: Promise<never>;
+interface Child extends BenchChild<ParentMessage> {
   count: number;
   lastAt: number;
   /** What it sent as it stopped, with `handlerMs`. */
   handlers?: { starts: number[]; ends: number[] };
   onCount: () => void;
-  send(message: ParentMessage): void;
-  stop(): Promise<void>;
 }
 
 function startChild(args: ChildArguments): Child {
-  // The child's stdout goes to our stderr: stdout is kept for the report.
-  const process_: ChildProcess = spawn(
-    process.execPath,
-    ["--import", "tsx", CHILD, JSON.stringify(args)],
-    { cwd: REPO_ROOT, stdio: ["ignore", 2, 2, "ipc"] },
-  );
-  let stopping = false;
-  let markReady = () => {};
-  let markFailed: (error: Error) => void = () => {};
-  const exited = new Promise<void>((resolve) => process_.once("exit", () => resolve()));
-  const child: Child = {
-    ready: new Promise<void>((resolve) => {
-      markReady = resolve;
-    }),
-    failed: new Promise<never>((_, reject) => {
-      markFailed = reject;
-    }),
+  const counts: Pick<Child, "count" | "lastAt" | "handlers" | "onCount"> = {
     count: 0,
     lastAt: 0,
     onCount: () => {},
-    send: (message) => {
-      if (process_.connected) process_.send(message);
-    },
-    stop: async () => {
-      stopping = true;
-      child.send({ type: "stop" });
-      if ((await withTimeout(exited, 30_000)) === "timeout") {
-        process_.kill("SIGKILL");
-        await exited;
+  };
+  const child = startBenchChild<ParentMessage, ChildMessage>(
+    CHILD,
+    args,
+    "worker child",
+    (message) => {
+      if (message.type === "count") {
+        counts.count = message.count;
+        counts.lastAt = message.lastAt;
+        counts.onCount();
+      } else if (message.type === "handlers") {
+        counts.handlers = { starts: message.starts, ends: message.ends };
       }
     },
-  };
-  // Unhandled until someone races it; never let it crash the run.
-  child.failed.catch(() => {});
-  child.ready.catch(() => {});
-  process_.on("message", (message: ChildMessage) => {
-    if (message.type === "ready") markReady();
-    else if (message.type === "count") {
-      child.count = message.count;
-      child.lastAt = message.lastAt;
-      child.onCount();
-    } else if (message.type === "handlers") {
-      child.handlers = { starts: message.starts, ends: message.ends };
-    } else if (message.type === "error") markFailed(new Error(`worker child: ${message.message}`));
-  });
-  process_.once("exit", (code, signal) => {
-    if (!stopping)
-      markFailed(new Error(`worker child exited early (code ${code}, signal ${signal})`));
-  });
-  return child;
+  );
+  return Object.assign(counts, child);
 }

@@ -72,8 +72,8 @@ export interface BenchFlag {
   zeroSkips?: boolean;
 }
 
-/** Flags both benchmarks have, so they parse the same way in both. */
-const COMMON = {
+/** Flags every benchmark has (the soak's too, bench/soak/flags.ts), so they parse the same way in all. */
+export const COMMON_BENCH_FLAGS = {
   json: {
     flags: "--json",
     kind: "boolean",
@@ -106,9 +106,9 @@ const COMMON = {
 
 /** `rota bench`, `npm run bench`: rota against its peers through the same workloads. */
 export const QUEUE_BENCH_FLAGS = {
-  ...COMMON,
+  ...COMMON_BENCH_FLAGS,
   quick: {
-    ...COMMON.quick,
+    ...COMMON_BENCH_FLAGS.quick,
     help: "a smoke run: small sizes, each system's default config only (one to two minutes)",
   },
   systems: {
@@ -140,7 +140,7 @@ export const QUEUE_BENCH_FLAGS = {
     help: "jobs of enqueue_bulk and process_*",
   },
   concurrency: {
-    ...COMMON.concurrency,
+    ...COMMON_BENCH_FLAGS.concurrency,
     help: "worker concurrency (per process), and the callers of enqueue_single_10 and the ceiling",
   },
   singleSeconds: {
@@ -192,7 +192,7 @@ export const QUEUE_BENCH_FLAGS = {
 
 /** `rota bench scheduler`: materialization (of schedules, of a fan-out cadence) and firing lateness. */
 export const SCHEDULER_BENCH_FLAGS = {
-  ...COMMON,
+  ...COMMON_BENCH_FLAGS,
   workloads: {
     flags: "--workloads <list>",
     kind: "list",
@@ -255,7 +255,7 @@ export const SCHEDULER_BENCH_FLAGS = {
     zeroSkips: true,
   },
   concurrency: {
-    ...COMMON.concurrency,
+    ...COMMON_BENCH_FLAGS.concurrency,
     help: "worker concurrency in the lateness and failover workloads",
   },
 } as const satisfies Record<string, BenchFlag>;
