@@ -78,6 +78,7 @@ async function measure(label: string): Promise<void> {
         leaseMs: 60_000,
         startNow: 10,
         passOver: [],
+        traced: false,
       },
       client,
     );
