@@ -6,6 +6,7 @@ import type { Database } from "../db/database.js";
 import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { holdProcess } from "../process-hold.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { type MaterializeResult, materializeDue } from "../schedule/materializer.js";
@@ -72,6 +73,8 @@ export class Orchestrator {
   private readonly retention: Required<RetentionOptions>;
   private readonly batchSize: number;
   private timer: NodeJS.Timeout | null = null;
+  /** Lets the process go once the orchestrator has stopped (see start()). */
+  private releaseHold: (() => void) | null = null;
   private ticking: Promise<TickReport> | null = null;
   private running = false;
   /** The last start(): its schema check, then the loop begun. */
@@ -121,6 +124,8 @@ export class Orchestrator {
   start(): Promise<void> {
     if (this.running) return this.starting;
     this.running = true;
+    // A running orchestrator keeps its process alive until stop() (process-hold.ts).
+    this.releaseHold ??= holdProcess();
     // A stop() and start() while the check runs start one loop, not two.
     const run = ++this.runs;
     const loop = async () => {
@@ -134,7 +139,10 @@ export class Orchestrator {
     this.starting = assertSchemaCurrentToStart(this.db).then(
       () => void loop(),
       (error: unknown) => {
-        if (this.runs === run) this.running = false;
+        if (this.runs === run) {
+          this.running = false;
+          this.releaseProcess();
+        }
         throw error;
       },
     );
@@ -146,9 +154,15 @@ export class Orchestrator {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.releaseProcess();
     await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
+  }
+
+  private releaseProcess(): void {
+    this.releaseHold?.();
+    this.releaseHold = null;
   }
 
   /** One tick: take or keep the lease, then, as leader, run the steps. */

@@ -3,6 +3,7 @@ import { assertSchemaCurrentToStart } from "../db/migrate.js";
 import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import type { RotaEvents } from "../events.js";
+import { holdProcess } from "../process-hold.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs } from "../queue/retention.js";
 import type { TaskDefinition } from "../task.js";
@@ -64,6 +65,8 @@ export class Worker {
   private upkeepTimer: NodeJS.Timeout | null = null;
   /** Starts a partial batch once it has waited its task's waitMs (see HeldJobs.batchDueInMs). */
   private batchTimer: NodeJS.Timeout | null = null;
+  /** Lets the process go once the worker has stopped (see start()). */
+  private releaseProcess: (() => void) | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   private readonly onSignal = () => void this.stop();
@@ -245,6 +248,8 @@ export class Worker {
       process.once("SIGINT", this.onSignal);
       process.once("SIGTERM", this.onSignal);
     }
+    // A running worker keeps its process alive until stop() (process-hold.ts).
+    this.releaseProcess = holdProcess();
     // The timers first: a stop() while LISTEN connects clears them.
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), heartbeatMs);
     this.heartbeatTimer.unref();
@@ -465,6 +470,7 @@ export class Worker {
     // After the outcomes, so the last report counts them, and says it stopped.
     await this.atMost(this.stats?.stop(), "the last stats report");
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.releaseProcess?.();
     this.state = "stopped";
     await this.atMost(
       Promise.all([this.db.close(), this.claimDb.close()]),
