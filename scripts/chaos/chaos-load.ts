@@ -83,11 +83,19 @@ export class ChaosLoad {
     }
   }
 
-  /** One job, or a few at once, of a random kind, by a random way in. */
+  /**
+   * One job, or a few at once, of a random kind, by a random way in; now and
+   * then a burst of limited and keyed jobs, more than their limits let run
+   * at once, so the limits are pressed, not merely reached.
+   */
   private async enqueueJobs(): Promise<void> {
-    const specs = Array.from({ length: this.random.chance(0.2) ? this.random.int(2, 6) : 1 }, () =>
-      this.jobSpec(),
-    );
+    const burst = this.random.chance(0.12);
+    const count = burst
+      ? this.random.int(6, 10)
+      : this.random.chance(0.2)
+        ? this.random.int(2, 6)
+        : 1;
+    const specs = Array.from({ length: count }, () => this.jobSpec(burst));
     if (this.random.chance(0.5)) {
       await this.inTransaction(async (client) => {
         const jobs = await this.rota.enqueueMany(
@@ -127,11 +135,12 @@ export class ChaosLoad {
     }
   }
 
-  private jobSpec(): { spec: EnqueueSpec; kind: JobKind; token: string } {
+  /** A job of a random kind; with `limited`, one of the limited queue or a key. */
+  private jobSpec(limited = false): { spec: EnqueueSpec; kind: JobKind; token: string } {
     const token = `t${++this.token}`;
     const r = this.random;
     const common = { maxAttempts: MAX_ATTEMPTS, backoff: BACKOFF };
-    const roll = r.next();
+    const roll = limited ? r.between(0.66, 1) : r.next();
     if (roll < 0.3) {
       return this.spec(
         "plain",

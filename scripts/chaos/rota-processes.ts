@@ -27,6 +27,12 @@ export const ORCHESTRATOR_LEASE_TTL_MS = 6_000;
 
 export type ProcessKind = "worker" | "orchestrator";
 
+/** "worker <id> running (<tasks>); …" and "orchestrator <holder> running; …" (src/cli). */
+const RUNNING_LINE: Record<ProcessKind, RegExp> = {
+  worker: /^worker \S+ running \(/m,
+  orchestrator: /^orchestrator \S+ running;/m,
+};
+
 export interface RotaProcess {
   kind: ProcessKind;
   pid: number;
@@ -142,8 +148,8 @@ export class RotaProcesses {
         out.write(chunk);
         if (record.runningAt !== null) return;
         seen += chunk.toString();
-        // "worker <id> running (…)" / "orchestrator <holder> running; …"
-        if (/ running[ ;(]/.test(seen)) {
+        // The line each prints once it runs (an error may say "running" too).
+        if (RUNNING_LINE[kind].test(seen)) {
           record.runningAt = Date.now();
           seen = "";
           clearTimeout(timer);
