@@ -4,23 +4,15 @@
 // so once the server closed their connections nothing held the event loop.
 // Found by the chaos run (npm run chaos). On a PostgreSQL of this test's own:
 // it is restarted.
-import { chmodSync, mkdirSync } from "node:fs";
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseOf, Rota } from "../../src/client.js";
-import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/dev/embedded.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
+import { OwnServer } from "../helpers/own-server.js";
 import { SIDE_TASKS } from "../helpers/side-table.js";
 
-const dataDir = resolve(".rota/outlive-restart-pgdata");
-let server: EmbeddedPostgres;
-let port: number;
-
+let server: OwnServer;
 beforeAll(async () => {
-  mkdirSync(".rota", { recursive: true });
-  chmodSync(".rota", 0o755);
-  port = await freePort();
-  server = await startEmbeddedPostgres({ dataDir, port });
+  server = await OwnServer.start("outlive-restart");
 });
 afterAll(async () => {
   await server?.stop();
@@ -58,7 +50,7 @@ describe("rota's processes and a database restart", () => {
       await new Promise((r) => setTimeout(r, 2_000));
       for (const child of children)
         expect(child.exitCode, "exited while the database was down").toBeNull();
-      server = await startEmbeddedPostgres({ dataDir, port });
+      await server.start();
       await new Promise((r) => setTimeout(r, 2_000));
       for (const child of children) expect(child.exitCode, "exited after the restart").toBeNull();
       // And the worker works: a job enqueued now runs.
