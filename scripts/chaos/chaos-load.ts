@@ -18,6 +18,7 @@
 import type pg from "pg";
 import type { Rota } from "../../src/client.js";
 import type { EnqueueSpec } from "../../src/queue/enqueue.js";
+import type { EnqueueOptions } from "../../src/queue/job-options.js";
 import { ITEM_COUNT, KEY_LIMITS, QUEUE_LIMIT } from "./chaos-setup.js";
 import type { SeededRandom } from "./seeded-random.js";
 
@@ -37,6 +38,73 @@ export interface LoadCounts {
 /** Every job's attempts: enough that kills alone never use them up. */
 const MAX_ATTEMPTS = 10;
 const BACKOFF = { kind: "fixed", delayMs: 300 } as const;
+
+interface Kind {
+  kind: JobKind;
+  /** Its share of the jobs: a roll in [0, 1) below this and above the previous kind's. */
+  upTo: number;
+  make(r: SeededRandom): {
+    task: string;
+    payload: Record<string, unknown>;
+    options: EnqueueOptions;
+  };
+}
+
+/** The jobs the load enqueues, in proportion. */
+const KINDS: readonly Kind[] = [
+  { kind: "plain", upTo: 0.3, make: (r) => job("chaos.job", { ms: r.int(5, 80) }, "plain") },
+  // Long enough that a kill often lands mid-run: the job must run again.
+  { kind: "slow", upTo: 0.38, make: (r) => job("chaos.job", { ms: r.int(1_000, 3_000) }, "plain") },
+  {
+    kind: "delayed",
+    upTo: 0.52,
+    make: (r) => job("chaos.job", { ms: r.int(5, 80) }, "plain", { delayMs: r.int(500, 15_000) }),
+  },
+  {
+    kind: "retrying",
+    upTo: 0.66,
+    make: (r) => job("chaos.job", { ms: r.int(5, 80), failUntil: r.int(1, 2) }, "plain"),
+  },
+  {
+    kind: "limited",
+    upTo: 0.82,
+    make: (r) =>
+      job(
+        "chaos.limited",
+        { ms: r.int(50, 400), failUntil: r.chance(0.1) ? 1 : 0 },
+        QUEUE_LIMIT.queue,
+      ),
+  },
+  {
+    kind: "keyed",
+    upTo: 1,
+    make: (r) => {
+      const key = r.pick(Object.keys(KEY_LIMITS));
+      // The key in the payload too: the handler records the payload, and the
+      // checks group the runs by it.
+      return job(
+        "chaos.keyed",
+        { ms: r.int(50, 300), failUntil: r.chance(0.1) ? 1 : 0, key },
+        "keyed",
+        {
+          concurrencyKey: key,
+          concurrencyLimit: KEY_LIMITS[key],
+        },
+      );
+    },
+  },
+];
+/** Where the limited and keyed kinds begin among the rolls. */
+const LIMITED_FROM = 0.66;
+
+function job(
+  task: string,
+  payload: Record<string, unknown>,
+  queue: string,
+  options: EnqueueOptions = {},
+) {
+  return { task, payload, options: { ...options, queue } };
+}
 
 export class ChaosLoad {
   readonly counts: LoadCounts = {
@@ -139,74 +207,18 @@ export class ChaosLoad {
   private jobSpec(limited = false): { spec: EnqueueSpec; kind: JobKind; token: string } {
     const token = `t${++this.token}`;
     const r = this.random;
-    const common = { maxAttempts: MAX_ATTEMPTS, backoff: BACKOFF };
-    const roll = limited ? r.between(0.66, 1) : r.next();
-    if (roll < 0.3) {
-      return this.spec(
-        "plain",
-        token,
-        "chaos.job",
-        { ms: r.int(5, 80) },
-        { ...common, queue: "plain" },
-      );
-    }
-    // Long enough that a kill often lands mid-run: the job must run again.
-    if (roll < 0.38) {
-      return this.spec(
-        "slow",
-        token,
-        "chaos.job",
-        { ms: r.int(1_000, 3_000) },
-        { ...common, queue: "plain" },
-      );
-    }
-    if (roll < 0.52) {
-      return this.spec(
-        "delayed",
-        token,
-        "chaos.job",
-        { ms: r.int(5, 80) },
-        { ...common, queue: "plain", delayMs: r.int(500, 15_000) },
-      );
-    }
-    if (roll < 0.66) {
-      return this.spec(
-        "retrying",
-        token,
-        "chaos.job",
-        { ms: r.int(5, 80), failUntil: r.int(1, 2) },
-        { ...common, queue: "plain" },
-      );
-    }
-    if (roll < 0.82) {
-      return this.spec(
-        "limited",
-        token,
-        "chaos.limited",
-        { ms: r.int(50, 400), failUntil: r.chance(0.1) ? 1 : 0 },
-        { ...common, queue: QUEUE_LIMIT.queue },
-      );
-    }
-    const key = r.pick(Object.keys(KEY_LIMITS));
-    return this.spec(
-      "keyed",
+    const roll = limited ? r.between(LIMITED_FROM, 1) : r.next();
+    const { kind, make } = KINDS.find((k) => roll < k.upTo) ?? (KINDS.at(-1) as Kind);
+    const { task, payload, options } = make(r);
+    return {
+      spec: {
+        task,
+        payload: { ...payload, token },
+        options: { maxAttempts: MAX_ATTEMPTS, backoff: BACKOFF, ...options },
+      },
+      kind,
       token,
-      "chaos.keyed",
-      // The key in the payload too: the handler records the payload, and the
-      // checks group the runs by it.
-      { ms: r.int(50, 300), failUntil: r.chance(0.1) ? 1 : 0, key },
-      { ...common, queue: "keyed", concurrencyKey: key, concurrencyLimit: KEY_LIMITS[key] },
-    );
-  }
-
-  private spec(
-    kind: JobKind,
-    token: string,
-    task: string,
-    payload: Record<string, unknown>,
-    options: EnqueueSpec["options"],
-  ): { spec: EnqueueSpec; kind: JobKind; token: string } {
-    return { spec: { task, payload: { ...payload, token }, options }, kind, token };
+    };
   }
 
   /** A batch of members (some failing their first attempt) and its callback, in one transaction. */
