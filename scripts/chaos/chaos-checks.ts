@@ -123,14 +123,12 @@ export async function check(input: CheckInput): Promise<ChaosChecks> {
     )
   ).rows;
   const runsByJob = groupBy(runs, (r) => r.job_id);
-  const killedAt = new Map(
-    input.processes.filter((p) => p.killedAt !== null).map((p) => [p.pid, p.killedAt as number]),
-  );
+  const killedAt = killTimes(input.processes);
   const databaseFaults = input.serverFaults.map((f) => ({ from: f.from, to: f.to }));
 
   const jobs = await checkJobs(client, runsByJob, violations);
   const rerunSection = checkReruns(runsByJob, killedAt, databaseFaults, violations);
-  const unfinished = runs.filter((r) => r.ended_at === null && !killedAt.has(r.pid));
+  const unfinished = runs.filter((r) => r.ended_at === null && killedAt(r) === undefined);
   for (const r of unfinished.slice(0, 5)) {
     violations.push(
       `run of job ${r.job_id} (attempt ${r.attempt}, pid ${r.pid}) never ended, and its process was not killed`,
@@ -151,6 +149,28 @@ export async function check(input: CheckInput): Promise<ChaosChecks> {
     batches,
     capture,
     processes,
+  };
+}
+
+/** When the process that made a run was killed, if it was. */
+type KillTime = (run: Run) => number | undefined;
+
+/**
+ * Runs name their process by pid, and pids come round again (kernel.pid_max
+ * may be as low as 32,768): a run belongs to the process of its pid that was
+ * alive when it started.
+ */
+function killTimes(processes: readonly RotaProcess[]): KillTime {
+  const byPid = groupBy(
+    processes.filter((p) => p.killedAt !== null),
+    (p) => String(p.pid),
+  );
+  return (run) => {
+    const at = run.started_at.getTime();
+    const owner = byPid
+      .get(String(run.pid))
+      ?.find((p) => p.startedAt <= at && at <= (p.exitedAt ?? Number.POSITIVE_INFINITY));
+    return owner?.killedAt ?? undefined;
   };
 }
 
@@ -248,7 +268,7 @@ async function checkJobs(
  */
 function checkReruns(
   runsByJob: Map<string, Run[]>,
-  killedAt: Map<number, number>,
+  killedAt: KillTime,
   databaseFaults: Interval[],
   violations: string[],
 ): ChaosChecks["reruns"] {
@@ -264,7 +284,7 @@ function checkReruns(
       section.total++;
       const from = run.started_at.getTime();
       const to = next.started_at.getTime();
-      const kill = killedAt.get(run.pid);
+      const kill = killedAt(run);
       if (kill !== undefined && kill >= from && kill <= to) section.explainedByKill++;
       else if (meets(from - WORKER_LEASE_MS, to, databaseFaults)) section.explainedByDatabase++;
       else {
@@ -421,7 +441,7 @@ async function checkSchedules(
  */
 function checkLimits(
   runs: Run[],
-  killedAt: Map<number, number>,
+  killedAt: KillTime,
   scheduleIds: Map<string, string>,
   violations: string[],
 ): ChaosChecks["limits"] {
@@ -430,7 +450,7 @@ function checkLimits(
     (r: Run): Interval => {
       const from = r.started_at.getTime();
       if (r.ended_at !== null) return { from, to: r.ended_at.getTime() };
-      const kill = killedAt.get(r.pid);
+      const kill = killedAt(r);
       if (kill === undefined) return { from, to: Number.MAX_SAFE_INTEGER };
       return {
         from,
