@@ -82,7 +82,8 @@ export interface ChaosChecks {
   reruns: {
     total: number;
     explainedByKill: number;
-    explainedByDatabase: number;
+    explainedByRestart: number;
+    explainedByTerminate: number;
     unexplained: number;
   };
   schedules: {
@@ -124,10 +125,9 @@ export async function check(input: CheckInput): Promise<ChaosChecks> {
   ).rows;
   const runsByJob = groupBy(runs, (r) => r.job_id);
   const killedAt = killTimes(input.processes);
-  const databaseFaults = input.serverFaults.map((f) => ({ from: f.from, to: f.to }));
 
   const jobs = await checkJobs(client, runsByJob, violations);
-  const rerunSection = checkReruns(runsByJob, killedAt, databaseFaults, violations);
+  const rerunSection = checkReruns(runsByJob, killedAt, input.serverFaults, violations);
   const unfinished = runs.filter((r) => r.ended_at === null && killedAt(r) === undefined);
   for (const r of unfinished.slice(0, 5)) {
     violations.push(
@@ -264,15 +264,26 @@ async function checkJobs(
  * A run followed by another run of its job, when it did not fail on purpose,
  * was run again: by a kill of its process after it started (and before the
  * next run began), or by a database fault from a lease before its start to
- * the next run's start (its heartbeat or its outcome's write lost).
+ * the next run's start (its heartbeat or its outcome's write lost). Restarts
+ * and terminations are counted apart: with the workers' lease longer than a
+ * restart's downtime, a termination alone (the next heartbeat or write
+ * succeeds on a new connection) should explain none.
  */
 function checkReruns(
   runsByJob: Map<string, Run[]>,
   killedAt: KillTime,
-  databaseFaults: Interval[],
+  serverFaults: readonly ServerFault[],
   violations: string[],
 ): ChaosChecks["reruns"] {
-  const section = { total: 0, explainedByKill: 0, explainedByDatabase: 0, unexplained: 0 };
+  const section = {
+    total: 0,
+    explainedByKill: 0,
+    explainedByRestart: 0,
+    explainedByTerminate: 0,
+    unexplained: 0,
+  };
+  const restarts = serverFaults.filter((f) => f.kind === "restart");
+  const terminates = serverFaults.filter((f) => f.kind === "terminate");
   for (const [jobId, jobRuns] of runsByJob) {
     const ordered = [...jobRuns].sort(
       (a, b) => a.attempt - b.attempt || a.started_at.getTime() - b.started_at.getTime(),
@@ -286,7 +297,8 @@ function checkReruns(
       const to = next.started_at.getTime();
       const kill = killedAt(run);
       if (kill !== undefined && kill >= from && kill <= to) section.explainedByKill++;
-      else if (meets(from - WORKER_LEASE_MS, to, databaseFaults)) section.explainedByDatabase++;
+      else if (meets(from - WORKER_LEASE_MS, to, restarts)) section.explainedByRestart++;
+      else if (meets(from - WORKER_LEASE_MS, to, terminates)) section.explainedByTerminate++;
       else {
         section.unexplained++;
         if (section.unexplained <= 5) {

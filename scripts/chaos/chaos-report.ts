@@ -101,7 +101,7 @@ export function formatReport(report: ChaosReport): string {
     `chaos run, seed ${report.seed}: ${report.minutes} min of faults, drained in ${report.seconds.drain} s (${report.seconds.total} s in all)`,
     `faults: ${faults.kills} kills (${faults.leaderKills} of the leader, ${faults.workerKills} of workers), ${faults.restarts} database restarts (${faults.immediateRestarts} of them crashes; down ${faults.restartDownMs.join(", ")} ms), ${faults.terminates} terminations (${faults.backendsTerminated} backends)`,
     `jobs: ${jobs.enqueued} enqueued, ${jobs.completed} completed, ${jobs.failedForGood} failed for good, ${jobs.lost} lost (${jobs.stuck} stuck, ${jobs.missing} missing); ${jobs.phantom} ran uncommitted; ${jobs.ambiguousEnqueues} enqueues failed without an answer (${jobs.ambiguousThatRan} of them ran)`,
-    `reruns: ${reruns.total} (${reruns.explainedByKill} after a kill, ${reruns.explainedByDatabase} after a database fault, ${reruns.unexplained} unexplained)`,
+    `reruns: ${reruns.total} (${reruns.explainedByKill} after a kill, ${reruns.explainedByRestart} after a database restart, ${reruns.explainedByTerminate} after terminated connections, ${reruns.unexplained} unexplained)`,
     `schedules: ${schedules.occurrences} occurrences checked, ${schedules.ran} ran, ${schedules.firedTwice} fired twice, ${schedules.missing} missing, ${schedules.stuck} stuck; ${schedules.skippedForOverlap} skipped for overlap, ${schedules.missedPerPolicy} missed per catch-up "latest"`,
     `limits: ${limits.violations} violations; ${Object.entries(limits.checked)
       .map(([name, { limit, max }]) => `${name} ${max}/${limit}`)

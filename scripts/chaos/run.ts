@@ -19,7 +19,7 @@
  * the run's folder, kept with the server's data when the run fails (or with
  * --keep).
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -88,6 +88,11 @@ async function main(): Promise<number> {
   const runDir = join(REPO_ROOT, ".rota", "chaos", `seed-${options.seed}-${began}`);
   const logDir = join(runDir, "logs");
   mkdirSync(logDir, { recursive: true });
+  // As root the server runs as "postgres", which must be let through every
+  // folder above its data (embedded.ts refuses to start otherwise).
+  for (const dir of [join(REPO_ROOT, ".rota"), join(REPO_ROOT, ".rota", "chaos"), runDir]) {
+    chmodSync(dir, 0o755);
+  }
   log(`seed ${options.seed}, ${options.minutes} min of faults; logs in ${logDir}`);
 
   const server = await ChaosServer.start(join(runDir, "pgdata"), log);
