@@ -46,7 +46,8 @@ describe("the chaos run, one minute", () => {
     expect(report.capture.unprocessed).toBe(0);
     expect(report.processes).toMatchObject({ crashed: 0, stuckAtStop: 0, busyLoops: 0 });
     // The faults happened, and there was work for them to hit.
-    expect(report.faults.restarts).toBeGreaterThanOrEqual(1);
+    expect(report.faults.restarts).toBeGreaterThanOrEqual(2);
+    expect(report.faults.immediateRestarts).toBeGreaterThanOrEqual(1);
     expect(report.faults.leaderKills).toBeGreaterThanOrEqual(1);
     expect(report.faults.workerKills).toBeGreaterThanOrEqual(1);
     expect(report.faults.terminates).toBeGreaterThanOrEqual(1);
