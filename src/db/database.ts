@@ -155,6 +155,15 @@ export class Database {
     // An idle client that dies (database restart) must not crash the process;
     // the pool drops it and the next checkout reconnects.
     this.pool.on("error", () => {});
+    // Nor one that dies while rota holds it between two statements (a
+    // transaction's; an enqueue's insert and the wake-up after it): the pool
+    // listens only to idle clients, and an "error" no one listens to ends
+    // the process. The next statement on it fails instead, and a client
+    // released after a failure is dropped. (Clients a caller's pool made
+    // before rota was given it are the caller's to watch.)
+    this.pool.on("connect", (client) => {
+      client.on("error", () => {});
+    });
   }
 
   /**

@@ -8,6 +8,7 @@ import { isConnectionLoss } from "../db/sqlstate.js";
 import { describeThrown, RotaError } from "../errors.js";
 import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
 import { childLogger, defaultLogger, type Logger, validateLogger } from "../logger.js";
+import { holdProcess } from "../process-hold.js";
 import { type RescueResult, rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs, type RetentionOptions, resolveRetention } from "../queue/retention.js";
 import { type MaterializeResult, materializeDue } from "../schedule/materializer.js";
@@ -108,6 +109,8 @@ export class Orchestrator {
   /** The orchestrator's own connections (see `db`). */
   private ownDb: Database | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Lets the process go once the orchestrator has stopped (see start()). */
+  private releaseHold: (() => void) | null = null;
   private ticking: Promise<TickReport> | null = null;
   private running = false;
   /** The last start(): its schema check, then the loop begun. */
@@ -191,6 +194,8 @@ export class Orchestrator {
   start(): Promise<void> {
     if (this.running) return this.starting;
     this.running = true;
+    // A running orchestrator keeps its process alive until stop() (process-hold.ts).
+    this.releaseHold ??= holdProcess();
     // A stop() and start() while the check runs start one loop, not two.
     const run = ++this.runs;
     const loop = async () => {
@@ -211,7 +216,10 @@ export class Orchestrator {
         void loop();
       },
       (error: unknown) => {
-        if (this.runs === run) this.running = false;
+        if (this.runs === run) {
+          this.running = false;
+          this.releaseProcess();
+        }
         throw error;
       },
     );
@@ -226,6 +234,7 @@ export class Orchestrator {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.releaseProcess();
     await this.starting.catch(() => {});
     if (this.ticking) await this.ticking.catch(() => {});
     await this.lease.release().catch(() => {});
@@ -240,6 +249,11 @@ export class Orchestrator {
     if (this.unreachableTicks === 0) return this.tickMs;
     const doubled = this.tickMs * 2 ** Math.min(this.unreachableTicks, 20);
     return Math.min(this.retryMaxMs, doubled);
+  }
+
+  private releaseProcess(): void {
+    this.releaseHold?.();
+    this.releaseHold = null;
   }
 
   /** One tick: take or keep the lease, then, as leader, run the steps. */

@@ -4,6 +4,7 @@ import { jobQueries } from "../db/queries/jobs.js";
 import { describeThrown, RotaError } from "../errors.js";
 import { type EventTaps, type RotaEvents, tapEvents } from "../events.js";
 import type { Logger } from "../logger.js";
+import { holdProcess } from "../process-hold.js";
 import { rescueExpiredJobs } from "../queue/rescue.js";
 import { pruneFinishedJobs } from "../queue/retention.js";
 import type { TaskDefinition } from "../task.js";
@@ -68,6 +69,8 @@ export class Worker {
   private upkeepTimer: NodeJS.Timeout | null = null;
   /** Starts a partial batch once it has waited its task's waitMs (see HeldJobs.batchDueInMs). */
   private batchTimer: NodeJS.Timeout | null = null;
+  /** Lets the process go once the worker has stopped (see start()). */
+  private releaseProcess: (() => void) | null = null;
   private state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   private stopPromise: Promise<void> | null = null;
   /** The last error reported (worker:error), for health(). */
@@ -307,6 +310,8 @@ export class Worker {
       process.once("SIGINT", this.onSignal);
       process.once("SIGTERM", this.onSignal);
     }
+    // A running worker keeps its process alive until stop() (process-hold.ts).
+    this.releaseProcess = holdProcess();
     // The timers first: a stop() while LISTEN connects clears them.
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), heartbeatMs);
     this.heartbeatTimer.unref();
@@ -535,6 +540,7 @@ export class Worker {
     // After the outcomes, so the last report counts them, and says it stopped.
     await this.atMost(this.stats?.stop(), "the last stats report");
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.releaseProcess?.();
     this.state = "stopped";
     await this.atMost(
       Promise.all([this.db.close(), this.claimDb.close()]),

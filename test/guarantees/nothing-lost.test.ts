@@ -1,7 +1,5 @@
 // Guarantee 2: a committed job runs at least once, across worker crashes
 // (kill -9) and database restarts.
-import { chmodSync, mkdirSync } from "node:fs";
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseOf, Rota } from "../../src/client.js";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../../src/dev/embedded.js";
@@ -9,6 +7,7 @@ import { silentLogger } from "../../src/logger.js";
 import { collect, startCli, waitForOutput, withoutDatabaseUrl } from "../helpers/cli.js";
 import { migratedSchema, type TestSchema } from "../helpers/database.js";
 import { events, nextEvent } from "../helpers/events.js";
+import { OwnServer } from "../helpers/own-server.js";
 import { createSideTable, SIDE_TASKS, sideRuns } from "../helpers/side-table.js";
 
 describe("guarantee 2: nothing lost when a worker is killed with SIGKILL mid-job", () => {
@@ -143,15 +142,10 @@ describe("guarantee 2: nothing lost when a worker is killed with SIGKILL mid-job
 });
 
 describe("guarantee 2: nothing lost across a database restart", () => {
-  let server: EmbeddedPostgres;
-  let port: number;
-  const dataDir = resolve(".rota/restart-test-pgdata");
+  let server: OwnServer;
 
   beforeAll(async () => {
-    mkdirSync(".rota", { recursive: true });
-    chmodSync(".rota", 0o755);
-    port = await freePort();
-    server = await startEmbeddedPostgres({ dataDir, port });
+    server = await OwnServer.start("restart-test");
   });
   afterAll(async () => {
     await server?.stop();
@@ -178,7 +172,7 @@ describe("guarantee 2: nothing lost across a database restart", () => {
       await before;
 
       await server.stop();
-      server = await startEmbeddedPostgres({ dataDir, port });
+      await server.start();
 
       // The pool's dead connections fail once; enqueue again until the pool has reconnected.
       const after = Array.from({ length: 50 }, (_, i) => ({
