@@ -1,4 +1,4 @@
--- rota's schema after migration 0021_job_trace_context, as pg_dump --schema-only prints it
+-- rota's schema after migration 0022_jobs_autovacuum, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -675,7 +675,8 @@ CREATE TABLE rota.jobs (
     CONSTRAINT jobs_state_valid CHECK ((state = ANY (ARRAY['scheduled'::text, 'available'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'skipped'::text, 'superseded'::text, 'missed'::text]))),
     CONSTRAINT jobs_task_length CHECK (((octet_length(task) >= 1) AND (octet_length(task) <= 128))),
     CONSTRAINT jobs_timeout_valid CHECK (((timeout_ms IS NULL) OR (timeout_ms > 0)))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0.01');
 
 -- SEQUENCE: jobs_id_seq
 

@@ -82,4 +82,21 @@ describe("migrations", () => {
       await rota.close();
     }
   });
+
+  it("sets the jobs table's autovacuum to take it up at 1% of its rows, not 20%", async () => {
+    const rota = new Rota({ connection: databaseUrl(), schema: freshSchema() });
+    try {
+      await rota.migrate();
+      const options = await withClient((c) =>
+        c.query(
+          `select c.reloptions from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = $1 and c.relname = 'jobs'`,
+          [rota.schema],
+        ),
+      );
+      expect(options.rows[0].reloptions).toEqual(["autovacuum_vacuum_scale_factor=0.01"]);
+    } finally {
+      await rota.close();
+    }
+  });
 });

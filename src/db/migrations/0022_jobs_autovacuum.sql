@@ -1,0 +1,11 @@
+-- Autovacuum takes a table up once its dead rows pass 20% of its rows
+-- (autovacuum_vacuum_scale_factor, 0.2). Every job leaves two dead row
+-- versions (the claim's update and the outcome's), and a retention that
+-- keeps finished jobs makes the table grow all the while: at 2,000 jobs a
+-- second over a table of millions, each cycle let more dead rows pile up
+-- than the one before, and the claim, which reads past their index entries
+-- until a vacuum removes them, slowed with them (BENCHMARKS.md, "Soak").
+-- At 1% the jobs table is vacuumed about every minute at that rate, each
+-- vacuum short. Setting a storage parameter takes a SHARE UPDATE EXCLUSIVE
+-- lock: enqueues, claims and outcomes go on.
+alter table {{schema}}.jobs set (autovacuum_vacuum_scale_factor = 0.01);
