@@ -59,9 +59,6 @@ export function streamLogger(options: StreamLoggerOptions = {}): Logger {
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
-/** Writes info and above to stderr as text. */
-export const consoleLogger: Logger = streamLogger();
-
 /**
  * A Rota's logger when it is given none: warnings and errors on stderr. An
  * application's own output stays its own; what rota says at info (a worker
