@@ -633,7 +633,11 @@ describe("targets, after review", () => {
     const planned = await executions("joins");
     const occurrence = planned[0]?.occurrence_at as Date;
     // The next cadence is planned once this one's occurrence has passed.
-    await clockTo(new Date(occurrence.getTime() + 60_000));
+    // Half-way through the window: about half of the new targets' random
+    // slots are still ahead (the offsets follow the occurrence, which is the
+    // wall clock's hour, so the count varies from run to run; a minute in,
+    // all 40 were ahead about half the time).
+    await clockTo(new Date(occurrence.getTime() + 30 * 60_000));
     await pass();
     expect(byOccurrence(await executions("joins"))).toHaveLength(2);
     await t.rota.schedules.targets.add("joins", keys(40, "late"));
@@ -644,8 +648,8 @@ describe("targets, after review", () => {
     );
     // Every one in the next cadence; in the current one, those whose slot is ahead.
     expect(inNext).toHaveLength(40);
-    expect(inCurrent?.length).toBeGreaterThan(20);
-    expect(inCurrent?.length).toBeLessThan(40);
+    expect(inCurrent?.length).toBeGreaterThan(5);
+    expect(inCurrent?.length).toBeLessThan(35);
     for (const r of late) expect(r.run_at.getTime()).toBeGreaterThan(now.getTime());
   });
 
