@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import type pg from "pg";
+import pg from "pg";
 import { isRotaError, RotaError } from "../errors.js";
 import type { Database } from "./database.js";
 import { bindSchema } from "./sql.js";
@@ -15,47 +15,85 @@ import { bindSchema } from "./sql.js";
  * once apply every file exactly once and all succeed. Transaction-scoped
  * locks (not session locks) keep this safe behind PgBouncer in transaction mode.
  *
- * A migration that must not run in a transaction (CREATE INDEX CONCURRENTLY
- * on a table live workers write: a plain CREATE INDEX would hold their
- * inserts and updates for the whole build) starts with the line
- * `-- rota:no-transaction`. Its statements, one per `;` at a line's end, run
- * one by one on one connection under a session advisory lock on the same
- * key (so migrators still queue), each written to be safe to run again: a
- * failure half-way leaves the version unrecorded, and the next migrate runs
- * the whole file again. Such a migration needs a session connection: run
- * `rota migrate` on a direct URL, not through a transaction pooler.
+ * An index on the jobs table must not be built in a transaction: a plain
+ * CREATE INDEX holds every insert and update of live workers for the whole
+ * build. A migration that builds one puts it after a line
+ * `-- rota:concurrently`. What comes before that line (its head, possibly
+ * nothing) runs in the migration's transaction, which records the version
+ * as not complete; what comes after (its concurrent part) runs once that
+ * has committed, statement by statement (one per `;` at a line's end), on
+ * one connection under a session advisory lock on the same key (so
+ * migrators still queue), and then the version is marked complete. Each of
+ * those statements is safe to run again: if one fails, or the migrator
+ * dies, the next migrate runs the whole concurrent part again before
+ * anything else. Until then the schema counts as the version before, so no
+ * process of the new code starts on a half-built schema. Such a migration
+ * needs a session connection: run `rota migrate` on a direct URL, not
+ * through a transaction pooler.
  *
- * It may hold only `create index concurrently` and `drop index concurrently
- * if exists` statements (checked when the files are read). On a schema this
- * very call created (migrating from version 0: no process uses it yet) they
- * run as plain index statements in a transaction like any other migration:
- * a CONCURRENTLY build waits for every older transaction of the database,
- * which an empty new table need not.
+ * The concurrent part may hold only `create [unique] index concurrently`
+ * (each just after `drop index concurrently if exists` of its name), `drop
+ * index concurrently if exists`, `alter index if exists … rename to` (which
+ * locks only the index) and `alter table … validate constraint` (a check
+ * added NOT VALID in the head, where validating would read the whole table
+ * under the ALTER's lock): checked when the files are read. An index
+ * replaced under the same name is built under a second name, the old one
+ * dropped, and the new one renamed. On a schema this very call created
+ * (migrating from version 0: no process uses it yet) the whole migration
+ * runs in its transaction, CONCURRENTLY dropped: a concurrent build waits
+ * for every older transaction of the database, which an empty new table
+ * need not.
  */
 export interface Migration {
   version: number;
   name: string;
+  /** What runs in the migration's transaction (everything but its concurrent part). */
   sql: string;
-  /** False for a `-- rota:no-transaction` migration. */
-  transactional: boolean;
+  /** The statements after `-- rota:concurrently`, each run by itself after the transaction; empty for most. */
+  concurrent: string[];
 }
 
-/** The directive that makes a migration run outside a transaction. */
-const NO_TRANSACTION = /^-- rota:no-transaction\s*$/m;
+/** The line after which a migration's statements run outside its transaction. */
+const CONCURRENTLY = /^-- rota:concurrently[ \t]*$/m;
 
-/** What a no-transaction migration may hold: index builds and drops, concurrently. */
-const CONCURRENT_INDEX_STATEMENT =
-  /^(create (unique )?index concurrently |drop index concurrently if exists )/i;
+/** What a migration's concurrent part may hold: statements that block no writer of the table. */
+const CONCURRENT_STATEMENT =
+  /^(create (unique )?index concurrently |drop index concurrently if exists |alter index if exists \S+ rename to |alter table \S+ validate constraint )/i;
+
+/** An index a concurrent part builds: its name. */
+const CONCURRENT_BUILD = /^create (?:unique )?index concurrently (\S+) on /i;
 
 /**
- * A no-transaction migration's statements as a plain transaction runs them
- * (a fresh schema): CONCURRENTLY dropped from each.
+ * Checks a concurrent part: only statements that block no writer, and
+ * every build preceded by a drop of its name (a build that failed half-way
+ * leaves an invalid index of that name, which the next run must remove).
+ */
+function checkConcurrentPart(file: string, statements: readonly string[]): void {
+  statements.forEach((statement, index) => {
+    if (!CONCURRENT_STATEMENT.test(statement)) {
+      throw new Error(
+        `migration ${file} holds "${statement.split("\n")[0]}" after -- rota:concurrently: what runs outside the transaction is only create index concurrently, drop index concurrently if exists, alter index if exists … rename to, and alter table … validate constraint`,
+      );
+    }
+    const build = CONCURRENT_BUILD.exec(statement);
+    const drop = `drop index concurrently if exists {{schema}}.${build?.[1]}`;
+    if (build && statements[index - 1]?.toLowerCase() !== drop.toLowerCase()) {
+      throw new Error(
+        `migration ${file} builds index ${build[1]} concurrently without "${drop};" just before: a build that failed half-way leaves an invalid index the next run must drop`,
+      );
+    }
+  });
+}
+
+/**
+ * A concurrent part's statements as a transaction runs them (a fresh
+ * schema): CONCURRENTLY dropped from each.
  */
 export function inTransactionForm(statements: readonly string[]): string[] {
   return statements.map((statement) => statement.replace(/ index concurrently /i, " index "));
 }
 
-/** A no-transaction migration's statements: split at each `;` ending a line, comments dropped. */
+/** A concurrent part's statements: split at each `;` ending a line, comments dropped. */
 export function migrationStatements(sql: string): string[] {
   return sql
     .split(/;[ \t]*$/m)
@@ -76,21 +114,18 @@ export function migrationLabel(migration: { version: number; name: string }): st
   return `${String(migration.version).padStart(4, "0")}_${migration.name}`;
 }
 
-/** A migration file read: its number, name, text, and whether it runs in a transaction (checked). */
-export function migrationFromFile(file: string, sql: string): Migration {
+/** A migration file read: its number, name, head, and concurrent part (checked). */
+export function migrationFromFile(file: string, text: string): Migration {
   const match = FILE.exec(file);
   if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
-  const transactional = !NO_TRANSACTION.test(sql);
-  if (!transactional) {
-    for (const statement of migrationStatements(sql)) {
-      if (!CONCURRENT_INDEX_STATEMENT.test(statement)) {
-        throw new Error(
-          `migration ${file} is -- rota:no-transaction and holds "${statement.split("\n")[0]}": such a migration holds only create index concurrently and drop index concurrently if exists`,
-        );
-      }
-    }
+  const marker = CONCURRENTLY.exec(text);
+  const sql = marker ? text.slice(0, marker.index) : text;
+  const concurrent = marker ? migrationStatements(text.slice(marker.index + marker[0].length)) : [];
+  checkConcurrentPart(file, concurrent);
+  if (marker && concurrent.length === 0) {
+    throw new Error(`migration ${file} has nothing after -- rota:concurrently`);
   }
-  return { version: Number(match[1]), name: match[2] as string, sql, transactional };
+  return { version: Number(match[1]), name: match[2] as string, sql, concurrent };
 }
 
 export function loadMigrations(): Migration[] {
@@ -200,14 +235,19 @@ export async function migrate(
             `create table if not exists {{schema}}.migrations (
              version integer primary key,
              name text not null,
-             applied_at timestamptz not null default now()
+             applied_at timestamptz not null default now(),
+             complete boolean not null default true
            )`,
             db.schema,
           ),
         );
-        const version = await readVersion(client, db.schema);
+        await addCompleteColumn(client, db.schema);
+        const { version, building } = await readState(client, db.schema);
         refuseNewerSchema(db.schema, version);
         fresh ??= version === 0;
+        // A migration whose concurrent part did not finish (its migrator
+        // died, or a statement failed) is finished before anything else.
+        if (building !== null) return { migration: migrationAt(building), done: false };
         // A lock a migration cannot get at once (an ALTER TABLE behind a long
         // transaction) is given up after this, and the migration tried again:
         // waiting in the lock queue would hold every enqueue and claim queued
@@ -215,20 +255,19 @@ export async function migrate(
         await client.query(`set local lock_timeout = '${MIGRATION_LOCK_TIMEOUT_MS}ms'`);
         const migration = migrations.find((m) => m.version === version + 1);
         if (!migration || migration.version > to) return null;
-        if (migration.transactional) {
-          await applyMigration(client, db.schema, migration, [migration.sql]);
-        } else if (fresh) {
-          await applyMigration(
-            client,
-            db.schema,
-            migration,
-            inTransactionForm(migrationStatements(migration.sql)),
-          );
-        } else {
-          // Applied below, on a connection of its own, outside any transaction.
-          return { migration, done: false };
+        if (migration.concurrent.length === 0 || fresh) {
+          await applyMigration(client, db.schema, migration, [
+            migration.sql,
+            ...inTransactionForm(migration.concurrent),
+          ]);
+          await recordVersion(client, db.schema, migration, true);
+          return { migration, done: true };
         }
-        return { migration, done: true };
+        // The head commits with the version not complete; the concurrent
+        // part runs below, on a connection of its own, outside any transaction.
+        await applyMigration(client, db.schema, migration, [migration.sql]);
+        await recordVersion(client, db.schema, migration, false);
+        return { migration, done: false };
       })
       .catch((error: unknown) => {
         if (isLockTimeout(error)) return "lock timeout" as const;
@@ -251,7 +290,7 @@ export async function migrate(
       continue;
     }
     wait.reset();
-    if (!step.done && !(await applyOutsideTransaction(db, step.migration))) continue;
+    if (!step.done && !(await applyConcurrentPart(db, step.migration))) continue;
     const { version, name } = step.migration;
     applied.push({ version, name });
     onApplied({ version, name });
@@ -259,18 +298,36 @@ export async function migrate(
 }
 
 /**
- * A `-- rota:no-transaction` migration, under the session lock, if it is
- * still the next one (another migrator may have applied it meanwhile:
- * false). Each statement commits by itself.
+ * A migration's concurrent part, under the session lock, if its version is
+ * still the one being built (another migrator may have finished it
+ * meanwhile: false). Each statement commits by itself; the version is
+ * marked complete after the last.
  */
-async function applyOutsideTransaction(db: Database, migration: Migration): Promise<boolean> {
+async function applyConcurrentPart(db: Database, migration: Migration): Promise<boolean> {
   const client = await db.pool.connect();
   try {
     const wait = new LockWait();
     while (!(await tryLockMigrations(client, db.schema, "session"))) await wait.next();
     try {
-      if ((await readVersion(client, db.schema)) !== migration.version - 1) return false;
-      await applyMigration(client, db.schema, migration, migrationStatements(migration.sql));
+      if ((await readState(client, db.schema)).building !== migration.version) return false;
+      try {
+        for (const statement of migration.concurrent) {
+          await client.query(bindSchema(statement, db.schema));
+        }
+      } catch (cause) {
+        throw new RotaError(
+          "MIGRATION_FAILED",
+          `Migration ${migrationLabel(migration)} failed in its concurrent part, which runs outside a transaction (what ran stays; the next migrate runs that part again, safely, and the schema counts as version ${migration.version - 1} until then): ${(cause as Error).message}`,
+          { cause, details: { version: migration.version, name: migration.name } },
+        );
+      }
+      await client.query(
+        bindSchema(
+          "update {{schema}}.migrations set complete = true where version = $1",
+          db.schema,
+        ),
+        [migration.version],
+      );
       return true;
     } finally {
       await client.query("select pg_advisory_unlock(hashtext($1), 7340)", [migrateKey(db.schema)]);
@@ -280,7 +337,7 @@ async function applyOutsideTransaction(db: Database, migration: Migration): Prom
   }
 }
 
-/** Runs a migration's statements and records its version; MIGRATION_FAILED when one fails. */
+/** Runs statements of a migration in the caller's transaction; MIGRATION_FAILED when one fails. */
 async function applyMigration(
   client: pg.PoolClient,
   schema: string,
@@ -292,15 +349,50 @@ async function applyMigration(
   } catch (cause) {
     throw new RotaError(
       "MIGRATION_FAILED",
-      migration.transactional
-        ? `Migration ${migrationLabel(migration)} failed and was rolled back: ${(cause as Error).message}`
-        : `Migration ${migrationLabel(migration)} failed (it runs outside a transaction: what ran stays, and the next migrate runs it again, safely): ${(cause as Error).message}`,
+      `Migration ${migrationLabel(migration)} failed and was rolled back: ${(cause as Error).message}`,
       { cause, details: { version: migration.version, name: migration.name } },
     );
   }
+}
+
+async function recordVersion(
+  client: pg.PoolClient,
+  schema: string,
+  migration: Migration,
+  complete: boolean,
+): Promise<void> {
   await client.query(
-    bindSchema("insert into {{schema}}.migrations (version, name) values ($1, $2)", schema),
-    [migration.version, migration.name],
+    bindSchema(
+      "insert into {{schema}}.migrations (version, name, complete) values ($1, $2, $3)",
+      schema,
+    ),
+    [migration.version, migration.name, complete],
+  );
+}
+
+function migrationAt(version: number): Migration {
+  const migration = migrations.find((m) => m.version === version);
+  if (!migration) throw new Error(`no migration ${version} to finish`);
+  return migration;
+}
+
+/**
+ * The migrations table's `complete` column (false while a migration's
+ * concurrent part is owed), added to a table created before it existed.
+ * Asked first, so a schema that has it takes no lock for it.
+ */
+async function addCompleteColumn(client: pg.PoolClient, schema: string): Promise<void> {
+  const has = await client.query(
+    `select 1 from pg_attribute
+      where attrelid = to_regclass($1) and attname = 'complete' and not attisdropped`,
+    [`${pg.escapeIdentifier(schema)}.migrations`],
+  );
+  if (has.rowCount) return;
+  await client.query(
+    bindSchema(
+      "alter table {{schema}}.migrations add column if not exists complete boolean not null default true",
+      schema,
+    ),
   );
 }
 
@@ -320,7 +412,7 @@ function isLockTimeout(error: unknown): boolean {
 
 /**
  * The migrators' lock, for a transaction or for the session (a
- * no-transaction migration), tried rather than waited for: a migrator that
+ * migration's concurrent part), tried rather than waited for: a migrator that
  * waited inside its transaction would deadlock with another's CREATE INDEX
  * CONCURRENTLY, which waits for every open transaction to end. One that
  * does not get it ends its transaction and tries again (LockWait).
@@ -350,16 +442,36 @@ class LockWait {
   }
 }
 
+/**
+ * The schema's version (its last complete migration; 0 when the schema or
+ * its migrations table does not exist yet), and the migration whose
+ * concurrent part is still owed, if any.
+ */
+async function readState(
+  client: pg.PoolClient,
+  schema: string,
+): Promise<{ version: number; building: number | null }> {
+  const columns = await client.query<{ attname: string }>(
+    "select attname from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped",
+    [`${pg.escapeIdentifier(schema)}.migrations`],
+  );
+  if (columns.rowCount === 0) return { version: 0, building: null };
+  // A table created before the column: every migration in it is complete.
+  const complete = columns.rows.some((row) => row.attname === "complete") ? "complete" : "true";
+  const result = await client.query<{ version: number | null; building: number | null }>(
+    bindSchema(
+      `select max(version) filter (where ${complete}) as version,
+              min(version) filter (where not ${complete}) as building
+         from {{schema}}.migrations`,
+      schema,
+    ),
+  );
+  const row = result.rows[0];
+  return { version: row?.version ?? 0, building: row?.building ?? null };
+}
+
 async function readVersion(client: pg.PoolClient, schema: string): Promise<number> {
-  const exists = await client.query<{ exists: boolean }>(
-    "select to_regclass($1) is not null as exists",
-    [`"${schema}".migrations`],
-  );
-  if (!exists.rows[0]?.exists) return 0;
-  const result = await client.query<{ version: number | null }>(
-    bindSchema("select max(version) as version from {{schema}}.migrations", schema),
-  );
-  return result.rows[0]?.version ?? 0;
+  return (await readState(client, schema)).version;
 }
 
 function refuseNewerSchema(schema: string, version: number): void {

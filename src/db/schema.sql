@@ -704,7 +704,8 @@ CREATE TABLE rota.leases (
 CREATE TABLE rota.migrations (
     version integer NOT NULL,
     name text NOT NULL,
-    applied_at timestamp with time zone DEFAULT now() NOT NULL
+    applied_at timestamp with time zone DEFAULT now() NOT NULL,
+    complete boolean DEFAULT true NOT NULL
 );
 
 -- TABLE: queue_minutes

@@ -5,25 +5,19 @@
 // rota migrates the schema to the latest while they run; then its own
 // worker and orchestrator take over and the old ones stop. Every job runs
 // exactly once, and every occurrence of the schedule once.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
-import { silentLogger } from "../../src/logger.js";
 import { ownDatabase } from "../helpers/database.js";
-import { SIDE_TASKS } from "../helpers/side-table.js";
+import { buildPastRelease, exited, type PastRelease } from "../helpers/past-release.js";
+import { recordingWorker, SIDE_TASKS } from "../helpers/side-table.js";
 
 /** The last commit at schema version 17, before migrations 18 to 20. */
 const PREVIOUS = "adeccfd0ea1fdc4e0116dfcdbfd5f293b74fe3b8";
 const PREVIOUS_VERSION = 17;
-const repo = fileURLToPath(new URL("../../", import.meta.url));
 const schema = "rota";
-let oldRoot: string;
+let release: PastRelease;
 // A database of its own: the migration builds an index CONCURRENTLY, which
 // waits for every older transaction of its database (the other test files'
 // in the shared one).
@@ -38,46 +32,23 @@ async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> 
     await client.end();
   }
 }
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   database = await ownDatabase();
-  // The previous release's sources from git, built with today's
-  // node_modules (its dependencies are a subset of them).
-  oldRoot = mkdtempSync(join(tmpdir(), "rota-previous-"));
-  const archive = execFileSync(
-    "git",
-    ["-C", repo, "archive", PREVIOUS, "bin", "src", "scripts", "package.json", "tsconfig.json"],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-  execFileSync("tar", ["-x", "-C", oldRoot], { input: archive });
-  symlinkSync(join(repo, "node_modules"), join(oldRoot, "node_modules"));
-  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: oldRoot, stdio: "ignore" });
+  release = buildPastRelease(PREVIOUS);
 }, 180_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
+  release?.remove();
   await database?.drop();
-  rmSync(oldRoot, { recursive: true, force: true });
 });
 
 /** A process of the previous release's CLI. */
-function previous(args: string[]): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    [join(oldRoot, "bin/rota.js"), ...args, "--schema", schema],
-    {
-      env: { ...process.env, DATABASE_URL: databaseUrl(), ROTA_TEST_SCHEMA: schema },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  children.push(child);
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+function previous(args: string[]) {
+  return release.cli([...args, "--schema", schema], {
+    DATABASE_URL: databaseUrl(),
+    ROTA_TEST_SCHEMA: schema,
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -130,19 +101,7 @@ describe("a live upgrade from the previous release", () => {
       expect(oldOrchestrator.exitCode).toBeNull();
 
       // The new release takes over, then the old one stops.
-      const sidePool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-      const worker = rota.worker({
-        queues: ["default"],
-        logger: silentLogger,
-        tasks: {
-          record: async (_payload, ctx) => {
-            await sidePool.query(
-              `insert into ${s}.side_runs (job_id, attempt, pid, note) values ($1, $2, $3, 'ran')`,
-              [ctx.job.id, ctx.attempt, -process.pid],
-            );
-          },
-        },
-      });
+      const { worker, close: closeSide } = recordingWorker(rota, databaseUrl(), schema);
       await worker.start();
       const orchestrator = rota.orchestrator({ tickMs: 200 });
       await orchestrator.start();
@@ -168,7 +127,7 @@ describe("a live upgrade from the previous release", () => {
       }
       await orchestrator.stop();
       await worker.stop();
-      await sidePool.end();
+      await closeSide();
       const runs = await withClient((c) =>
         c.query(
           `select count(*)::int as runs, count(distinct job_id)::int as jobs,

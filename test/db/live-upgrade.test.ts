@@ -1,6 +1,6 @@
 // Upgrading a live system: migrating while workers run. A migration that
-// builds an index on the jobs table does it CONCURRENTLY, outside a
-// transaction (`-- rota:no-transaction`), so enqueues, claims and outcomes
+// builds an index on the jobs table does it CONCURRENTLY, after its
+// transaction (`-- rota:concurrently`), so enqueues, claims and outcomes
 // go on during the build: measured here on a table of 300,000 jobs, the
 // longest enqueue during the migration must stay under a second.
 import pg from "pg";
@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseOf, Rota } from "../../src/client.js";
 import {
   inTransactionForm,
+  loadMigrations,
   migrate,
   migrationFromFile,
+  migrationLabel,
   migrationStatements,
 } from "../../src/db/migrate.js";
 import { ownDatabase } from "../helpers/database.js";
@@ -30,32 +32,67 @@ afterAll(async () => {
 });
 
 describe("a migration on a live jobs table", () => {
-  it("splits a no-transaction migration into its statements, comments dropped", () => {
-    expect(
-      migrationStatements(
-        "-- rota:no-transaction\n-- why\ndrop index concurrently if exists x;\n-- how\ncreate index concurrently x\n  on t (a);\n",
-      ),
-    ).toEqual(["drop index concurrently if exists x", "create index concurrently x\n  on t (a)"]);
+  it("splits a migration's concurrent part into its statements, comments dropped", () => {
+    const migration = migrationFromFile(
+      "0099_x.sql",
+      "-- why\nalter table t add column a int;\n-- rota:concurrently\n-- how\ndrop index concurrently if exists {{schema}}.x;\ncreate index concurrently x\n  on t (a);\n",
+    );
+    expect(migration.sql).toBe("-- why\nalter table t add column a int;\n");
+    expect(migration.concurrent).toEqual([
+      "drop index concurrently if exists {{schema}}.x",
+      "create index concurrently x\n  on t (a)",
+    ]);
+    expect(migrationStatements("select 1;\n-- c\nselect 2;")).toEqual(["select 1", "select 2"]);
   });
 
-  it("a no-transaction migration holds only concurrent index statements; on a fresh schema they run plainly", () => {
+  it("a concurrent part holds only statements that block no writer, each build after a drop of its name; on a fresh schema they run plainly", () => {
     const sql =
-      "-- rota:no-transaction\ndrop index concurrently if exists {{schema}}.x;\ncreate index concurrently x on {{schema}}.jobs (id);\n";
+      "-- rota:concurrently\nalter table {{schema}}.jobs validate constraint c;\ndrop index concurrently if exists {{schema}}.x;\ncreate unique index concurrently x on {{schema}}.jobs (id);\nalter index if exists {{schema}}.x rename to y;\n";
     const migration = migrationFromFile("0099_x.sql", sql);
-    expect(migration.transactional).toBe(false);
-    expect(inTransactionForm(migrationStatements(migration.sql))).toEqual([
+    expect(migration.sql).toBe("");
+    expect(inTransactionForm(migration.concurrent)).toEqual([
+      "alter table {{schema}}.jobs validate constraint c",
       "drop index if exists {{schema}}.x",
-      "create index x on {{schema}}.jobs (id)",
+      "create unique index x on {{schema}}.jobs (id)",
+      "alter index if exists {{schema}}.x rename to y",
     ]);
     expect(() =>
       migrationFromFile(
         "0099_x.sql",
-        "-- rota:no-transaction\nalter table {{schema}}.jobs add column y int;\n",
+        "-- rota:concurrently\nalter table {{schema}}.jobs add column y int;\n",
       ),
-    ).toThrow(/holds only create index concurrently/);
-    expect(migrationFromFile("0099_y.sql", "alter table t add column y int;").transactional).toBe(
-      true,
+    ).toThrow(
+      /holds "alter table \{\{schema\}\}.jobs add column y int" after -- rota:concurrently/,
     );
+    expect(() =>
+      migrationFromFile(
+        "0099_x.sql",
+        "-- rota:concurrently\ncreate index concurrently x on {{schema}}.jobs (id);\n",
+      ),
+    ).toThrow(
+      /builds index x concurrently without "drop index concurrently if exists \{\{schema\}\}.x;"/,
+    );
+    expect(() => migrationFromFile("0099_x.sql", "select 1;\n-- rota:concurrently\n")).toThrow(
+      /nothing after/,
+    );
+    expect(migrationFromFile("0099_y.sql", "alter table t add column y int;").concurrent).toEqual(
+      [],
+    );
+  });
+
+  it("no migration builds an index or validates a check on the jobs table in its transaction", () => {
+    for (const migration of loadMigrations().filter((m) => m.version > 2)) {
+      const head = migration.sql.replace(/--.*$/gm, "");
+      // Each clause of each ALTER TABLE of the jobs table.
+      const clauses = [...head.matchAll(/alter table \{\{schema\}\}\.jobs\b([^;]*);/gi)].flatMap(
+        (alter) => (alter[1] ?? "").split(/,\s*(?=add |drop |alter |set |validate )/i),
+      );
+      expect({
+        migration: migrationLabel(migration),
+        indexBuilt: /create (unique )?index \S+ on \{\{schema\}\}\.jobs\b/i.test(head),
+        checksValidated: clauses.filter((c) => /\bcheck\b/i.test(c) && !/\bnot valid\b/i.test(c)),
+      }).toEqual({ migration: migrationLabel(migration), indexBuilt: false, checksValidated: [] });
+    }
   });
 
   it("builds its index concurrently: enqueues go on during the build, none waits a second", async () => {

@@ -83,10 +83,8 @@ create index schedules_drifted on {{schema}}.schedules (id)
   where materialized_version is distinct from version and enabled and not paused and owner = 'rota';
 
 -- Executions. target_key is '' for a schedule's own grid (targets, later,
--- fan one schedule out to many keys). An occurrence of a schedule for a target
--- becomes at most one job that can run: a superseded execution never runs, so
--- its replacement may take the same occurrence.
--- (No foreign key from jobs.schedule_id: executions are only ever inserted
+-- fan one schedule out to many keys); jobs_execution_once (below) makes an
+-- occurrence one job. (No foreign key from jobs.schedule_id: executions are only ever inserted
 -- for a schedule row the same statement just updated, and deleting a schedule
 -- removes its unstarted executions itself; a check per inserted execution
 -- would cost the materialization pass about a quarter of its time. Running
@@ -95,34 +93,15 @@ alter table {{schema}}.jobs
   -- Overlap policy of a schedule execution, with concurrency_key naming the
   -- schedule and target: 'queue' waits while one with the same key runs,
   -- 'skip' becomes 'skipped' when it comes due while one runs.
-  add column overlap text constraint jobs_overlap_valid check (overlap in ('skip', 'queue')),
-  add constraint jobs_overlap_key check (overlap is null or concurrency_key is not null);
+  add column overlap text,
+  -- NOT VALID here, validated after the transaction (below): validating
+  -- reads the whole table, under this statement's ACCESS EXCLUSIVE lock
+  -- here and under one that blocks no writer there. New rows are checked
+  -- at once either way.
+  add constraint jobs_overlap_valid check (overlap in ('skip', 'queue')) not valid,
+  add constraint jobs_overlap_key check (overlap is null or concurrency_key is not null) not valid;
 
-create unique index jobs_execution_once on {{schema}}.jobs (schedule_id, target_key, occurrence_at)
-  where occurrence_at is not null and state <> 'superseded';
-
--- The pruner reads finished jobs and finished executions separately (each
--- with its own retention), so each has its own index and one never scans
--- the other's rows.
-drop index {{schema}}.jobs_finished;
-create index jobs_finished on {{schema}}.jobs (finished_at)
-  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
-    and schedule_id is null;
-create index jobs_finished_executions on {{schema}}.jobs (finished_at)
-  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
-    and schedule_id is not null;
-
--- A schedule's executions by time (upcoming, history, supersede, delete).
-create index jobs_schedule on {{schema}}.jobs (schedule_id, run_at)
-  where schedule_id is not null;
-
--- At most one running job per concurrency key (overlap 'queue' and 'skip').
--- Claims check first; two claims racing for the same key make one of them
--- fail on this index and claim again.
-create unique index jobs_running_concurrency on {{schema}}.jobs (concurrency_key)
-  where state = 'running' and concurrency_key is not null;
-
--- Leader leases: one row per role. Leadership is this row, not a session
+-- Leader leases-- Leader leases: one row per role. Leadership is this row, not a session
 -- advisory lock, so it works behind PgBouncer in transaction mode. `epoch`
 -- grows with every change of holder; work done as leader is fenced on it.
 create table {{schema}}.leases (
@@ -132,3 +111,43 @@ create table {{schema}}.leases (
   acquired_at timestamptz not null,
   expires_at timestamptz not null
 );
+
+-- rota:concurrently
+-- The jobs table's new indexes and checks, built without holding its
+-- writers (see migrate.ts): each statement is safe to run again.
+alter table {{schema}}.jobs validate constraint jobs_overlap_valid;
+alter table {{schema}}.jobs validate constraint jobs_overlap_key;
+
+-- An occurrence of a schedule for a target becomes at most one job that can
+-- run: a superseded execution never runs, so its replacement may take the
+-- same occurrence.
+drop index concurrently if exists {{schema}}.jobs_execution_once;
+create unique index concurrently jobs_execution_once on {{schema}}.jobs (schedule_id, target_key, occurrence_at)
+  where occurrence_at is not null and state <> 'superseded';
+
+-- The pruner reads finished jobs and finished executions separately (each
+-- with its own retention), so each has its own index and one never scans
+-- the other's rows. jobs_finished is rebuilt under a second name, then
+-- takes the first.
+drop index concurrently if exists {{schema}}.jobs_finished_next;
+create index concurrently jobs_finished_next on {{schema}}.jobs (finished_at)
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is null;
+drop index concurrently if exists {{schema}}.jobs_finished;
+alter index if exists {{schema}}.jobs_finished_next rename to jobs_finished;
+drop index concurrently if exists {{schema}}.jobs_finished_executions;
+create index concurrently jobs_finished_executions on {{schema}}.jobs (finished_at)
+  where state in ('succeeded', 'failed', 'cancelled', 'skipped', 'superseded', 'missed')
+    and schedule_id is not null;
+
+-- A schedule's executions by time (upcoming, history, supersede, delete).
+drop index concurrently if exists {{schema}}.jobs_schedule;
+create index concurrently jobs_schedule on {{schema}}.jobs (schedule_id, run_at)
+  where schedule_id is not null;
+
+-- At most one running job per concurrency key (overlap 'queue' and 'skip').
+-- Claims check first; two claims racing for the same key make one of them
+-- fail on this index and claim again.
+drop index concurrently if exists {{schema}}.jobs_running_concurrency;
+create unique index concurrently jobs_running_concurrency on {{schema}}.jobs (concurrency_key)
+  where state = 'running' and concurrency_key is not null;

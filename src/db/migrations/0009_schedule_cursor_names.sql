@@ -5,10 +5,10 @@
 -- run. Both are renamed; the next planned run and the last run are read
 -- from the executions themselves (schedule_times).
 --
--- Breaking for running processes: a rota older than this statement refers to
--- the old names. Processes check the schema version when they start and an
--- older rota refuses a newer schema, so stop the old processes, migrate, and
--- start the new ones.
+-- Breaking for running orchestrators: one older than this reads the old
+-- names. Stop them before migrating (README, "Upgrading"); workers read no
+-- schedule column and keep running. Processes check the schema version
+-- when they start, and an older rota refuses a newer schema.
 alter table {{schema}}.schedules rename column next_run_at to cursor_at;
 alter table {{schema}}.schedules rename column last_run_at to last_planned_at;
 

@@ -7,19 +7,19 @@ alter table {{schema}}.queues
   add column concurrency_limit integer
     constraint queues_concurrency_limit_valid check (concurrency_limit >= 1);
 
+-- The check NOT VALID, validated after the transaction (the end of this
+-- file): validating reads the whole table, which here would hold its
+-- writers. New rows are checked at once either way.
 alter table {{schema}}.jobs
-  add column concurrency_limit integer
-    constraint jobs_concurrency_limit_valid
-      check (concurrency_limit is null or (concurrency_limit >= 1 and concurrency_key is not null));
+  add column concurrency_limit integer,
+  add constraint jobs_concurrency_limit_valid
+    check (concurrency_limit is null or (concurrency_limit >= 1 and concurrency_key is not null))
+    not valid;
 
 -- The unique index kept one running execution per key for the overlap
 -- policies of schedules (limit one); it now covers those executions only, and
--- a plain index counts the running jobs of a key whatever its limit.
-drop index {{schema}}.jobs_running_concurrency;
-create unique index jobs_running_concurrency on {{schema}}.jobs (concurrency_key)
-  where state = 'running' and overlap is not null;
-create index jobs_running_key on {{schema}}.jobs (concurrency_key)
-  where state = 'running' and concurrency_key is not null;
+-- a plain index counts the running jobs of a key whatever its limit. Both
+-- are built at the end of this file, after the transaction.
 
 -- A limited queue's running jobs are counted through jobs_running_lease (the
 -- running jobs of every queue), not an index of their own: one more index
@@ -104,3 +104,17 @@ as $$
       and p.concurrency_limit <= (select count(*) from {{schema}}.jobs as j
                                   where j.queue = p.name and j.state = 'running'))
 $$;
+
+-- rota:concurrently
+-- Without holding the jobs table's writers (see migrate.ts); each statement
+-- is safe to run again. jobs_running_concurrency is rebuilt under a second
+-- name, then takes the first.
+alter table {{schema}}.jobs validate constraint jobs_concurrency_limit_valid;
+drop index concurrently if exists {{schema}}.jobs_running_concurrency_next;
+create unique index concurrently jobs_running_concurrency_next on {{schema}}.jobs (concurrency_key)
+  where state = 'running' and overlap is not null;
+drop index concurrently if exists {{schema}}.jobs_running_concurrency;
+alter index if exists {{schema}}.jobs_running_concurrency_next rename to jobs_running_concurrency;
+drop index concurrently if exists {{schema}}.jobs_running_key;
+create index concurrently jobs_running_key on {{schema}}.jobs (concurrency_key)
+  where state = 'running' and concurrency_key is not null;

@@ -44,10 +44,8 @@ create index batches_expiring on {{schema}}.batches (expires_at)
 -- Listing, newest first, and pruning finished batches by age.
 create index batches_finished on {{schema}}.batches (finished_at) where finished_at is not null;
 
--- A batch's open members (the ids an expired batch's callback lists, and
--- `batches get`). Partial: a job without a batch (nearly all) has no entry.
-create index jobs_batch_open on {{schema}}.jobs (batch_id)
-  where batch_id is not null and state in ('scheduled', 'available', 'running');
+-- (jobs_batch_open, a batch's open members, is built at the end of this
+-- file, after the transaction.)
 
 -- The callback's payload: the batch's id and counts, what the caller gave,
 -- and for an expired batch the ids of the members still open then.
@@ -142,3 +140,11 @@ begin
   return {{schema}}.enqueue_batch_callbacks(finished);
 end
 $$;
+
+-- rota:concurrently
+-- A batch's open members (the ids an expired batch's callback lists, and
+-- `batches get`). Partial: a job without a batch (nearly all) has no entry.
+-- Built without holding the jobs table's writers (see migrate.ts).
+drop index concurrently if exists {{schema}}.jobs_batch_open;
+create index concurrently jobs_batch_open on {{schema}}.jobs (batch_id)
+  where batch_id is not null and state in ('scheduled', 'available', 'running');

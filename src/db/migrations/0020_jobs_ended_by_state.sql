@@ -1,7 +1,7 @@
--- rota:no-transaction
--- Built CONCURRENTLY, outside a transaction: on a jobs table of millions of
--- rows a plain CREATE INDEX holds every insert and update (enqueues, claims,
--- outcomes) for the whole build; this one lets them run. Each statement is
+-- Built CONCURRENTLY, outside a transaction (see migrate.ts): on a jobs
+-- table of millions of rows a plain CREATE INDEX holds every insert and
+-- update (enqueues, claims, outcomes) for the whole build; this one lets
+-- them run. Each statement is
 -- safe to run again: a build that failed half-way leaves an invalid index,
 -- which the drop removes before the next try (and a database that got the
 -- index from an earlier form of 0018 rebuilds it once).
@@ -21,6 +21,7 @@
 -- pays for it once, when it fails for good, is cancelled, skipped,
 -- superseded or missed; enqueue, retry and success add no entry, and a claim
 -- only evaluates the predicate (about 2% of it; BENCHMARKS.md).
+-- rota:concurrently
 drop index concurrently if exists {{schema}}.jobs_ended_by_state;
 create index concurrently jobs_ended_by_state on {{schema}}.jobs (state, queue, id)
   where state in ('failed', 'cancelled', 'skipped', 'superseded', 'missed');
