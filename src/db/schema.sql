@@ -1,4 +1,4 @@
--- rota's schema after migration 0022_jobs_autovacuum, as pg_dump --schema-only prints it
+-- rota's schema after migration 0023_jobs_lease_only_running, as pg_dump --schema-only prints it
 -- (PostgreSQL 15) for a schema named "rota". Written by `npm run schema:snapshot`;
 -- CI (`npm run schema:check`) fails when the migrations no longer build exactly this.
 -- Do not edit by hand: change the schema with a new migration in src/db/migrations/.
@@ -668,6 +668,7 @@ CREATE TABLE rota.jobs (
     trace_context jsonb,
     CONSTRAINT jobs_attempts_valid CHECK ((attempts >= 0)),
     CONSTRAINT jobs_concurrency_limit_valid CHECK (((concurrency_limit IS NULL) OR ((concurrency_limit >= 1) AND (concurrency_key IS NOT NULL)))),
+    CONSTRAINT jobs_lease_only_running CHECK (((lease_holder IS NULL) OR (state = 'running'::text))),
     CONSTRAINT jobs_max_attempts_valid CHECK ((max_attempts >= 1)),
     CONSTRAINT jobs_overlap_key CHECK (((overlap IS NULL) OR (concurrency_key IS NOT NULL))),
     CONSTRAINT jobs_overlap_valid CHECK ((overlap = ANY (ARRAY['skip'::text, 'queue'::text]))),

@@ -42,7 +42,14 @@ export type AbortCode = "JOB_CANCELLED" | "LEASE_LOST" | "SHUTTING_DOWN";
  * `concurrency` handlers ever run at once (see HeldJobs).
  */
 export class Attempt {
-  readonly controller = new AbortController();
+  /**
+   * Made when the handler first reads its signal: an AbortController per job
+   * was a tenth of a no-op job's time in the worker, and most handlers never
+   * look. Until then an abort only records its reason.
+   */
+  private controller: AbortController | null = null;
+  /** Why the attempt was aborted (a RotaError); undefined while it was not. */
+  private abortReason: RotaError | undefined;
   /** Set once the outcome was handed over (a timeout may do it early). */
   settled = false;
   /** Set when a heartbeat found the job rescued from this worker: no lease left to renew. */
@@ -58,8 +65,22 @@ export class Attempt {
   ) {}
 
   abort(code: AbortCode, why: string): void {
-    if (this.controller.signal.aborted) return;
-    this.controller.abort(new RotaError(code, `Job ${this.row.id}: ${why}.`));
+    if (this.abortReason !== undefined) return;
+    this.abortWith(new RotaError(code, `Job ${this.row.id}: ${why}.`));
+  }
+
+  /** The handler's abort signal (already aborted when the attempt was). */
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  private abortWith(reason: RotaError): void {
+    this.abortReason = reason;
+    this.controller?.abort(reason);
   }
 
   /** Runs the handler to its end and hands the outcome to `env.settle`. */
@@ -123,7 +144,7 @@ export class Attempt {
   /** The attempt ran out of time: its signal is aborted with the reason. */
   timeOut(reason: RotaError): void {
     this.timedOut = true;
-    this.controller.abort(reason);
+    if (this.abortReason === undefined) this.abortWith(reason);
   }
 
   /** A success as the completer writes it. */
@@ -144,8 +165,7 @@ export class Attempt {
   failure(thrown: unknown, env: AttemptEnvironment): Failure {
     const { row } = this;
     const ref = { id: row.id, queue: row.queue, task: row.task, attempt: row.attempts };
-    const reason = this.controller.signal.aborted ? this.controller.signal.reason : null;
-    const cancelled = reason instanceof RotaError && reason.code === "JOB_CANCELLED";
+    const cancelled = this.abortReason?.code === "JOB_CANCELLED";
     const noRetry = thrown instanceof PayloadRefused;
     const error = noRetry ? thrown.cause : thrown;
     const described = describeThrown(error);
@@ -209,12 +229,15 @@ export class Attempt {
   }
 
   private context(env: AttemptEnvironment): JobContext {
+    const attempt = this;
     const { row } = this;
     let logger: Logger | undefined;
     return {
       job: this.jobInfo(),
       attempt: row.attempts,
-      signal: this.controller.signal,
+      get signal() {
+        return attempt.signal;
+      },
       // Made when the handler first asks for it: a child logger per job (a
       // pino child binds its fields) is work most handlers never need.
       get logger() {

@@ -74,7 +74,7 @@ async function runCall(
         id: attempt.row.id,
         payload,
         job: attempt.jobInfo(),
-        signal: attempt.controller.signal,
+        signal: attempt.signal,
       });
     } catch (refused) {
       settle(attempt, { thrown: refused });
@@ -119,7 +119,7 @@ function batchContext(
 ): BatchContext {
   let logger: Logger | undefined;
   return {
-    signal: allAborted(members.map((a) => a.controller.signal)),
+    signal: allAborted(members.map((a) => a.signal)),
     // Made when the handler first asks for it (as a single job's, attempt.ts).
     get logger() {
       logger ??= childLogger(env.logger, {

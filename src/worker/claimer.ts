@@ -222,7 +222,11 @@ export class Claimer {
         await this.claimOne(named);
       }
       // Top up only when the buffer is running low, so claims come in batches.
-      const room = this.capacity - this.held.count;
+      const room =
+        this.capacity -
+        this.held.buffered -
+        this.held.runningCount -
+        Math.max(0, this.held.completingCount - this.capacity);
       if (room <= 0 || this.held.buffered > this.lowWater || !this.env.running()) return;
       let rows: ClaimedRow[];
       let claimed: number;
@@ -378,7 +382,11 @@ export class Claimer {
     for (const row of rows) {
       if (row.state === "running") {
         started.push(row);
-        if (row.schedule_id !== null && this.env.events.wants("schedule:execution:fired")) {
+        if (
+          row.schedule_id !== null &&
+          row.claimed_at !== null &&
+          this.env.events.wants("schedule:execution:fired")
+        ) {
           this.env.events.emit("schedule:execution:fired", {
             scheduleId: row.schedule_id,
             executionId: row.id,

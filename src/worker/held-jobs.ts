@@ -40,14 +40,23 @@ export class HeldJobs {
 
   constructor(
     private readonly concurrency: number,
-    /** A task's batch options; undefined for a task that takes one job at a time. */
-    private readonly batchOf: (task: string) => BatchHandlerOptions | undefined = () => undefined,
+    /**
+     * A task's batch options; undefined for a task that takes one job at a
+     * time. None given: the worker has no batch task, and the buffer is
+     * never scanned for one.
+     */
+    private readonly batchOf?: (task: string) => BatchHandlerOptions | undefined,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Jobs held: buffered, running, or being recorded. */
   get count(): number {
     return this.buffer.length + this.running.size + this.completing.size;
+  }
+
+  /** Attempts whose outcome waits to be written. */
+  get completingCount(): number {
+    return this.completing.size;
   }
 
   get buffered(): number {
@@ -96,11 +105,20 @@ export class HeldJobs {
    */
   nextToStart(): ClaimedRow[] | undefined {
     if (this.handlers >= this.concurrency) return undefined;
+    const batchOf = this.batchOf;
+    if (batchOf === undefined) {
+      // One job at a time: the first not running here already, most often the first.
+      const first = this.buffer[0];
+      if (first !== undefined && !this.running.has(first.id))
+        return [this.buffer.shift() as ClaimedRow];
+      const i = this.buffer.findIndex((r) => !this.running.has(r.id));
+      return i < 0 ? undefined : this.buffer.splice(i, 1);
+    }
     let notReady: Set<string> | undefined;
     for (let i = 0; i < this.buffer.length; i++) {
       const row = this.buffer[i] as ClaimedRow;
       if (this.running.has(row.id) || notReady?.has(row.task)) continue;
-      const batch = this.batchOf(row.task);
+      const batch = batchOf(row.task);
       if (batch === undefined) return this.buffer.splice(i, 1);
       const members = this.buffer.filter(
         (r, j) => j >= i && r.task === row.task && !this.running.has(r.id),
@@ -119,12 +137,14 @@ export class HeldJobs {
 
   /** In how many ms the first partial batch waiting in the buffer is due to start; null when none waits. */
   batchDueInMs(): number | null {
+    const batchOf = this.batchOf;
+    if (batchOf === undefined) return null;
     let due: number | null = null;
     const seen = new Set<string>();
     for (const row of this.buffer) {
       if (seen.has(row.task)) continue;
       seen.add(row.task);
-      const batch = this.batchOf(row.task);
+      const batch = batchOf(row.task);
       if (batch === undefined) continue;
       const ms = (this.heldSince.get(row) ?? 0) + (batch.waitMs ?? 0) - this.now();
       due = due === null ? ms : Math.min(due, ms);

@@ -102,7 +102,11 @@ export class Worker {
     this.id = settings.id;
     const events = tapEvents(sharedEvents, logTaps(settings.logger, settings.fallbackPollMs));
     this.events = events;
-    this.heldJobs = new HeldJobs(settings.concurrency, (task) => settings.tasks.get(task)?.batch);
+    const batchTasks = [...settings.tasks.values()].some((task) => task.batch !== undefined);
+    this.heldJobs = new HeldJobs(
+      settings.concurrency,
+      batchTasks ? (task) => settings.tasks.get(task)?.batch : undefined,
+    );
     if (settings.listen && parentDb.transactionPooler && parentDb.listenUrl === null) {
       throw new RotaError(
         "INVALID_OPTION",
@@ -319,12 +323,13 @@ export class Worker {
       this.upkeepTimer = setInterval(() => void this.rescueAndPrune(), rescueIntervalMs);
       this.upkeepTimer.unref();
     }
-    if (this.listener) await this.listener.start();
-    // LISTEN's connecting already asked for the first claim, unless it failed.
-    if (this.claimer.inFlight === null) this.claimer.claimSoon();
-    // The first report, so that an idle worker is seen from the start (one
-    // that fails is reported as a worker error; start() goes on).
-    await this.stats?.start();
+    // The first claim does not wait for LISTEN to connect (each connection
+    // costs PostgreSQL a process start, 10-20 ms here): LISTEN claims again
+    // once it is up, for what was enqueued meanwhile and woke nobody.
+    this.claimer.claimSoon();
+    // The first report goes alongside, so that an idle worker is seen from
+    // the start (one that fails is reported as a worker error; start() goes on).
+    await Promise.all([this.listener?.start(), this.stats?.start()]);
     this.settings.logger.info(
       {
         queues: this.settings.queues,

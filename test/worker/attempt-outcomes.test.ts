@@ -3,7 +3,10 @@
 // recorded, never stuck, and never stop the others; the times recorded come
 // from the database clock.
 import { describe, expect, it } from "vitest";
+import { isRotaError } from "../../src/errors.js";
 import { defineTask } from "../../src/task.js";
+import { Attempt } from "../../src/worker/attempt.js";
+import type { ClaimedRow } from "../../src/worker/held-jobs.js";
 import type { TestSchema } from "../helpers/database.js";
 import { useWorkerHarness } from "../helpers/worker-harness.js";
 
@@ -111,6 +114,60 @@ describe("an attempt that ends badly is still recorded", () => {
     expect(nul?.last_error?.message).toBe("bad\ufffdbyte");
     expect(surrogate?.last_error?.message).toBe("half \ufffd a pair");
     expect(plain?.last_error?.message).toBe("ordinary failure");
+  });
+});
+
+// An attempt makes its AbortController only when the handler reads its
+// signal (attempt.ts): an abort before that must still be seen, with its reason.
+describe("a handler's signal, read late", () => {
+  it("is already aborted, with the reason, when the attempt was aborted before the handler looked", () => {
+    const attempt = new Attempt(
+      { id: "7", task: "t" } as ClaimedRow,
+      defineTask({ name: "t", handler: async () => {} }),
+    );
+    attempt.abort("JOB_CANCELLED", "cancelled by an operator");
+    attempt.abort("LEASE_LOST", "a second reason is not kept");
+    const { signal } = attempt;
+    expect(signal.aborted).toBe(true);
+    expect(isRotaError(signal.reason, "JOB_CANCELLED")).toBe(true);
+    expect(attempt.signal).toBe(signal);
+  });
+
+  it("a signal read before the abort fires it once; one never aborted stays quiet", () => {
+    const task = defineTask({ name: "t", handler: async () => {} });
+    const attempt = new Attempt({ id: "8", task: "t" } as ClaimedRow, task);
+    const { signal } = attempt;
+    const reasons: unknown[] = [];
+    signal.addEventListener("abort", () => reasons.push(signal.reason));
+    expect(signal.aborted).toBe(false);
+    attempt.abort("SHUTTING_DOWN", "the worker stops");
+    attempt.abort("JOB_CANCELLED", "too late");
+    expect(reasons).toHaveLength(1);
+    expect(isRotaError(reasons[0], "SHUTTING_DOWN")).toBe(true);
+    expect(new Attempt({ id: "9", task: "t" } as ClaimedRow, task).signal.aborted).toBe(false);
+  });
+
+  it("a handler that reads its signal only after its timeout finds it aborted with JOB_TIMEOUT", async () => {
+    let seen: { aborted: boolean; code: unknown } | null = null;
+    await startWorker({
+      queues: ["late.signal"],
+      tasks: {
+        slowToLook: defineTask({
+          name: "slowToLook",
+          timeoutMs: 30,
+          handler: async (_payload, ctx) => {
+            await new Promise((resolve) => setTimeout(resolve, 120));
+            seen = {
+              aborted: ctx.signal.aborted,
+              code: (ctx.signal.reason as { code?: string }).code,
+            };
+          },
+        }),
+      },
+    });
+    const { id } = await t.rota.enqueue("slowToLook", {}, { queue: "late.signal", maxAttempts: 1 });
+    expect((await finalState(id))?.state).toBe("failed");
+    await expect.poll(() => seen).toEqual({ aborted: true, code: "JOB_TIMEOUT" });
   });
 });
 

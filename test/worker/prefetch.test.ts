@@ -134,6 +134,68 @@ describe("adaptive prefetch", () => {
   });
 });
 
+describe("outcomes being written", () => {
+  it("count toward what a worker holds only beyond concurrency + prefetch: claims go on while a write is slow, and stop at twice that", async () => {
+    const s = `"${t.schema}"`;
+    // Every outcome's write (the row's delete) waits for advisory lock 7301,
+    // held here: the handlers return at once, their outcomes pile up.
+    const locker = await t.db.dedicatedClient();
+    await locker.query("select pg_advisory_lock(7301)");
+    await t.db.pool.query(`
+      create function ${s}.slow_outcome() returns trigger language plpgsql as $$
+      begin
+        if old.queue = 'writes.slow' then perform pg_advisory_lock_shared(7301); end if;
+        return old;
+      end $$;
+      create trigger slow_outcome before delete on ${s}.jobs
+        for each row execute function ${s}.slow_outcome();`);
+    try {
+      await t.rota.enqueueMany(
+        Array.from({ length: 60 }, (_, n) => ({
+          task: "quick",
+          payload: { n },
+          options: { queue: "writes.slow" },
+        })),
+      );
+      const worker = t.rota.worker({
+        logger: silentLogger,
+        queues: ["writes.slow"],
+        concurrency: 2,
+        prefetch: 2,
+        maxPrefetch: 2,
+        rescueIntervalMs: 0,
+        tasks: { quick: async () => {} },
+      });
+      let ran = 0;
+      const off = t.rota.events.on("job:run:start", () => void ran++);
+      await worker.start();
+      // concurrency + prefetch is 4: the first write holds its outcomes
+      // (a few), and the worker goes on claiming and running up to 8 held.
+      await expect.poll(() => worker.held, { timeout: 10_000 }).toBe(8);
+      const leased = await t.db.pool.query<{ n: number }>(
+        `select count(*)::int as n from ${s}.jobs where lease_holder = $1`,
+        [worker.id],
+      );
+      expect(leased.rows[0]?.n).toBe(8);
+      // ... and no further, however long the write takes.
+      const runs = ran;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(worker.held).toBe(8);
+      expect(ran).toBe(runs);
+      expect(ran).toBeGreaterThan(4);
+      await locker.query("select pg_advisory_unlock(7301)");
+      await expect.poll(() => ran, { timeout: 10_000 }).toBe(60);
+      await expect.poll(() => worker.held, { timeout: 10_000 }).toBe(0);
+      off();
+      await worker.stop();
+    } finally {
+      await locker.query("select pg_advisory_unlock_all()");
+      await locker.end();
+      await t.db.pool.query(`drop trigger slow_outcome on ${s}.jobs; drop function ${s}.slow_outcome()`);
+    }
+  });
+});
+
 describe("claiming when there is nothing to claim", () => {
   it("an idle worker does not claim in a loop, nor one facing a due job another transaction holds", async () => {
     const worker = t.rota.worker({

@@ -152,9 +152,12 @@ from decided as d, clock
 -- claim.)
 where j.id = d.id and d.to_state not in ('held', 'later')
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
-          j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
+          j.max_attempts, j.backoff, j.timeout_ms, j.created_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at, d.claim_rank, d.limited,
+          -- For a schedule execution's lateness only: the client parses
+          -- every timestamp it is sent, and most jobs have no use for it.
+          case when j.schedule_id is not null then clock.now end as claimed_at,
+          d.claim_rank, d.limited,
           -- Only for a worker with telemetry on (:traced): one without it
           -- never receives, nor parses, a trace context another process wrote.
           case when :traced::boolean then j.trace_context end as trace_context
@@ -217,9 +220,9 @@ set state = 'running',
 from picked, clock
 where j.id = picked.id
 returning j.id::text, j.state, j.queue, j.task, j.payload, j.priority, j.run_at, j.attempts,
-          j.max_attempts, j.backoff, j.timeout_ms, j.created_at, j.lease_expires_at,
+          j.max_attempts, j.backoff, j.timeout_ms, j.created_at,
           j.unique_key, j.schedule_id::text, j.target_key, j.occurrence_at, j.started_at,
-          clock.now as claimed_at, false as limited,
+          case when j.schedule_id is not null then clock.now end as claimed_at, false as limited,
           case when :traced::boolean then j.trace_context end as trace_context;
 
 -- name: NextDue
@@ -240,6 +243,17 @@ cross join lateral (
   limit 1
 ) as next;
 
+-- The fence. The statements a worker runs on the jobs it holds
+-- (CompleteByDelete, CompleteByKeep, Fail, Heartbeat, ExtendLease,
+-- MarkStarted, ReleaseUnstarted) name each job by id and attempt and ask
+-- that :workerId still hold its lease. They leave "state = 'running'" out:
+-- a lease holder is set only while a job runs (the check
+-- jobs_lease_only_running, migration 0023), and naming the state let the
+-- planner read every running job through jobs_running_lease (its estimate
+-- as old as the last ANALYZE: one row, if none ran then) and compare each
+-- with each id of the batch, instead of probing the primary key once per id.
+-- test/worker/fence-plans.test.ts holds the plans to that.
+--
 -- The three statements that write outcomes (CompleteByDelete,
 -- CompleteByKeep, Fail) also wake queues :wake, those of the jobs among them
 -- that ran under a concurrency limit: their slots free at this commit, and
@@ -265,7 +279,6 @@ with written as (
   delete from {{schema}}.jobs as j
   using unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
   where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
-    and j.state = 'running'
   returning j.id::text, j.batch_id
 ),
 counted as materialized (
@@ -286,7 +299,6 @@ with written as (
       lease_holder = null, lease_expires_at = null
   from unnest(:ids::bigint[], :attempts::int[]) as done(id, attempt)
   where j.id = done.id and j.attempts = done.attempt and j.lease_holder = :workerId
-    and j.state = 'running'
   returning j.id::text, j.batch_id
 ),
 counted as materialized (
@@ -313,7 +325,7 @@ failed as (
   from unnest(:ids::bigint[], :attempts::int[], :errors::text[], :retryMs::double precision[], :cancelled::boolean[])
     as f(id, attempt, error, retry_ms, cancelled)
   join {{schema}}.jobs as j
-    on j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
+    on j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId
 ),
 -- Retries of two jobs with one key (both ran at once) in one batch: only the
 -- first keeps it.
@@ -342,7 +354,7 @@ set state = case when f.cancel then 'cancelled'
     lease_holder = null,
     lease_expires_at = null
 from clock, keyed as f
-where j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId and j.state = 'running'
+where j.id = f.id and j.attempts = f.attempt and j.lease_holder = :workerId
 returning j.id::text, j.state, j.run_at, j.batch_id
 ),
 -- A member retried is not finished: only 'failed' and 'cancelled' count.
@@ -366,20 +378,20 @@ update {{schema}}.jobs as j
 set lease_expires_at = greatest(j.lease_expires_at,
                                 (select {{schema}}.clock_now()) + make_interval(secs => :leaseMs::double precision / 1000))
 from unnest(:ids::bigint[], :attempts::int[]) as held(id, attempt)
-where j.id = held.id and j.attempts = held.attempt and j.lease_holder = :workerId and j.state = 'running'
+where j.id = held.id and j.attempts = held.attempt and j.lease_holder = :workerId
 returning j.id::text, j.attempts, j.cancel_requested_at is not null as cancel_requested;
 
 -- name: ExtendLease
 update {{schema}}.jobs
 set lease_expires_at = (select {{schema}}.clock_now()) + make_interval(secs => :leaseMs::double precision / 1000)
-where id = :id and attempts = :attempt and lease_holder = :workerId and state = 'running'
+where id = :id and attempts = :attempt and lease_holder = :workerId
 returning lease_expires_at;
 
 -- name: MarkStarted
 -- Records that buffered jobs of worker :workerId started their handlers.
 update {{schema}}.jobs
 set started_at = (select {{schema}}.clock_now())
-where id = any(:ids::bigint[]) and lease_holder = :workerId and state = 'running' and started_at is null;
+where id = any(:ids::bigint[]) and lease_holder = :workerId and started_at is null;
 
 -- name: ReleaseUnstarted
 -- Hands claimed-but-never-started jobs (:ids with attempts :attempts) of
@@ -394,7 +406,7 @@ held as (
            as next_state
   from unnest(:ids::bigint[], :attempts::int[]) as h(id, attempt)
   join {{schema}}.jobs as j on j.id = h.id and j.attempts = h.attempt
-  where j.lease_holder = :workerId and j.state = 'running'
+  where j.lease_holder = :workerId
 ),
 keyed as (
   select h.*,
@@ -411,7 +423,7 @@ released as (
       attempts = j.attempts - 1, lease_holder = null, lease_expires_at = null, started_at = null,
       unique_key = case when k.gives_key_up then null else j.unique_key end
   from clock, keyed as k
-  where j.id = k.id and j.lease_holder = :workerId and j.state = 'running'
+  where j.id = k.id and j.lease_holder = :workerId
   returning j.id, j.queue, j.state, j.batch_id
 ),
 counted as materialized (

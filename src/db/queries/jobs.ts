@@ -17,14 +17,14 @@ export interface ClaimedRow {
   backoff: BackoffPolicy | null;
   timeout_ms: number | null;
   created_at: Date;
-  lease_expires_at: Date | null;
   unique_key: string | null;
   schedule_id: string | null;
   target_key: string | null;
   occurrence_at: Date | null;
   /** Null for a job claimed into the buffer: its start is recorded when it comes (MarkStarted). */
   started_at: Date | null;
-  claimed_at: Date;
+  /** The claim's clock, for a schedule execution (its lateness); null for other jobs. */
+  claimed_at: Date | null;
   /** Under a concurrency limit (its queue's or its key's): its outcome frees a slot others wait for. */
   limited: boolean;
   /** Its enqueue's trace context (migration 0021); always null for a claim without `traced`. */
