@@ -1,9 +1,12 @@
 import { EventEmitter } from "node:events";
+import type { PoolClient } from "pg";
 
 /**
  * One typed event map for the whole library, named area:thing:phase.
  * Emitting is cheap when nobody listens: callers check `wants(name)` before
- * building a payload on hot paths.
+ * building a payload on hot paths. An event of a write is emitted once the
+ * write commits: work in a transaction of rota's own emits through
+ * HeldEvents (transactionWithEvents, below).
  */
 export interface JobRef {
   id: string;
@@ -198,4 +201,69 @@ class TappedEvents extends RotaEvents {
     }
     this.parent.emit(event, payload);
   }
+}
+
+/**
+ * The events of writes made in a transaction of rota's own, held until it
+ * commits (flush) and dropped when it rolls back: a listener hears only of
+ * what was written. (In a transaction of the caller's, rota cannot know
+ * when it commits, and announces as it writes.)
+ */
+export class HeldEvents extends RotaEvents {
+  private held: (() => void)[] = [];
+
+  constructor(private readonly parent: RotaEvents) {
+    super();
+  }
+
+  override on<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): () => void {
+    return this.parent.on(event, listener);
+  }
+
+  override once<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): () => void {
+    return this.parent.once(event, listener);
+  }
+
+  override off<E extends RotaEventName>(
+    event: E,
+    listener: (payload: RotaEventMap[E]) => void,
+  ): void {
+    this.parent.off(event, listener);
+  }
+
+  override wants(event: RotaEventName): boolean {
+    return this.parent.wants(event);
+  }
+
+  override emit<E extends RotaEventName>(event: E, payload: RotaEventMap[E]): void {
+    if (this.parent.wants(event)) this.held.push(() => this.parent.emit(event, payload));
+  }
+
+  /** The transaction committed: its events go out, in the order they were emitted. */
+  flush(): void {
+    const held = this.held;
+    this.held = [];
+    for (const emit of held) emit();
+  }
+}
+
+/**
+ * Runs `work` in a transaction of `db` with events held until it commits
+ * (see HeldEvents); when the transaction fails none is heard.
+ */
+export async function transactionWithEvents<T>(
+  db: { transaction<R>(fn: (client: PoolClient) => Promise<R>): Promise<R> },
+  events: RotaEvents,
+  work: (client: PoolClient, events: RotaEvents) => Promise<T>,
+): Promise<T> {
+  const held = new HeldEvents(events);
+  const result = await db.transaction((client) => work(client, held));
+  held.flush();
+  return result;
 }

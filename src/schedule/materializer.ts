@@ -24,7 +24,7 @@ import {
 import { targetQueries } from "../db/queries/targets.js";
 import { isDataException, isStatementError } from "../db/sqlstate.js";
 import { isRotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { type RotaEvents, transactionWithEvents } from "../events.js";
 import { requireDistribution } from "./distribution.js";
 import {
   type FanOutSchedule,
@@ -499,7 +499,8 @@ async function writeFanOut(
   const fan = item.fanOut as NonNullable<Planned["fanOut"]>;
   // Refused before anything is written: a strategy this process lacks.
   requireDistribution(fan.schedule.distribution);
-  const work = async (client: Executor): Promise<number> => {
+  // In a transaction of its own, its events are heard once it commits.
+  const work = async (client: Executor, events: RotaEvents): Promise<number> => {
     const missed = item.plan.executions.filter((e) => e.state === "missed");
     const advanced = await write(
       db,
@@ -541,5 +542,5 @@ async function writeFanOut(
     }
     return advanced;
   };
-  return executor ? work(executor) : db.transaction(work);
+  return executor ? work(executor, events) : transactionWithEvents(db, events, work);
 }

@@ -18,7 +18,7 @@
 import type { Database } from "../db/database.js";
 import { type LockedScheduleRow, scheduleQueries } from "../db/queries/schedules.js";
 import { isRotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { type RotaEvents, transactionWithEvents } from "../events.js";
 import { materializeOne, quiesce, setAside, supersedeExecutions } from "./materializer.js";
 import { compileSpec, specOf } from "./spec.js";
 
@@ -59,7 +59,8 @@ async function reconcileOne(
   total: ReconcileResult,
 ): Promise<void> {
   const q = scheduleQueries(db.schema);
-  await db.transaction(async (client) => {
+  // Its events are heard once the transaction commits (none if it rolls back).
+  await transactionWithEvents(db, events, async (client, events) => {
     const row = (await db.run(q.Lock, { name: null, id }, client)).rows[0];
     if (!row || row.materialized_version === row.version || !row.enabled || row.paused) return;
     try {

@@ -1,3 +1,4 @@
+import type { PoolClient } from "pg";
 import type { Database, Executor } from "../db/database.js";
 import {
   type LockedScheduleRow,
@@ -8,7 +9,7 @@ import {
 import { targetQueries } from "../db/queries/targets.js";
 import type { RowOf } from "../db/sql.js";
 import { isRotaError, RotaError } from "../errors.js";
-import { RotaEvents } from "../events.js";
+import { type RotaEvents, transactionWithEvents } from "../events.js";
 import { type TaskDefinition, validatePayload } from "../task.js";
 import { type CadencePlan, cadencePlan } from "./cadence-plan.js";
 import { TARGET_SOURCE_TIMEOUT_MS } from "./fan-out.js";
@@ -96,10 +97,15 @@ export class Schedules {
     );
   }
 
+  /** A transaction of its own, whose events are heard once it commits (none if it rolls back). */
+  private transaction<T>(work: (client: PoolClient, events: RotaEvents) => Promise<T>): Promise<T> {
+    return transactionWithEvents(this.db, this.events, work);
+  }
+
   /** Creates or changes a schedule by name; calling it again with the same input changes nothing. */
   async upsert(input: ScheduleInput): Promise<UpsertResult> {
     const schedule = await this.prepare(input);
-    return this.db.transaction((client) => this.upsertOn(client, schedule));
+    return this.transaction((client, events) => this.upsertOn(client, schedule, events));
   }
 
   /**
@@ -128,9 +134,7 @@ export class Schedules {
       names.add(schedule.name);
       schedules.push(schedule);
     }
-    // A dry run's listeners would hear of executions that never existed.
-    const events = options.dryRun ? new RotaEvents() : this.events;
-    const write = async (client: Executor) => {
+    const write = async (client: Executor, events: RotaEvents) => {
       const results: UpsertResult[] = [];
       for (const schedule of schedules) {
         results.push(await this.upsertOn(client, schedule, events));
@@ -138,11 +142,12 @@ export class Schedules {
       }
       return results;
     };
-    if (!options.dryRun) return this.db.transaction(write);
+    if (!options.dryRun) return this.transaction(write);
+    // Rolled back: its listeners hear of none of the executions it planned.
     const rolledBack = new DryRun<UpsertResult[]>();
     try {
-      await this.db.transaction(async (client) => {
-        rolledBack.value = await write(client);
+      await this.transaction(async (client, events) => {
+        rolledBack.value = await write(client, events);
         throw rolledBack;
       });
     } catch (error) {
@@ -223,7 +228,7 @@ export class Schedules {
   private async upsertOn(
     client: Executor,
     schedule: NormalizedSchedule,
-    events: RotaEvents = this.events,
+    events: RotaEvents,
   ): Promise<UpsertResult> {
     if (schedule.targetSource !== null) await this.checkSource(client, schedule);
     const before = await this.lock(client, schedule.name);
@@ -381,12 +386,12 @@ export class Schedules {
     name: string,
     options: { target?: string } = {},
   ): Promise<{ executionId: string; runAt: Date; targetKey: string }> {
-    return this.db.transaction(async (client) => {
+    return this.transaction(async (client, events) => {
       const row = await this.require(client, name);
       const target = await this.targetOf(client, row, options.target, "trigger");
       const result = await this.db.run(this.q.Trigger, { scheduleId: row.id, target }, client);
       const inserted = result.rows[0] as RowOf<typeof this.q.Trigger>;
-      this.events.emit("schedule:execution:materialized", {
+      events.emit("schedule:execution:materialized", {
         scheduleId: row.id,
         executionId: inserted.id,
         occurrenceAt: null,
@@ -453,7 +458,7 @@ export class Schedules {
         { details: { field: "executionId", value: executionId } },
       );
     }
-    return this.db.transaction(async (client) => {
+    return this.transaction(async (client, events) => {
       const row = await this.require(client, name);
       const target = await this.targetOf(client, row, options.target, "skip");
       const skipped = await this.db.run(
@@ -475,13 +480,13 @@ export class Schedules {
           { details: { name, executionId: options.executionId ?? null } },
         );
       }
-      this.events.emit("schedule:execution:skipped", {
+      events.emit("schedule:execution:skipped", {
         scheduleId: row.id,
         executionId: hit.id,
         occurrenceAt: hit.occurrence_at,
         reason: "operator",
       });
-      await materializeOne(this.db, this.events, client, row);
+      await materializeOne(this.db, events, client, row);
       return {
         id: hit.id,
         state: "skipped",
@@ -581,12 +586,13 @@ export class Schedules {
             : "external"
           : (options.to ?? "rota");
       if (to !== candidate.owner) {
-        await this.db.transaction(async (client) => {
+        await this.transaction(async (client, events) => {
           const row = (await this.lock(client, null, candidate.id)) as LockedScheduleRow;
           if (row.owner === to) return;
           if (to === "external") {
             await this.supersede(
               client,
+              events,
               row.id,
               null,
               "the schedule was handed back to the other scheduler",
@@ -596,7 +602,7 @@ export class Schedules {
           if (to === "rota") {
             await materializeOne(
               this.db,
-              this.events,
+              events,
               client,
               (await this.lock(client, null, row.id)) as LockedScheduleRow,
             );
@@ -651,14 +657,14 @@ export class Schedules {
     change: { paused?: boolean; enabled?: boolean },
     supersedeReason?: string,
   ): Promise<Schedule> {
-    return this.db.transaction(async (client) => {
+    return this.transaction(async (client, events) => {
       const row = await this.require(client, name);
-      if (supersedeReason) await this.supersede(client, row.id, null, supersedeReason);
+      if (supersedeReason) await this.supersede(client, events, row.id, null, supersedeReason);
       const resuming = change.paused === false || change.enabled === true;
       await this.setState(client, row.id, { ...change, resetCursor: resuming });
       if (resuming) {
         const fresh = (await this.lock(client, null, row.id)) as LockedScheduleRow;
-        await materializeOne(this.db, this.events, client, fresh);
+        await materializeOne(this.db, events, client, fresh);
       }
       return this.current(client, row.id);
     });
@@ -666,11 +672,12 @@ export class Schedules {
 
   private supersede(
     client: Executor,
+    events: RotaEvents,
     id: string,
     keepVersion: string | null,
     reason: string,
   ): Promise<number> {
-    return supersedeExecutions(this.db, this.events, client, id, keepVersion, reason);
+    return supersedeExecutions(this.db, events, client, id, keepVersion, reason);
   }
 
   private async setState(

@@ -11,7 +11,7 @@ import { clockQueries } from "../db/queries/clock.js";
 import type { LockedScheduleRow } from "../db/queries/schedules.js";
 import { targetQueries } from "../db/queries/targets.js";
 import { RotaError } from "../errors.js";
-import type { RotaEvents } from "../events.js";
+import { type RotaEvents, transactionWithEvents } from "../events.js";
 import { serializePayload } from "../queue/job-options.js";
 import { joinPlannedCadences } from "./fan-out.js";
 import { materializeOne, supersedeExecutions } from "./materializer.js";
@@ -85,7 +85,7 @@ export class ScheduleTargets {
     targets: Iterable<TargetInput> | AsyncIterable<TargetInput>,
     options: { onProgress?: (done: number) => void } = {},
   ): Promise<AddTargetsResult> {
-    return this.db.transaction(async (client) => {
+    return transactionWithEvents(this.db, this.events, async (client, events) => {
       const row = await this.schedules.read(client, name);
       const now = (await this.db.run(clockQueries(this.db.schema).Now, {}, client)).rows[0]
         ?.now as Date;
@@ -127,7 +127,7 @@ export class ScheduleTargets {
       }
       result.existing = seen - result.added - result.updated;
       if (!row.fan_out && seen > 0) {
-        await this.startFanOut(client, await this.schedules.require(client, name));
+        await this.startFanOut(client, events, await this.schedules.require(client, name));
       }
       return result;
     });
@@ -181,25 +181,24 @@ export class ScheduleTargets {
   }
 
   /** The schedule's first targets: it runs for them from now on, not for its own grid. */
-  private async startFanOut(client: Executor, row: LockedScheduleRow): Promise<void> {
+  private async startFanOut(
+    client: Executor,
+    events: RotaEvents,
+    row: LockedScheduleRow,
+  ): Promise<void> {
     const changed = await this.db.run(this.q.SetFanOut, { scheduleId: row.id }, client);
     const version = changed.rows[0]?.version;
     if (version === undefined) return;
     await supersedeExecutions(
       this.db,
-      this.events,
+      events,
       client,
       row.id,
       version,
       "the schedule now runs for its targets",
     );
     await this.schedules.resetCursor(client, row.id);
-    await materializeOne(
-      this.db,
-      this.events,
-      client,
-      await this.schedules.lockById(client, row.id),
-    );
+    await materializeOne(this.db, events, client, await this.schedules.lockById(client, row.id));
   }
 
   /** A target as the Add statement takes it: null where a field was not given. */

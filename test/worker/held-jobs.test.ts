@@ -20,7 +20,6 @@ function row(id: string, attempts = 1, task = "t"): ClaimedRow {
     backoff: null,
     timeout_ms: null,
     created_at: at,
-    lease_expires_at: null,
     unique_key: null,
     schedule_id: null,
     target_key: null,

@@ -191,7 +191,9 @@ describe("outcomes being written", () => {
     } finally {
       await locker.query("select pg_advisory_unlock_all()");
       await locker.end();
-      await t.db.pool.query(`drop trigger slow_outcome on ${s}.jobs; drop function ${s}.slow_outcome()`);
+      await t.db.pool.query(
+        `drop trigger slow_outcome on ${s}.jobs; drop function ${s}.slow_outcome()`,
+      );
     }
   });
 });
