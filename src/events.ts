@@ -157,11 +157,9 @@ export function tapEvents(events: RotaEvents, taps: EventTaps): RotaEvents {
   return new TappedEvents(events, taps);
 }
 
-class TappedEvents extends RotaEvents {
-  constructor(
-    private readonly parent: RotaEvents,
-    private readonly taps: EventTaps,
-  ) {
+/** Events whose listeners are another's: subscribing goes to `parent`, emitting is the subclass's. */
+abstract class EventsOf extends RotaEvents {
+  constructor(protected readonly parent: RotaEvents) {
     super();
   }
 
@@ -184,6 +182,15 @@ class TappedEvents extends RotaEvents {
     listener: (payload: RotaEventMap[E]) => void,
   ): void {
     this.parent.off(event, listener);
+  }
+}
+
+class TappedEvents extends EventsOf {
+  constructor(
+    parent: RotaEvents,
+    private readonly taps: EventTaps,
+  ) {
+    super(parent);
   }
 
   override wants(event: RotaEventName): boolean {
@@ -209,33 +216,8 @@ class TappedEvents extends RotaEvents {
  * what was written. (In a transaction of the caller's, rota cannot know
  * when it commits, and announces as it writes.)
  */
-export class HeldEvents extends RotaEvents {
+export class HeldEvents extends EventsOf {
   private held: (() => void)[] = [];
-
-  constructor(private readonly parent: RotaEvents) {
-    super();
-  }
-
-  override on<E extends RotaEventName>(
-    event: E,
-    listener: (payload: RotaEventMap[E]) => void,
-  ): () => void {
-    return this.parent.on(event, listener);
-  }
-
-  override once<E extends RotaEventName>(
-    event: E,
-    listener: (payload: RotaEventMap[E]) => void,
-  ): () => void {
-    return this.parent.once(event, listener);
-  }
-
-  override off<E extends RotaEventName>(
-    event: E,
-    listener: (payload: RotaEventMap[E]) => void,
-  ): void {
-    this.parent.off(event, listener);
-  }
 
   override wants(event: RotaEventName): boolean {
     return this.parent.wants(event);
