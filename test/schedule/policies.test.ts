@@ -248,6 +248,11 @@ describe("overlap", () => {
 
 describe("retries and missed executions", () => {
   it("an execution waiting for its retry holds no horizon slot: the schedule keeps being planned", async () => {
+    // A second past a minute: each shift below then brings exactly one
+    // occurrence due (started a moment before a minute, the test's own
+    // running time carried the clock past the next one too).
+    const now = (await t.rota.clock.now()).getTime();
+    await t.rota.clock.shift(MINUTE - (now % MINUTE) + 1_000);
     await t.rota.schedules.upsert({
       name: "flaky",
       task: "work",
