@@ -157,7 +157,7 @@ export function tapEvents(events: RotaEvents, taps: EventTaps): RotaEvents {
   return new TappedEvents(events, taps);
 }
 
-/** Events whose listeners are another's: subscribing goes to `parent`, emitting is the subclass's. */
+/** Events whose listeners are another's: subscribing and `wants` go to `parent`; emitting is the subclass's. */
 abstract class EventsOf extends RotaEvents {
   constructor(protected readonly parent: RotaEvents) {
     super();
@@ -182,6 +182,10 @@ abstract class EventsOf extends RotaEvents {
     listener: (payload: RotaEventMap[E]) => void,
   ): void {
     this.parent.off(event, listener);
+  }
+
+  override wants(event: RotaEventName): boolean {
+    return this.parent.wants(event);
   }
 }
 
@@ -218,10 +222,6 @@ class TappedEvents extends EventsOf {
  */
 export class HeldEvents extends EventsOf {
   private held: (() => void)[] = [];
-
-  override wants(event: RotaEventName): boolean {
-    return this.parent.wants(event);
-  }
 
   override emit<E extends RotaEventName>(event: E, payload: RotaEventMap[E]): void {
     if (this.parent.wants(event)) this.held.push(() => this.parent.emit(event, payload));

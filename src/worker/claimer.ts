@@ -222,6 +222,9 @@ export class Claimer {
         await this.claimOne(named);
       }
       // Top up only when the buffer is running low, so claims come in batches.
+      // Outcomes still being written count only beyond a capacity's worth
+      // (docs/claiming.md, "Buffer"): with fast jobs nearly all held jobs wait
+      // for their write, and counted whole they starved the claims.
       const room =
         this.capacity -
         this.held.buffered -

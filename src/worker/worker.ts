@@ -102,10 +102,9 @@ export class Worker {
     this.id = settings.id;
     const events = tapEvents(sharedEvents, logTaps(settings.logger, settings.fallbackPollMs));
     this.events = events;
-    const batchTasks = [...settings.tasks.values()].some((task) => task.batch !== undefined);
     this.heldJobs = new HeldJobs(
       settings.concurrency,
-      batchTasks ? (task) => settings.tasks.get(task)?.batch : undefined,
+      settings.batches ? (task) => settings.tasks.get(task)?.batch : undefined,
     );
     if (settings.listen && parentDb.transactionPooler && parentDb.listenUrl === null) {
       throw new RotaError(

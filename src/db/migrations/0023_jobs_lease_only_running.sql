@@ -1,7 +1,7 @@
 -- A lease holder is set only while a job runs: every statement that takes
 -- a job out of 'running' clears it (or deletes the row). The outcome
--- statements (jobs.sql: CompleteBy*, Fail, Heartbeat, MarkStarted,
--- ReleaseUnstarted) fence on the lease holder alone and leave the state
+-- statements (jobs.sql: CompleteBy*, Fail, Heartbeat, ExtendLease,
+-- MarkStarted, ReleaseUnstarted) fence on the lease holder alone and leave the state
 -- out, so that PostgreSQL finds their jobs through the primary key: named,
 -- the state let the planner read jobs_running_lease instead, whose row
 -- estimate is only as fresh as the last ANALYZE. Taken while no job ran, it
