@@ -130,6 +130,7 @@ describe("a live upgrade from the first release", () => {
           `select l.pid, l.mode from pg_locks l join pg_class c on c.oid = l.relation
              join pg_namespace n on n.oid = c.relnamespace
             where n.nspname = $1 and c.relname = 'jobs' and l.granted
+              and l.locktype = 'relation'
               and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
           [schema],
         );
@@ -152,13 +153,17 @@ describe("a live upgrade from the first release", () => {
         await sleep(2);
       }
     })();
+    const stopWatching = async () => {
+      if (!watching) return;
+      watching = false;
+      await watching$;
+      await watcher.end();
+    };
     try {
       const before = await one<{ at: Date }>(`select clock_timestamp() as at`);
       const applied = await rota.migrate();
       const after = await one<{ at: Date }>(`select clock_timestamp() as at`);
-      watching = false;
-      await watching$;
-      await watcher.end();
+      await stopWatching();
       expect(blockingLocks).toEqual([]);
       expect(applied.map((m) => m.version)).toEqual(
         Array.from(
@@ -181,7 +186,6 @@ describe("a live upgrade from the first release", () => {
       await sleep(1_500);
       producing = false;
       await producer;
-      await producerRota.close();
 
       for (let i = 0; ; i++) {
         const open = await one<{ n: number }>(
@@ -255,6 +259,13 @@ describe("a live upgrade from the first release", () => {
       expect(wait.n).toBeGreaterThan(0);
       expect(wait.ms).toBeLessThan(1_000);
     } finally {
+      // On a failure too: the producer and the first release's worker stop
+      // before the database is dropped.
+      await stopWatching().catch(() => undefined);
+      producing = false;
+      await producer.catch(() => undefined);
+      await producerRota.close();
+      if (oldWorker.exitCode === null) oldWorker.kill("SIGKILL");
       await rota.close();
     }
   }, 120_000);

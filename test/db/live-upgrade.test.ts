@@ -120,7 +120,8 @@ describe("a migration on a live jobs table", () => {
         const locks = await db.pool.query(
           `select l.mode from pg_locks l join pg_class c on c.oid = l.relation
              join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = $1 and c.relname = 'jobs' and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock')`,
+            where n.nspname = $1 and c.relname = 'jobs' and l.locktype = 'relation'
+              and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock')`,
           [schema],
         );
         sharedLocks.push(...locks.rows.map((row) => row.mode as string));
