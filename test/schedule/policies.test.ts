@@ -42,6 +42,17 @@ async function states(name: string) {
     .sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
 }
 
+/**
+ * Moves the clock to a second past the next minute: each shift of a minute
+ * after it then brings exactly one occurrence of a minutely schedule due,
+ * with a minute's room before the next. (Begun a moment before a minute, the
+ * test's own running time carries the clock past the next occurrence too.)
+ */
+async function toSecondPastMinute() {
+  const now = (await t.rota.clock.now()).getTime();
+  await t.rota.clock.shift(MINUTE - (now % MINUTE) + 1_000);
+}
+
 async function sql<T = Record<string, unknown>>(text: string, values: unknown[] = []) {
   return (await t.db.pool.query(text.replaceAll("{s}", `"${t.schema}"`), values)).rows as T[];
 }
@@ -179,6 +190,10 @@ describe("overlap", () => {
     const started: number[] = [];
     /** The job ids of this schedule's runs, in the order they started. */
     const ids: string[] = [];
+    // The second occurrence is claimed late, once the first is done; begun
+    // a moment before a minute, that could be past its deadline (the next
+    // occurrence) and leave it missed.
+    await toSecondPastMinute();
     const { schedule } = await t.rota.schedules.upsert({
       name: `overlap-${overlap}`,
       task: "work",
@@ -251,8 +266,7 @@ describe("retries and missed executions", () => {
     // A second past a minute: each shift below then brings exactly one
     // occurrence due (started a moment before a minute, the test's own
     // running time carried the clock past the next one too).
-    const now = (await t.rota.clock.now()).getTime();
-    await t.rota.clock.shift(MINUTE - (now % MINUTE) + 1_000);
+    await toSecondPastMinute();
     await t.rota.schedules.upsert({
       name: "flaky",
       task: "work",
