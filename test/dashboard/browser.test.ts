@@ -128,7 +128,12 @@ describe.skipIf(!available)("the dashboard in Chromium", () => {
       logger: silentLogger,
     });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    // A zone half an hour off UTC: a time the page shows in the browser's
+    // zone instead of UTC, as all its times are, shows.
+    context = await browser.newContext({
+      viewport: { width: 1360, height: 900 },
+      timezoneId: "America/St_Johns",
+    });
     page = await login(context, OPERATOR.token);
   }, 60_000);
 
@@ -234,6 +239,26 @@ describe.skipIf(!available)("the dashboard in Chromium", () => {
       .poll(() => page.locator('figure[data-chart="timeline"]').getAttribute("data-drawn"))
       .toBe("200");
     await expect.poll(() => page.locator('figure[data-chart="load"] canvas').count()).toBe(1);
+    // The charts keep to UTC, as the text does: the cursor over the first
+    // minute's bar names the cadence's occurrence.
+    const heading = await page.locator("h2", { hasText: "Next cadence" }).innerText();
+    const occurrence = /Next cadence: (\S+ \S+Z)/.exec(heading)?.[1];
+    expect(occurrence).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
+    await expect
+      .poll(async () => {
+        // Again on each try: a refresh (every 400 ms here) redraws the chart.
+        const over = page.locator('figure[data-chart="load"] .u-over');
+        const box = await over.boundingBox();
+        if (!box) return null;
+        await over.hover({ position: { x: box.width * 0.05, y: box.height / 2 } });
+        return page
+          .locator('figure[data-chart="load"] .u-legend .u-series')
+          .first()
+          .locator(".u-value")
+          .innerText();
+      })
+      .toBe(occurrence);
+    await page.mouse.move(0, 0);
     await page.fill("input[name=target]", "project-7");
     await Promise.all([
       page.waitForURL(/target=project-7/),
@@ -254,6 +279,7 @@ describe.skipIf(!available)("the dashboard in Chromium", () => {
     await page.screenshot({
       path: join(SHOTS, "dashboard-schedule-timeline.png"),
       clip: box ?? undefined,
+      fullPage: true,
     });
   });
 

@@ -13,28 +13,59 @@
   });
 
   const palette = { succeeded: "#2e7d32", failed: "#c62828", runs: "#1565c0", load: "#6a1b9a" };
-  /** Counts start at zero: a bar cut off at its base misleads. */
-  const fromZero = { range: (_u, _min, max) => [0, Math.max(1, max)] };
+  /** Counts start at zero (a bar cut off at its base misleads), with room above the highest. */
+  const fromZero = { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] };
+
+  // Times in UTC, as every time the pages print ("2026-12-07 16:00:00Z"):
+  // a chart in the browser's zone would disagree with the text beside it.
+  const pad = (n) => String(n).padStart(2, "0");
+  const clock = (seconds) => {
+    const d = new Date(seconds * 1000);
+    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+  };
+  /** A tick: "16:00" on a whole minute, ":30" between (the date is in the heading). */
+  const tick = (seconds) => {
+    const d = new Date(seconds * 1000);
+    return d.getUTCSeconds() === 0 ? clock(seconds) : `:${pad(d.getUTCSeconds())}`;
+  };
+  const utc = (seconds) => window.uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
+  const timeAxis = { values: (_u, splits) => splits.map(tick) };
+  const timeLegend = {
+    value: (_u, seconds) =>
+      seconds == null
+        ? "--"
+        : `${new Date(seconds * 1000).toISOString().slice(0, 19).replace("T", " ")}Z`,
+  };
+  /** A time scale with room on both sides: points and bars at the ends show whole. */
+  const paddedTime = (margin) => ({
+    time: true,
+    range: (_u, min, max) => {
+      const room = margin ?? Math.max(1, (max - min) * 0.015);
+      return [min - room, max + room];
+    },
+  });
 
   const chartOptions = {
     throughput: (width) => ({
       width,
       height: 220,
+      tzDate: utc,
       scales: { x: { time: true }, y: fromZero },
       series: [
-        {},
+        timeLegend,
         { label: "succeeded", stroke: palette.succeeded, width: 2 },
         { label: "failed", stroke: palette.failed, width: 2 },
       ],
-      axes: [{}, { label: "jobs / min" }],
+      axes: [timeAxis, { label: "jobs / min" }],
     }),
     timeline: (width) => ({
       width,
       height: 260,
-      scales: { x: { time: true } },
+      tzDate: utc,
+      scales: { x: paddedTime() },
       cursor: { points: { show: false } },
       series: [
-        {},
+        timeLegend,
         {
           label: "planned run (target, by key)",
           stroke: palette.runs,
@@ -42,14 +73,16 @@
           points: { show: true, size: 3, fill: palette.runs },
         },
       ],
-      axes: [{}, { label: "target" }],
+      axes: [timeAxis, { label: "target" }],
     }),
     load: (width) => ({
       width,
       height: 160,
-      scales: { x: { time: true }, y: fromZero },
+      tzDate: utc,
+      // Half a minute each side: the first and last minutes' bars show whole.
+      scales: { x: paddedTime(30), y: fromZero },
       series: [
-        {},
+        timeLegend,
         {
           label: "runs starting",
           stroke: palette.load,
@@ -59,7 +92,7 @@
             : undefined,
         },
       ],
-      axes: [{}, { label: "runs / min" }],
+      axes: [timeAxis, { label: "runs / min" }],
     }),
   };
 
