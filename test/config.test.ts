@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { redactUrl, validateDatabaseUrl, validateSchemaName } from "../src/config.js";
+import { Rota } from "../src/client.js";
 import { RotaError } from "../src/errors.js";
 
 describe("validateSchemaName", () => {
@@ -39,5 +40,25 @@ describe("validateDatabaseUrl", () => {
     } catch (e) {
       expect((e as Error).message).not.toContain("hunter2");
     }
+  });
+});
+
+describe("the connection option", () => {
+  // What a JavaScript caller gets from `connection: process.env.DATABASE_URL`
+  // with the variable unset, or from passing the wrong thing: a typed error
+  // when rota is set up, nothing connected.
+  it.each([
+    [undefined, "nothing"],
+    [null, "nothing"],
+    [5432, "a number"],
+    [{ host: "localhost" }, "an object"],
+  ])("refuses %j with INVALID_OPTION", (connection, got) => {
+    expect(() => new Rota({ connection: connection as unknown as string })).toThrow(
+      expect.objectContaining({
+        code: "INVALID_OPTION",
+        details: { field: "connection", got },
+        message: expect.stringContaining("process.env.DATABASE_URL"),
+      }),
+    );
   });
 });

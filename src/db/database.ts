@@ -102,6 +102,31 @@ export interface Reachability {
   lastLoss: { error: unknown; at: Date } | null;
 }
 
+/**
+ * A caller's pool, or a typed error naming what came instead: a JavaScript
+ * caller's `connection: process.env.DATABASE_URL` with the variable unset
+ * would otherwise fail deep in node-postgres.
+ */
+function validatePool(connection: unknown): pg.Pool {
+  const looksLikePool =
+    typeof connection === "object" &&
+    connection !== null &&
+    typeof (connection as pg.Pool).connect === "function" &&
+    typeof (connection as pg.Pool).query === "function";
+  if (looksLikePool) return connection as pg.Pool;
+  const type = typeof connection;
+  const got =
+    connection === undefined || connection === null
+      ? "nothing"
+      : `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
+  throw new RotaError(
+    "INVALID_OPTION",
+    `connection was ${got}: give a PostgreSQL URL (postgres://user@host:5432/database) or a pg.Pool. ` +
+      "(rota reads no environment variable itself: pass process.env.DATABASE_URL, and check that it is set.)",
+    { details: { field: "connection", got } },
+  );
+}
+
 /** The one seam between rota and node-postgres. */
 export class Database {
   readonly schema: string;
@@ -148,7 +173,7 @@ export class Database {
       });
       this.ownsPool = true;
     } else {
-      this.pool = options.connection;
+      this.pool = validatePool(options.connection);
       this.clientConfig = { ...(options.connection.options as pg.ClientConfig) };
       this.ownsPool = options.endPoolOnClose ?? false;
     }
