@@ -68,7 +68,7 @@ export interface RotaOptions extends ConnectionOptions {
   /**
    * Where rota logs: pino, or any object with debug/info/warn/error taking
    * (fields, message). The default of every worker, orchestrator and
-   * dashboard made from this object; default stderr (info and above, as text).
+   * dashboard made from this object; default stderr (warnings and errors, as text).
    * See docs/logging.md.
    */
   logger?: Logger;

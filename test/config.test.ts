@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { redactUrl, validateDatabaseUrl, validateSchemaName } from "../src/config.js";
 import { Rota } from "../src/client.js";
+import { redactUrl, validateDatabaseUrl, validateSchemaName } from "../src/config.js";
 import { RotaError } from "../src/errors.js";
 
 describe("validateSchemaName", () => {

@@ -65,6 +65,38 @@ describe("rota workers list and rota top", () => {
     expect(text.stdout).toMatch(/cli-test-worker\s+reports\s+0\/3/);
   });
 
+  it("top --json prints one view: the leader, each queue with its last five minutes, the workers", async () => {
+    const view = (await json("top")) as {
+      at: string;
+      leader: unknown;
+      queues: Record<string, unknown>[];
+      workers: Record<string, unknown>[];
+    };
+    expect(Number.isNaN(Date.parse(view.at))).toBe(false);
+    expect(view.leader).toBeNull();
+    expect(view.queues).toEqual([
+      {
+        queue: "reports",
+        paused: false,
+        available: 0,
+        scheduled: 0,
+        running: 0,
+        failed: 0,
+        last_five_minutes: { succeeded: 4, failed: 0 },
+        oldest_wait_ms: null,
+      },
+    ]);
+    expect(view.workers).toEqual([
+      expect.objectContaining({
+        worker: "cli-test-worker",
+        queues: ["reports"],
+        running: 0,
+        concurrency: 3,
+        stopped: false,
+      }),
+    ]);
+  });
+
   it("refuses a bad interval with a coded error", async () => {
     const result = await cli("workers", "list", "--seen-within-ms", "soon");
     expect(result.code).toBe(1);
