@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
 import { ownDatabase } from "../helpers/database.js";
-import { buildPastRelease, exited, type PastRelease } from "../helpers/past-release.js";
+import { buildPastRelease, exited, outputOf, type PastRelease } from "../helpers/past-release.js";
 import { recordingWorker, SIDE_TASKS } from "../helpers/side-table.js";
 
 /** The last commit at schema version 4: the first with a worker, an orchestrator and schedules. */
@@ -107,6 +107,15 @@ describe("a live upgrade from the first release", () => {
       }
     })();
     await sleep(2_500);
+    // The first release's worker up before the upgrade, whatever the
+    // machine's load (one that starts after it refuses the newer schema,
+    // SCHEMA_TOO_NEW, as it should): it has run a job.
+    for (let i = 0; ; i++) {
+      const ran = await one<{ n: number }>(`select count(*)::int as n from ${s}.side_runs`);
+      if (ran.n > 0) break;
+      if (i > 300) throw new Error(`the first release's worker never ran:\n${outputOf(oldWorker)}`);
+      await sleep(100);
+    }
 
     // The upgrade notes: stop orchestrators older than schema 9, then migrate.
     oldOrchestrator.kill("SIGTERM");
@@ -176,7 +185,7 @@ describe("a live upgrade from the first release", () => {
       const orchestrator = rota.orchestrator({ tickMs: 200 });
       await orchestrator.start();
       await sleep(2_500);
-      expect(oldWorker.exitCode).toBeNull();
+      expect(oldWorker.exitCode, outputOf(oldWorker)).toBeNull();
 
       // The current release's worker takes over; the first one stops.
       const { worker, close: closeSide } = recordingWorker(rota, database.url, schema);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rota } from "../../src/client.js";
 import { LATEST_SCHEMA_VERSION } from "../../src/db/migrate.js";
 import { ownDatabase } from "../helpers/database.js";
-import { buildPastRelease, exited, type PastRelease } from "../helpers/past-release.js";
+import { buildPastRelease, exited, outputOf, type PastRelease } from "../helpers/past-release.js";
 import { recordingWorker, SIDE_TASKS } from "../helpers/side-table.js";
 
 /** The last commit at schema version 17, before migrations 18 to 20. */
@@ -84,7 +84,26 @@ describe("a live upgrade from the previous release", () => {
         await sleep(20);
       }
     })();
+    // Both old processes up before the upgrade, whatever the machine's load:
+    // one that starts after it refuses the newer schema (SCHEMA_TOO_NEW), as
+    // it should. The worker has run a job, and the orchestrator holds the
+    // lease (the schedule's first executions were planned when it was added).
     await sleep(2_000);
+    for (let i = 0; ; i++) {
+      const up = await withClient((c) =>
+        c.query(
+          `select (select count(*) from ${s}.side_runs) > 0
+                  and exists (select 1 from ${s}.leases where name = 'orchestrator') as up`,
+        ),
+      );
+      if (up.rows[0].up) break;
+      if (i > 300) {
+        throw new Error(
+          `the previous release's worker never ran a job, or its orchestrator never led:\n${outputOf(oldWorker)}\n${outputOf(oldOrchestrator)}`,
+        );
+      }
+      await sleep(100);
+    }
 
     // The upgrade, while the old processes run.
     const rota = new Rota({ connection: databaseUrl(), schema });
@@ -97,8 +116,8 @@ describe("a live upgrade from the previous release", () => {
         ),
       );
       await sleep(1_500);
-      expect(oldWorker.exitCode).toBeNull();
-      expect(oldOrchestrator.exitCode).toBeNull();
+      expect(oldWorker.exitCode, outputOf(oldWorker)).toBeNull();
+      expect(oldOrchestrator.exitCode, outputOf(oldOrchestrator)).toBeNull();
 
       // The new release takes over, then the old one stops.
       const { worker, close: closeSide } = recordingWorker(rota, databaseUrl(), schema);
@@ -151,6 +170,13 @@ describe("a live upgrade from the previous release", () => {
       expect(fired.rows[0].executions).toBe(fired.rows[0].occurrences);
       expect(fired.rows[0].occurrences).toBeGreaterThan(3);
     } finally {
+      // On a failure too: the producer and the old processes stop before the
+      // database is dropped.
+      enqueuing = false;
+      await producer.catch(() => undefined);
+      for (const child of [oldWorker, oldOrchestrator]) {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
       await rota.close();
     }
   }, 120_000);

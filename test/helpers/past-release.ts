@@ -38,6 +38,14 @@ export function buildPastRelease(commit: string): PastRelease {
         stdio: ["ignore", "pipe", "pipe"],
       });
       children.push(child);
+      // Kept, so a test can say why a process of that release exited.
+      let output = "";
+      const keep = (chunk: Buffer) => {
+        output = (output + chunk.toString()).slice(-8_000);
+      };
+      child.stdout?.on("data", keep);
+      child.stderr?.on("data", keep);
+      outputs.set(child, () => output);
       return child;
     },
     remove() {
@@ -45,6 +53,13 @@ export function buildPastRelease(commit: string): PastRelease {
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+const outputs = new WeakMap<ChildProcess, () => string>();
+
+/** The last 8 kB a process of a past release printed (stdout and stderr), for an assertion's message. */
+export function outputOf(child: ChildProcess): string {
+  return outputs.get(child)?.() ?? "";
 }
 
 /** The exit code of a process, once it has exited. */
