@@ -182,7 +182,8 @@ describe("rota schedules", () => {
     const list = JSON.parse((await cli("schedules", "list", "--json")).stdout);
     expect(list.map((s: { name: string }) => s.name)).not.toContain("bad");
     expect(list.some((s: { name: string }) => s.name.startsWith("cron-"))).toBe(false);
-  });
+    // A CLI process per case: on a loaded machine that outlasts the default minute.
+  }, 120_000);
 
   it("import --crontab --external, then handover by percent and by name, handback", async () => {
     const importArgs = [

@@ -244,19 +244,24 @@ describe.skipIf(!available)("the dashboard in Chromium", () => {
     const heading = await page.locator("h2", { hasText: "Next cadence" }).innerText();
     const occurrence = /Next cadence: (\S+ \S+Z)/.exec(heading)?.[1];
     expect(occurrence).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
+    // With the focus in the lookup's input the page does not refresh (it
+    // would redraw the chart, and its legend, under the cursor).
+    await page.focus("input[name=target]");
     await expect
-      .poll(async () => {
-        // Again on each try: a refresh (every 400 ms here) redraws the chart.
-        const over = page.locator('figure[data-chart="load"] .u-over');
-        const box = await over.boundingBox();
-        if (!box) return null;
-        await over.hover({ position: { x: box.width * 0.05, y: box.height / 2 } });
-        return page
-          .locator('figure[data-chart="load"] .u-legend .u-series')
-          .first()
-          .locator(".u-value")
-          .innerText();
-      })
+      .poll(
+        async () => {
+          const over = page.locator('figure[data-chart="load"] .u-over');
+          const box = await over.boundingBox();
+          if (!box) return null;
+          await over.hover({ position: { x: box.width * 0.05, y: box.height / 2 } });
+          return page
+            .locator('figure[data-chart="load"] .u-legend .u-series')
+            .first()
+            .locator(".u-value")
+            .innerText();
+        },
+        { timeout: 15_000 },
+      )
       .toBe(occurrence);
     await page.mouse.move(0, 0);
     await page.fill("input[name=target]", "project-7");
@@ -271,10 +276,13 @@ describe.skipIf(!available)("the dashboard in Chromium", () => {
     expect(await page.locator("ul.lookup li").first().innerText()).toContain(
       (next[0] as { runAt: Date }).runAt.toISOString().slice(0, 19).replace("T", " "),
     );
-    // The page's own shot, clipped to the section: the refresh (every 400 ms
-    // here) replaces the section's element, which an element's screenshot
-    // could find detached half-way.
-    const box = await page.locator("section", { hasText: "Next cadence" }).boundingBox();
+    // The page's own shot, clipped to the section, taken with the focus in
+    // the input so that no refresh replaces the section meanwhile (an
+    // element's screenshot found it detached half-way).
+    await page.focus("input[name=target]");
+    const section = page.locator("section", { hasText: "Next cadence" });
+    await expect.poll(() => section.boundingBox(), { timeout: 15_000 }).not.toBeNull();
+    const box = await section.boundingBox();
     expect(box).not.toBeNull();
     await page.screenshot({
       path: join(SHOTS, "dashboard-schedule-timeline.png"),
