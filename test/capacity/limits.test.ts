@@ -524,7 +524,11 @@ describe("a queue's concurrency limit and a key's", () => {
         ]),
       );
       expect(own.rows[0]).toEqual({ concurrency_key: "own", concurrency_limit: 2 });
-      await expect.poll(async () => (await rota.listJobs({ queue: "tenants" })).length).toBe(0);
+      // Thirteen jobs, one at a time per tenant: longer than poll's default
+      // second on a loaded machine.
+      await expect
+        .poll(async () => (await rota.listJobs({ queue: "tenants" })).length, { timeout: 15_000 })
+        .toBe(0);
       expect(peak.get("tenant-1")).toBe(1);
       expect(peak.get("tenant-2")).toBe(1);
     } finally {
