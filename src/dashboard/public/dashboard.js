@@ -19,14 +19,12 @@
   // Times in UTC, as every time the pages print ("2026-12-07 16:00:00Z"):
   // a chart in the browser's zone would disagree with the text beside it.
   const pad = (n) => String(n).padStart(2, "0");
-  const clock = (seconds) => {
-    const d = new Date(seconds * 1000);
-    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
-  };
   /** A tick: "16:00" on a whole minute, ":30" between (the date is in the heading). */
   const tick = (seconds) => {
     const d = new Date(seconds * 1000);
-    return d.getUTCSeconds() === 0 ? clock(seconds) : `:${pad(d.getUTCSeconds())}`;
+    return d.getUTCSeconds() === 0
+      ? `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`
+      : `:${pad(d.getUTCSeconds())}`;
   };
   const utc = (seconds) => window.uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
   const timeAxis = { values: (_u, splits) => splits.map(tick) };
